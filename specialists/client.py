@@ -1,0 +1,171 @@
+"""Async streaming client for an OpenAI-compatible engine (vLLM's ``/v1/completions``).
+
+Every call streams, asks for usage on the stream, is bounded by the specialist's timeout,
+and is reported to a :class:`~covey_specialists.calls.CallSink` exactly once, whatever
+happens. Cancelling the awaiting task closes the HTTP stream, which makes vLLM abort
+the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
+from covey_specialists.prompts import Prompt
+from covey_specialists.table import Specialist
+
+log = logging.getLogger("covey.client")
+
+
+@dataclass
+class Completion:
+    text: str
+    call: ModelCall
+    finish_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.call.status == "ok"
+
+
+class EngineClient:
+    """One engine endpoint. Safe to share between concurrent requests."""
+
+    def __init__(self, base_url: str, api_key: str = "", *, sink: CallSink | None = None,
+                 base_model: str = "", client_name: str = "cli",
+                 connect_timeout_s: float = 2.0, store_text: bool = True):
+        self.base_url = base_url.rstrip("/")
+        self.sink = sink or LogSink()
+        self.base_model = base_model
+        self.client_name = client_name
+        self.store_text = store_text
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers,
+            timeout=httpx.Timeout(None, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> EngineClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def health(self) -> bool:
+        try:
+            response = await self._http.get("/health", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def models(self) -> list[str]:
+        response = await self._http.get("/v1/models", timeout=5.0)
+        response.raise_for_status()
+        return [m["id"] for m in response.json().get("data", [])]
+
+    async def complete(self, spec: Specialist, prompt: Prompt, *, language: str = "",
+                       max_tokens: int | None = None, logprobs: bool = False,
+                       eval_run_id: str | None = None, model: str | None = None) -> Completion:
+        """Run one completion for ``spec``; never raises except on cancellation."""
+        call = ModelCall(
+            id=new_call_id(), task=spec.task, specialist=spec.key,
+            model=model or spec.served_name, adapter=spec.adapter, base_model=self.base_model,
+            engine_url=self.base_url, client=self.client_name, language=language,
+            started_at=time.time(), eval_run_id=eval_run_id,
+        )
+        body = {
+            "model": call.model, "prompt": prompt.text, "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": max_tokens or spec.max_tokens, "temperature": spec.temperature,
+            "top_p": spec.top_p, "stop": list(spec.stop),
+        }
+        if logprobs:
+            body["logprobs"] = 1
+        started = time.perf_counter()
+        pieces: list[str] = []
+        token_logprobs: list[float] = []
+        finish = None
+        try:
+            async with asyncio.timeout(spec.timeout_s):
+                finish = await self._stream(body, call, started, pieces, token_logprobs)
+        except asyncio.CancelledError:
+            call.status = "cancelled"
+            raise
+        except TimeoutError:
+            call.status, call.error = "timeout", f"no answer within {spec.timeout_s:g}s"
+        except httpx.ConnectError as exc:
+            call.status, call.error = "error", f"engine unreachable at {self.base_url}: {exc}"
+        except (httpx.HTTPError, EngineError) as exc:
+            call.status, call.error = "error", str(exc) or type(exc).__name__
+        finally:
+            call.latency_ms = (time.perf_counter() - started) * 1000
+            text = "".join(pieces)
+            if not call.completion_tokens and pieces:
+                call.completion_tokens = len(token_logprobs) or len(pieces)
+            if token_logprobs:
+                call.mean_logprob = sum(token_logprobs) / len(token_logprobs)
+                call.min_logprob = min(token_logprobs)
+            if self.store_text:
+                call.prompt_text, call.completion_text = prompt.text, text
+            self._report(call)
+        return Completion(text=text, call=call, finish_reason=finish)
+
+    async def _stream(self, body: dict, call: ModelCall, started: float,
+                      pieces: list[str], token_logprobs: list[float]) -> str | None:
+        finish = None
+        async with self._http.stream("POST", "/v1/completions", json=body) as response:
+            if response.status_code != 200:
+                detail = (await response.aread()).decode("utf-8", "replace")[:300]
+                raise EngineError(f"engine answered HTTP {response.status_code}: {detail}")
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = _parse_chunk(data)
+                usage = chunk.get("usage")
+                if usage:
+                    call.prompt_tokens = usage.get("prompt_tokens") or 0
+                    call.completion_tokens = usage.get("completion_tokens") or 0
+                for choice in chunk.get("choices") or ():
+                    piece = choice.get("text") or ""
+                    if piece and call.ttft_ms is None:
+                        call.ttft_ms = (time.perf_counter() - started) * 1000
+                    pieces.append(piece)
+                    lp = (choice.get("logprobs") or {}).get("token_logprobs") or ()
+                    token_logprobs.extend(v for v in lp if isinstance(v, (int, float)))
+                    finish = choice.get("finish_reason") or finish
+        return finish
+
+    def _report(self, call: ModelCall) -> None:
+        try:
+            self.sink.record(call)
+        except Exception:  # a broken log must never break completions
+            log.exception("usage sink failed for call %s", call.id)
+
+
+class EngineError(RuntimeError):
+    """The engine answered, but not with a usable stream."""
+
+
+def _parse_chunk(data: str) -> dict:
+    try:
+        chunk = json.loads(data)
+    except json.JSONDecodeError:
+        raise EngineError(f"malformed stream chunk: {data[:80]!r}") from None
+    if not isinstance(chunk, dict):
+        raise EngineError(f"malformed stream chunk: {data[:80]!r}")
+    if "error" in chunk:
+        raise EngineError(f"engine error: {chunk['error']}")
+    return chunk
