@@ -40,7 +40,7 @@ class EngineSettings:
 @dataclass(frozen=True)
 class Specialist:
     key: str
-    task: str
+    task: str = ""
     base: str = "default"
     adapter: str = ""
     """LoRA adapter: a path, a registered name, ``builtin:NAME`` or empty for the base."""
