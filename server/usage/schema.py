@@ -1,0 +1,160 @@
+"""The usage database: opening it (WAL, busy timeout) and its named, ordered migrations.
+
+Migrations are recorded in ``_covey_migrations`` and applied when the database opens,
+inside one ``BEGIN IMMEDIATE`` transaction, so two processes opening a fresh file at the
+same moment apply each migration exactly once. The tables are plain SQLite tables that
+the sqlite-utils CLI and Datasette open as they are.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+BUSY_TIMEOUT_S = 5.0
+MIGRATIONS_TABLE = "_covey_migrations"
+
+CALL_COLUMNS: dict[str, type] = {
+    "id": str,
+    "datetime_utc": str,
+    "started_at": float,
+    "task": str,
+    "specialist": str,
+    "model": str,
+    "adapter": str,
+    "base_model": str,
+    "engine_url": str,
+    "device": str,
+    "client": str,
+    "language": str,
+    "source": str,
+    "status": str,
+    "error": str,
+    "prompt_tokens": int,
+    "completion_tokens": int,
+    "ttft_ms": float,
+    "latency_ms": float,
+    "accepted": int,
+    "engine_seconds": float,
+    "cpu_seconds": float,
+    "energy_j": float,
+    "local_cost_usd": float,
+    "llm_cost_usd": float,
+    "eval_run_id": str,
+    "mean_logprob": float,
+    "min_logprob": float,
+    "prompt": str,
+    "completion": str,
+    "prompt_chars": int,
+    "completion_chars": int,
+    "prompt_sha256": str,
+    "completion_sha256": str,
+}
+
+EVAL_RUN_COLUMNS: dict[str, type] = {
+    "id": str,
+    "datetime_utc": str,
+    "started_at": float,
+    "finished_at": float,
+    "name": str,
+    "status": str,
+    "meta": str,
+    "summary": str,
+}
+
+
+def _m001_eval_runs(db: sqlite_utils.Database) -> None:
+    db["eval_runs"].create(EVAL_RUN_COLUMNS, pk="id")
+
+
+def _m002_calls(db: sqlite_utils.Database) -> None:
+    db["calls"].create(CALL_COLUMNS, pk="id",
+                       foreign_keys=[("eval_run_id", "eval_runs", "id")])
+
+
+def _m003_indexes(db: sqlite_utils.Database) -> None:
+    db["calls"].create_index(["started_at"])
+    db["calls"].create_index(["task", "started_at"])
+    db["calls"].create_index(["eval_run_id"])
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("m001_eval_runs", _m001_eval_runs),
+    ("m002_calls", _m002_calls),
+    ("m003_indexes", _m003_indexes),
+]
+
+
+def utc_text(t: float) -> str:
+    """Unix time as ISO 8601 UTC text without offset, like simonw/llm's datetime_utc."""
+    return datetime.fromtimestamp(t, UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def connect(path: Path, *, readonly: bool = False,
+            busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
+    """Open ``path`` (WAL, busy timeout) without migrating it."""
+    if readonly:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=busy_timeout_s, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    try:
+        if not readonly and db.journal_mode != "wal":
+            db.enable_wal()
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: commits survive a crash
+    except Exception:
+        conn.close()
+        raise
+    return db
+
+
+def applied_migrations(db: sqlite_utils.Database) -> set[str]:
+    if MIGRATIONS_TABLE not in db.table_names():
+        return set()
+    return {row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
+
+
+def pending_migrations(db: sqlite_utils.Database) -> list[str]:
+    applied = applied_migrations(db)
+    return [name for name, _ in MIGRATIONS if name not in applied]
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply the migrations this database lacks; returns their names (idempotent)."""
+    if not pending_migrations(db):
+        return []
+    db.execute("BEGIN IMMEDIATE")  # one migrator at a time across processes
+    try:
+        db.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+                   "(name TEXT PRIMARY KEY, applied_at TEXT)")
+        done = []
+        applied = applied_migrations(db)
+        for name, step in MIGRATIONS:
+            if name in applied:
+                continue
+            step(db)
+            db.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)",
+                       [name, datetime.now(UTC).replace(tzinfo=None).isoformat()])
+            done.append(name)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return done
+
+
+def open_db(path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
+    """Open ``path`` for writing, creating and migrating it as needed."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = connect(path, busy_timeout_s=busy_timeout_s)
+    try:
+        migrate(db)
+    except Exception:
+        db.close()
+        raise
+    return db
