@@ -1,0 +1,40 @@
+// Number formatting shared by the status bar and the usage view.
+
+export function formatUsd(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) {
+    return '–';
+  }
+  if (value === 0) {
+    return '$0';
+  }
+  const abs = Math.abs(value);
+  // Per-call costs of a local model are fractions of a cent; keep two significant digits.
+  const digits = abs < 0.01 ? value.toPrecision(2) : value.toFixed(2);
+  return `$${Number(digits) === 0 ? '0' : digits}`;
+}
+
+export function formatMs(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) {
+    return '–';
+  }
+  return value >= 10000 ? `${(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`;
+}
+
+/** Savings as a share of the LLM-equivalent cost; the server's ratio wins when it sent one. */
+export function savingsRatio(
+  ratio: number | null | undefined,
+  localUsd: number | null | undefined,
+  llmUsd: number | null | undefined,
+): number | null {
+  if (typeof ratio === 'number' && Number.isFinite(ratio)) {
+    return ratio;
+  }
+  if (typeof llmUsd === 'number' && llmUsd > 0 && typeof localUsd === 'number') {
+    return (llmUsd - localUsd) / llmUsd;
+  }
+  return null;
+}
+
+export function formatPercent(ratio: number | null): string {
+  return ratio === null ? '–' : `${Math.round(ratio * 100)}%`;
+}

@@ -1,0 +1,102 @@
+// Settings → initializationOptions. Pure: reads through a tiny interface so tests need no VS Code.
+
+export interface ConfigReader {
+  get<T>(key: string): T | undefined;
+}
+
+export interface CoveySettings {
+  pythonPath: string;
+  engineUrl: string | null;
+  engineManaged: boolean;
+  debounceMs: number;
+  languages: string[];
+  storeText: boolean;
+  baseline: { url: string | null; model: string | null; apiKeyEnv: string };
+  specialists: Record<string, Record<string, unknown>>;
+}
+
+export const DEFAULTS: CoveySettings = {
+  pythonPath: '',
+  engineUrl: null,
+  engineManaged: true,
+  debounceMs: 75,
+  languages: ['python', 'javascript', 'typescript'],
+  storeText: false,
+  baseline: { url: null, model: null, apiKeyEnv: 'COVEY_BASELINE_API_KEY' },
+  specialists: {},
+};
+
+/** Setting keys (under `covey.`) whose change needs a server restart. */
+export const SERVER_KEYS = [
+  'pythonPath',
+  'engine',
+  'debounceMs',
+  'languages',
+  'storeText',
+  'baseline',
+  'specialists',
+];
+
+function text(value: unknown): string | null {
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads `covey.*`; wrong types fall back to the defaults (the server validates again). */
+export function readSettings(config: ConfigReader): CoveySettings {
+  const debounce = config.get<number>('debounceMs');
+  const languages = config.get<unknown>('languages');
+  const specialists = config.get<unknown>('specialists');
+  return {
+    pythonPath: text(config.get('pythonPath')) ?? DEFAULTS.pythonPath,
+    engineUrl: text(config.get('engine.url')),
+    engineManaged: config.get<boolean>('engine.managed') ?? DEFAULTS.engineManaged,
+    debounceMs:
+      typeof debounce === 'number' && Number.isFinite(debounce) && debounce >= 0
+        ? debounce
+        : DEFAULTS.debounceMs,
+    languages:
+      Array.isArray(languages) && languages.every((l) => typeof l === 'string')
+        ? (languages as string[])
+        : DEFAULTS.languages,
+    storeText: config.get<boolean>('storeText') === true,
+    baseline: {
+      url: text(config.get('baseline.url')),
+      model: text(config.get('baseline.model')),
+      apiKeyEnv: text(config.get('baseline.apiKeyEnv')) ?? DEFAULTS.baseline.apiKeyEnv,
+    },
+    specialists: isRecord(specialists)
+      ? (Object.fromEntries(
+          Object.entries(specialists).filter(([, v]) => isRecord(v)),
+        ) as Record<string, Record<string, unknown>>)
+      : {},
+  };
+}
+
+/** The shape docs/lsp-protocol.md gives for initializationOptions. */
+export function toInitializationOptions(s: CoveySettings): Record<string, unknown> {
+  return {
+    // A remote URL means the server must not manage a local engine.
+    engine: { url: s.engineUrl, managed: s.engineUrl === null ? s.engineManaged : false },
+    debounceMs: s.debounceMs,
+    languages: s.languages,
+    storeText: s.storeText,
+    baseline: { ...s.baseline },
+    specialists: s.specialists,
+  };
+}
+
+export interface DocumentFilter {
+  scheme: string;
+  language: string;
+}
+
+export function documentSelector(languages: string[]): DocumentFilter[] {
+  return languages.flatMap((language) => [
+    { scheme: 'file', language },
+    { scheme: 'untitled', language },
+  ]);
+}

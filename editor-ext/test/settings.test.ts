@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, documentSelector, readSettings, toInitializationOptions } from '../src/settings';
+
+const reader = (values: Record<string, unknown>) => ({
+  get: <T>(key: string) => values[key] as T | undefined,
+});
+
+describe('readSettings', () => {
+  it('gives the defaults when nothing is set', () => {
+    expect(readSettings(reader({}))).toEqual(DEFAULTS);
+  });
+
+  it('reads every setting', () => {
+    const s = readSettings(
+      reader({
+        pythonPath: ' /venv/bin/python ',
+        'engine.url': 'http://gpu-box:8000',
+        debounceMs: 120,
+        languages: ['python'],
+        storeText: true,
+        'baseline.url': 'https://llm.example/v1',
+        'baseline.model': 'big',
+        specialists: { completion: { maxTokens: 32 } },
+      }),
+    );
+    expect(s.pythonPath).toBe('/venv/bin/python');
+    expect(s.engineUrl).toBe('http://gpu-box:8000');
+    expect(s.debounceMs).toBe(120);
+    expect(s.languages).toEqual(['python']);
+    expect(s.storeText).toBe(true);
+    expect(s.baseline).toEqual({ url: 'https://llm.example/v1', model: 'big', apiKeyEnv: 'COVEY_BASELINE_API_KEY' });
+    expect(s.specialists).toEqual({ completion: { maxTokens: 32 } });
+  });
+
+  it('falls back on values of the wrong type', () => {
+    const s = readSettings(
+      reader({ debounceMs: -5, languages: 'python', specialists: { completion: 3, doc: { maxTokens: 9 } }, 'engine.url': '  ' }),
+    );
+    expect(s.debounceMs).toBe(DEFAULTS.debounceMs);
+    expect(s.languages).toEqual(DEFAULTS.languages);
+    expect(s.specialists).toEqual({ doc: { maxTokens: 9 } });
+    expect(s.engineUrl).toBeNull();
+  });
+});
+
+describe('toInitializationOptions', () => {
+  it('has the shape of docs/lsp-protocol.md', () => {
+    expect(toInitializationOptions(DEFAULTS)).toEqual({
+      engine: { url: null, managed: true },
+      debounceMs: 75,
+      languages: ['python', 'javascript', 'typescript'],
+      storeText: false,
+      baseline: { url: null, model: null, apiKeyEnv: 'COVEY_BASELINE_API_KEY' },
+      specialists: {},
+    });
+  });
+
+  it('never manages a local engine when a remote URL is set', () => {
+    const opts = toInitializationOptions({ ...DEFAULTS, engineUrl: 'http://10.0.0.2:8000' });
+    expect(opts.engine).toEqual({ url: 'http://10.0.0.2:8000', managed: false });
+  });
+});
+
+describe('documentSelector', () => {
+  it('covers files and untitled buffers of each language', () => {
+    expect(documentSelector(['python'])).toEqual([
+      { scheme: 'file', language: 'python' },
+      { scheme: 'untitled', language: 'python' },
+    ]);
+  });
+});

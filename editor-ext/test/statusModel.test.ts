@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { formatMs, formatUsd, savingsRatio } from '../src/format';
+import { renderStatus } from '../src/statusModel';
+
+describe('formatting', () => {
+  it('keeps fractions of a cent readable', () => {
+    expect(formatUsd(0)).toBe('$0');
+    expect(formatUsd(0.000312)).toBe('$0.00031');
+    expect(formatUsd(1.5)).toBe('$1.50');
+    expect(formatUsd(undefined)).toBe('–');
+  });
+
+  it('formats latency', () => {
+    expect(formatMs(212.4)).toBe('212 ms');
+    expect(formatMs(12500)).toBe('12.5 s');
+  });
+
+  it('computes savings when the server sent none', () => {
+    expect(savingsRatio(undefined, 0.1, 1)).toBeCloseTo(0.9);
+    expect(savingsRatio(0.5, 0.1, 1)).toBe(0.5);
+    expect(savingsRatio(undefined, 0.1, 0)).toBeNull();
+  });
+});
+
+describe('renderStatus', () => {
+  it('shows the last latency and today’s cost and savings', () => {
+    const view = renderStatus({
+      server: 'running',
+      engine: { state: 'up', device: 'cpu', url: 'http://127.0.0.1:8765' },
+      lastLatencyMs: 212,
+      lastTask: 'completion',
+      today: { calls: 4, localCostUsd: 0.0001, llmCostUsd: 0.001 },
+    });
+    expect(view.text).toBe('$(sparkle) Covey 212 ms · $0.00010 (saved 90%)');
+    expect(view.tooltip).toContain('Engine: up (cpu, http://127.0.0.1:8765)');
+    expect(view.tooltip).toContain('Last call: 212 ms (completion)');
+    expect(view.warning).toBe(false);
+  });
+
+  it('says when the engine is down, with the reason in the tooltip', () => {
+    const view = renderStatus({ server: 'running', engine: { state: 'down', reason: 'connection refused' } });
+    expect(view.text).toBe('$(circle-slash) Covey: engine down');
+    expect(view.tooltip).toContain('connection refused');
+    expect(view.warning).toBe(true);
+  });
+
+  it('says when the server failed', () => {
+    expect(renderStatus({ server: 'failed' }).text).toBe('$(error) Covey: server failed');
+  });
+
+  it('shows a plain name before any call', () => {
+    expect(renderStatus({ server: 'running', engine: { state: 'remote' } }).text).toBe('$(sparkle) Covey');
+  });
+});
