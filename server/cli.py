@@ -1,0 +1,39 @@
+"""The ``covey`` command line: one click group; each area registers its own commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from covey_server import __version__
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="covey")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Covey: small fine-tuned specialists for completion, docstrings and refactoring,
+    served by a local vLLM engine, with a usage/cost log and an eval harness.
+
+    Example:
+
+        covey models prepare && covey engine up && covey complete app.py --line 3 --col 4
+    """
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from covey_server.usage.cli import usage_group
+    from covey_specialists.cli import engine_group, models_group
+
+    main.add_command(models_group)
+    main.add_command(engine_group)
+    main.add_command(usage_group)
+
+
+_register()

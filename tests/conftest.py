@@ -1,0 +1,57 @@
+"""Shared fixtures. The real engine starts once per test session (30–200 s on CPU).
+
+Tests run with ``COVEY_HOME`` set to a test home (``$COVEY_TEST_HOME`` or
+``.covey-home/test`` in the checkout), so the prepared model is reused between runs and
+nothing touches the user's own Covey home. Set ``COVEY_TEST_ENGINE_URL`` (and
+``COVEY_TEST_ENGINE_KEY``) to reuse an engine that is already running.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_HOME = Path(os.environ.get("COVEY_TEST_HOME", REPO / ".covey-home" / "test"))
+TEST_HOME.mkdir(parents=True, exist_ok=True)
+os.environ["COVEY_HOME"] = str(TEST_HOME)
+os.environ.pop("COVEY_ENGINE_URL", None)
+
+
+@dataclass(frozen=True)
+class Engine:
+    url: str
+    api_key: str
+    managed: bool
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """A real vLLM engine serving the base model and the table's adapters."""
+    url = os.environ.get("COVEY_TEST_ENGINE_URL")
+    if url:
+        yield Engine(url.rstrip("/"), os.environ.get("COVEY_TEST_ENGINE_KEY", ""), managed=False)
+        return
+    from covey_specialists import base_model, engine as manager
+    from covey_specialists.table import load_table
+
+    base_model.prepare_default_model()
+    table = load_table()
+    manager.down(table)  # a leftover from an interrupted run
+    status = manager.up(table)
+    try:
+        yield Engine(status.url, manager.api_key(), managed=True)
+    finally:
+        manager.down(table)
+
+
+@pytest.fixture
+def covey_home(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty Covey home for one test (CLI and log tests)."""
+    home = tmp_path / "covey-home"
+    home.mkdir()
+    monkeypatch.setenv("COVEY_HOME", str(home))
+    return home
