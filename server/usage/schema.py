@@ -77,9 +77,9 @@ def _m002_calls(db: sqlite_utils.Database) -> None:
 
 
 def _m003_indexes(db: sqlite_utils.Database) -> None:
-    db["calls"].create_index(["started_at"])
-    db["calls"].create_index(["task", "started_at"])
-    db["calls"].create_index(["eval_run_id"])
+    db["calls"].create_index(["started_at"], if_not_exists=True)
+    db["calls"].create_index(["task", "started_at"], if_not_exists=True)
+    db["calls"].create_index(["eval_run_id"], if_not_exists=True)
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
