@@ -40,7 +40,11 @@ def engine() -> Engine:
 
     base_model.prepare_default_model()
     table = load_table()
-    manager.down(table)  # a leftover from an interrupted run
+    status = manager.status(table)
+    if status.state in ("up", "starting"):  # already running in the test home: share it
+        status = manager.ensure_up(table)
+        yield Engine(status.url, manager.api_key(), managed=False)
+        return
     status = manager.up(table)
     try:
         yield Engine(status.url, manager.api_key(), managed=True)
