@@ -95,8 +95,9 @@ def utc_text(t: float) -> str:
 
 
 def connect(path: Path, *, readonly: bool = False,
-            busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
+            busy_timeout_s: float | None = None) -> sqlite_utils.Database:
     """Open ``path`` (WAL, busy timeout) without migrating it."""
+    busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
     if readonly:
         conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
                                timeout=busy_timeout_s, check_same_thread=False)
@@ -148,7 +149,7 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     return done
 
 
-def open_db(path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite_utils.Database:
+def open_db(path: Path, *, busy_timeout_s: float | None = None) -> sqlite_utils.Database:
     """Open ``path`` for writing, creating and migrating it as needed."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = connect(path, busy_timeout_s=busy_timeout_s)
