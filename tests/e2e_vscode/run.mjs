@@ -1,0 +1,417 @@
+#!/usr/bin/env node
+// End-to-end test of the Covey extension in real VS Code: code-server 4.100.3 driven by
+// Debian's headless Chromium through playwright-core (recipe: shared/TESTING.md).
+//
+// It installs the built .vsix into fresh user-data/extensions dirs, opens a Python file,
+// types, waits for ghost text from Covey (backed by a real engine), accepts it with Tab and
+// checks the file on disk, runs "Generate docstring" from the code-action menu and checks
+// the file again, and reads a latency from the status bar. Screenshots go to --artifacts.
+//
+//   node tests/e2e_vscode/run.mjs --code-server BIN --vsix covey.vsix --python PY \
+//        --engine-url http://127.0.0.1:8733 [--artifacts artifacts/vscode-e2e] [--port 0]
+//
+// The engine's API key comes from $COVEY_ENGINE_API_KEY (inherited by the server).
+// Exit status 0 = every check passed; the figures are printed and written to result.json.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM_FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+const { values: opt } = parseArgs({
+  options: {
+    'code-server': { type: 'string' },
+    vsix: { type: 'string' },
+    python: { type: 'string' },
+    'engine-url': { type: 'string' },
+    artifacts: { type: 'string', default: 'artifacts/vscode-e2e' },
+    port: { type: 'string', default: '0' },
+    timeout: { type: 'string', default: '120' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+for (const required of ['code-server', 'vsix', 'python', 'engine-url']) {
+  if (!opt[required]) {
+    console.error(`run.mjs: --${required} is required`);
+    process.exit(2);
+  }
+}
+
+const artifacts = path.resolve(opt.artifacts);
+fs.mkdirSync(artifacts, { recursive: true });
+const waitMs = Number(opt.timeout) * 1000;
+const started = Date.now();
+const log = (msg) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+class CheckFailed extends Error {}
+function check(condition, message) {
+  if (!condition) throw new CheckFailed(message);
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+// Python fixture: a function to document and the start of one for ghost text.
+const SOURCE = `import math
+
+
+def circle_area(radius):
+    return math.pi * radius ** 2
+
+
+`;
+const TYPED = 'def is_even(n):\n';
+
+function makeDirs() {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'covey-vscode-e2e-'));
+  const dirs = {
+    root,
+    home: path.join(root, 'home'),
+    xdg: path.join(root, 'xdg-data'),
+    userData: path.join(root, 'user-data'),
+    extensions: path.join(root, 'extensions'),
+    workspace: path.join(root, 'workspace'),
+    coveyHome: path.join(root, 'covey-home'),
+  };
+  for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
+  fs.mkdirSync(path.join(dirs.userData, 'User'), { recursive: true });
+  fs.writeFileSync(path.join(dirs.workspace, 'shapes.py'), SOURCE);
+  const settings = {
+    'editor.inlineSuggest.enabled': true,
+    // Keep the suggest widget out of the way so Tab means "accept the ghost text".
+    'editor.quickSuggestions': { other: 'off', comments: 'off', strings: 'off' },
+    'editor.suggestOnTriggerCharacters': false,
+    'editor.wordBasedSuggestions': 'off',
+    'editor.acceptSuggestionOnEnter': 'off',
+    'editor.autoIndent': 'full',
+    'editor.minimap.enabled': false,
+    'files.hotExit': 'off',
+    'files.autoSave': 'off',
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.enableExperiments': false,
+    'security.workspace.trust.enabled': false,
+    'telemetry.telemetryLevel': 'off',
+    'update.mode': 'none',
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'extensions.ignoreRecommendations': true,
+    'git.enabled': false,
+    'covey.pythonPath': opt.python,
+    'covey.engine.url': opt['engine-url'],
+    'covey.trace.server': 'verbose',
+  };
+  fs.writeFileSync(path.join(dirs.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+  fs.writeFileSync(path.join(root, 'config.yaml'), 'auth: none\ncert: false\n');
+  return dirs;
+}
+
+function baseArgs(dirs) {
+  return ['--config', path.join(dirs.root, 'config.yaml'), '--user-data-dir', dirs.userData,
+    '--extensions-dir', dirs.extensions];
+}
+
+function childEnv(dirs) {
+  return {
+    ...process.env,
+    HOME: dirs.home,
+    XDG_DATA_HOME: dirs.xdg,
+    // The test's Covey home when it has one (same adapters registry as the engine).
+    COVEY_HOME: process.env.COVEY_HOME || dirs.coveyHome,
+  };
+}
+
+function installExtension(dirs) {
+  const res = spawnSync(opt['code-server'], [...baseArgs(dirs), '--install-extension', path.resolve(opt.vsix), '--force'],
+    { env: childEnv(dirs), encoding: 'utf8', timeout: 120_000 });
+  check(res.status === 0, `--install-extension failed (${res.status}): ${res.stderr || res.stdout}`);
+  const listed = spawnSync(opt['code-server'], [...baseArgs(dirs), '--list-extensions'], { env: childEnv(dirs), encoding: 'utf8' });
+  check(/covey\.covey/.test(listed.stdout), `covey.covey not listed after install: ${listed.stdout}`);
+}
+
+async function startCodeServer(dirs, port) {
+  const out = fs.openSync(path.join(artifacts, 'code-server.log'), 'w');
+  // setsid: code-server and all its children share one process group, stopped as one.
+  const child = spawn('setsid', [opt['code-server'], ...baseArgs(dirs), '--auth', 'none',
+    '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check',
+    '--disable-workspace-trust', '--log', 'trace', dirs.workspace],
+  { env: childEnv(dirs), stdio: ['ignore', out, out] });
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new CheckFailed(`code-server exited (${child.exitCode}); see code-server.log`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      if (res.ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await sleep(250);
+  }
+  throw new CheckFailed('code-server did not answer /healthz within 60 s');
+}
+
+function stopGroup(child) {
+  if (!child || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+}
+
+/** The Covey output channel's log file (trace level: it holds the LSP trace). */
+function coveyLogFile(dirs) {
+  const found = [];
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (/Covey\.log$/.test(entry.name)) found.push(p);
+    }
+  };
+  walk(path.join(dirs.userData, 'logs'));
+  return found.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+}
+
+/** JSON bodies that follow "Received response '<method> - (id)'" lines in the LSP trace. */
+function traceResults(text, method) {
+  const results = [];
+  const re = new RegExp(`Received response '${method.replace('/', '\\/')} - \\((\\d+)\\)'[^\\n]*\\nResult: `, 'g');
+  let m;
+  while ((m = re.exec(text))) {
+    const start = m.index + m[0].length;
+    results.push({ id: Number(m[1]), result: parseJsonAt(text, start) });
+  }
+  return results;
+}
+
+function parseJsonAt(text, start) {
+  // The trace pretty-prints one JSON value; take the longest prefix that parses.
+  const rest = text.slice(start);
+  const end = rest.search(/\n\n|\n\d{4}-\d\d-\d\d[ T]/);
+  const chunk = end >= 0 ? rest.slice(0, end) : rest;
+  try {
+    return JSON.parse(chunk);
+  } catch {
+    return undefined;
+  }
+}
+
+async function shot(page, name) {
+  const file = path.join(artifacts, `${name}.png`);
+  await page.screenshot({ path: file });
+  log(`screenshot ${path.relative(process.cwd(), file)}`);
+}
+
+async function waitFor(what, fn, ms = waitMs, every = 100) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await sleep(every);
+  }
+  throw new CheckFailed(`timed out after ${ms / 1000} s waiting for ${what}`);
+}
+
+async function statusText(page) {
+  return page.evaluate(() => {
+    const items = [...document.querySelectorAll('.statusbar-item')];
+    const covey = items.find((el) => (el.getAttribute('aria-label') || el.textContent || '').includes('Covey'));
+    return covey ? (covey.getAttribute('aria-label') || covey.textContent || '').trim() : '';
+  });
+}
+
+async function ghostText(page) {
+  return page.evaluate(() => {
+    const parts = [...document.querySelectorAll('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text')];
+    return parts.map((el) => el.textContent).join('\n');
+  });
+}
+
+async function saveAndRead(page, dirs) {
+  await page.keyboard.press('Control+S');
+  const file = path.join(dirs.workspace, 'shapes.py');
+  let text = '';
+  await waitFor('the save to reach the disk', async () => {
+    const dirty = await page.locator('.tab.active.dirty').count();
+    text = fs.readFileSync(file, 'utf8');
+    return dirty === 0;
+  }, 10_000);
+  return text;
+}
+
+async function main() {
+  const result = { checks: {} };
+  const dirs = makeDirs();
+  log(`temp dirs under ${dirs.root}`);
+  let server;
+  let browser;
+  try {
+    installExtension(dirs);
+    log('extension installed');
+    const port = Number(opt.port) || (await freePort());
+    server = await startCodeServer(dirs, port);
+    log(`code-server up on ${port}`);
+
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS, headless: true });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(dirs.workspace)}`);
+    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+    log('workbench loaded');
+
+    // Open the file through Quick Open.
+    await waitFor('the explorer', async () => (await page.locator('.explorer-folders-view').count()) > 0, 60_000);
+    await page.keyboard.press('Control+P');
+    await page.waitForSelector('.quick-input-widget input', { timeout: 20_000 });
+    await page.keyboard.type('shapes.py');
+    await page.waitForSelector('.quick-input-list .monaco-list-row', { timeout: 20_000 });
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.monaco-editor .view-lines', { timeout: 20_000 });
+    await page.locator('.monaco-editor .view-lines').first().click();
+    log('shapes.py open');
+
+    // The extension activates on Python, starts the server, and learns the engine state.
+    const ready = await waitFor('the Covey status bar item to show a live engine', async () => {
+      const text = await statusText(page);
+      return /Covey/.test(text) && !/starting|spin|off|failed/.test(text) ? text : '';
+    });
+    log(`status bar: ${ready}`);
+    result.checks.statusReady = ready;
+    check(!/engine down/.test(ready), `engine is down according to the status bar: ${ready}`);
+    await shot(page, '1-ready');
+
+    // Type a function header, then time the last keystroke → visible ghost text.
+    await page.keyboard.press('Control+End');
+    const body = TYPED.slice(0, -1);
+    await page.keyboard.type(body, { delay: 40 });
+    const before = await saveAndRead(page, dirs);
+    const keyAt = Date.now();
+    await page.keyboard.press('Enter');
+    const ghost = await waitFor('ghost text', async () => {
+      const text = await ghostText(page);
+      return text.trim() ? text : '';
+    }, waitMs, 20);
+    result.ghostLatencyMs = Date.now() - keyAt;
+    log(`ghost text after ${result.ghostLatencyMs} ms: ${JSON.stringify(ghost)}`);
+    await shot(page, '2-ghost-text');
+
+    // What the server answered, from the LSP trace in the Covey output channel's log.
+    const logFile = coveyLogFile(dirs);
+    check(logFile, 'no Covey output channel log file found');
+    const answered = traceResults(fs.readFileSync(logFile, 'utf8'), 'textDocument/inlineCompletion')
+      .map((r) => r.result?.items?.[0]?.insertText)
+      .filter((t) => typeof t === 'string' && t.length > 0);
+    check(answered.length > 0, 'the LSP trace shows no non-empty inline completion from the server');
+    const served = answered[answered.length - 1];
+    result.servedText = served;
+
+    // Accept with Tab and check exactly the served text landed on disk.
+    await page.keyboard.press('Tab');
+    await sleep(300);
+    const accepted = await saveAndRead(page, dirs);
+    await shot(page, '3-accepted');
+    check(accepted.startsWith(before + '\n'), 'the text before the cursor changed');
+    // Enter auto-indented the new line and the ghost text starts after that indent.
+    const rest = accepted.slice(before.length + 1);
+    const leading = rest.match(/^[ \t]*/)[0];
+    let inserted;
+    for (let cut = leading.length; cut >= 0 && inserted === undefined; cut--) {
+      if (rest.slice(cut).startsWith(served)) inserted = rest.slice(cut, cut + served.length);
+    }
+    result.insertedText = rest;
+    check(inserted === served, `Tab inserted ${JSON.stringify(rest)} but the server served ${JSON.stringify(served)}`);
+    log(`accepted: ${JSON.stringify(inserted)}`);
+    result.checks.tabInsertsServedText = true;
+
+    // Accepting runs covey.accept, which must reach the server.
+    const trace = fs.readFileSync(coveyLogFile(dirs), 'utf8');
+    check(/"command": "covey\.accept"/.test(trace), 'covey.accept was not sent to the server after Tab');
+    result.checks.acceptReported = true;
+
+    // "Generate docstring" on circle_area: the code-action menu, chosen with the keyboard.
+    await page.keyboard.press('Control+Home');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Control+.');
+    const items = await waitFor('the code action menu', async () => {
+      const rows = await page.locator('.action-widget .monaco-list-row').allTextContents();
+      return rows.length ? rows : null;
+    }, 30_000);
+    log(`code actions: ${JSON.stringify(items)}`);
+    const focusedIndex = await page.evaluate(() =>
+      [...document.querySelectorAll('.action-widget .monaco-list-row')].findIndex((el) => el.classList.contains('focused')));
+    const target = items.findIndex((t) => /Generate docstring/.test(t));
+    check(target >= 0, `no "Generate docstring" action in ${JSON.stringify(items)}`);
+    await shot(page, '4-code-actions');
+    const from = focusedIndex >= 0 ? focusedIndex : 0;
+    for (let i = from; i < target; i++) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
+    const docAt = Date.now();
+    await waitFor('the docstring edit', async () => (await page.locator('.tab.active.dirty').count()) > 0, waitMs, 100);
+    result.docstringMs = Date.now() - docAt;
+    const documented = await saveAndRead(page, dirs);
+    await shot(page, '5-docstring');
+    const lines = documented.split('\n');
+    const def = lines.findIndex((l) => l.startsWith('def circle_area'));
+    check(def >= 0 && /^\s+("""|''')/.test(lines[def + 1] || ''),
+      `no docstring under circle_area:\n${documented}`);
+    check(documented.includes('return math.pi * radius ** 2'), 'the function body was lost');
+    result.checks.docstring = lines.slice(def, def + 6).join('\n');
+    log(`docstring added in ${result.docstringMs} ms`);
+
+    // The status bar shows the latency of the last call.
+    const status = await waitFor('a latency in the status bar', async () => {
+      const text = await statusText(page);
+      return /\d+(\.\d+)? m?s/.test(text) ? text : '';
+    }, 20_000);
+    result.checks.statusLatency = status;
+    log(`status bar: ${status}`);
+    await shot(page, '6-status');
+    result.ok = true;
+  } catch (error) {
+    result.ok = false;
+    result.error = error instanceof CheckFailed ? error.message : String(error?.stack || error);
+    console.error(`E2E FAILED: ${result.error}`);
+    try {
+      const pages = browser?.contexts()[0]?.pages() ?? [];
+      if (pages[0]) await shot(pages[0], 'failure');
+    } catch {
+      // best effort
+    }
+  } finally {
+    try {
+      const logFile = coveyLogFile(dirs);
+      if (logFile) fs.copyFileSync(logFile, path.join(artifacts, 'covey-output.log'));
+    } catch {
+      // no log to keep
+    }
+    await browser?.close().catch(() => undefined);
+    stopGroup(server);
+    if (!opt.keep) fs.rmSync(dirs.root, { recursive: true, force: true });
+  }
+  fs.writeFileSync(path.join(artifacts, 'result.json'), JSON.stringify(result, null, 2));
+  if (result.ok) {
+    console.log(`keystroke → ghost text: ${result.ghostLatencyMs} ms`);
+    console.log(`docstring action → edit: ${result.docstringMs} ms`);
+    console.log('VS Code e2e: all checks passed');
+  }
+  process.exit(result.ok ? 0 : 1);
+}
+
+main();

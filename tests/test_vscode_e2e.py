@@ -1,0 +1,76 @@
+"""VS Code itself, end to end: the built .vsix in code-server, driven by headless Chromium.
+
+tests/e2e_vscode/run.mjs does the driving (open a Python file, type, see ghost text from
+the real engine, accept with Tab, "Generate docstring", latency in the status bar) and
+writes screenshots and ``result.json`` to ``artifacts/vscode-e2e/``. This wrapper installs
+what it needs (scripts/install-code-server.sh, idempotent), builds the extension
+(scripts/build-extension.sh), and hands the ``engine`` fixture's URL and key to VS Code
+through the ``covey.engine.url`` setting and ``COVEY_ENGINE_API_KEY``.
+
+Set ``COVEY_SKIP_VSCODE_E2E=1`` to skip it (e.g. on a machine without apt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DRIVER = REPO / "tests" / "e2e_vscode" / "run.mjs"
+ARTIFACTS = REPO / "artifacts" / "vscode-e2e"
+
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("COVEY_SKIP_VSCODE_E2E") == "1",
+                       reason="COVEY_SKIP_VSCODE_E2E=1"),
+]
+
+
+def _last_line(cmd: list[str], what: str, timeout: int) -> str:
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"{what} failed ({proc.returncode}):\n{proc.stderr[-4000:]}{proc.stdout[-2000:]}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def code_server() -> str:
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed (Node 20 is needed for code-server and the driver)")
+    line = _last_line(["bash", "scripts/install-code-server.sh"], "install-code-server.sh", 900)
+    return line.split("code-server: ", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def vsix() -> str:
+    return _last_line(["bash", "scripts/build-extension.sh"], "build-extension.sh", 600)
+
+
+def test_extension_in_vscode(code_server, vsix, engine):
+    env = {**os.environ, "COVEY_ENGINE_API_KEY": engine.api_key}
+    cmd = ["node", str(DRIVER), "--code-server", code_server, "--vsix", vsix,
+           "--python", sys.executable, "--engine-url", engine.url,
+           "--artifacts", str(ARTIFACTS)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    print(proc.stdout)
+    result_file = ARTIFACTS / "result.json"
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    assert proc.returncode == 0, (
+        f"VS Code e2e failed: {result.get('error') or proc.stderr[-3000:]}\n"
+        f"driver output:\n{proc.stdout[-3000:]}\nartifacts: {ARTIFACTS}")
+    assert result["ok"] is True
+    # What the driver checked, restated so a failure in its bookkeeping shows here too.
+    assert result["servedText"], "the server served no ghost text"
+    assert result["checks"]["tabInsertsServedText"] is True
+    assert result["checks"]["acceptReported"] is True
+    assert '"""' in result["checks"]["docstring"] or "'''" in result["checks"]["docstring"]
+    assert " ms" in result["checks"]["statusLatency"] or " s" in result["checks"]["statusLatency"]
+    print(f"keystroke -> ghost text: {result['ghostLatencyMs']} ms; "
+          f"docstring action -> edit: {result['docstringMs']} ms")
