@@ -1,0 +1,84 @@
+"""Where training code comes from: Python files under repository roots, split by module.
+
+Examples are built from files on disk at training time; the dataset manifest records the
+file and offsets rather than copying text. The held-out rule is per file, so evaluation
+never sees a line of a module that training used.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SKIP_DIRS = {"site-packages", "__pycache__", "test", "tests", "idlelib", "lib2to3",
+             "turtledemo", "ensurepip", "encodings", "venv", ".git", ".venv", "node_modules"}
+MAX_FILE_BYTES = 400_000
+HELD_OUT_PERCENT = 10
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    root: Path
+    rel: str
+    """Path relative to its root, with forward slashes: the split key."""
+    text: str
+    tree: ast.Module
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.rel
+
+
+def default_roots() -> list[Path]:
+    """The installed CPython standard library (PSF licence)."""
+    return [Path(sysconfig.get_paths()["stdlib"])]
+
+
+def is_held_out(rel: str) -> bool:
+    """The evaluation split: the eval harness's rule (by top-level module) when installed,
+    else a stable hash of the path."""
+    try:
+        from covey_eval.splits import is_heldout
+    except ImportError:
+        return hash_bucket(rel) < HELD_OUT_PERCENT
+    return bool(is_heldout(rel))
+
+
+def hash_bucket(rel: str) -> int:
+    """0–99, stable across machines and Python versions (unlike ``hash``)."""
+    return int(hashlib.sha256(rel.encode()).hexdigest()[:8], 16) % 100
+
+
+def iter_sources(roots: list[Path], split: str = "train") -> Iterator[SourceFile]:
+    """Parseable Python files under ``roots`` in the requested split, in a stable order."""
+    if split not in ("train", "heldout", "all"):
+        raise ValueError(f"unknown split {split!r}")
+    for root in roots:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(root.rglob("*.py"))
+        for path in files:
+            rel = path.name if root.is_file() else path.relative_to(root).as_posix()
+            if any(part in SKIP_DIRS for part in Path(rel).parts[:-1]):
+                continue
+            held = is_held_out(rel)
+            if (split == "train" and held) or (split == "heldout" and not held):
+                continue
+            source = _load(root if not root.is_file() else root.parent, rel)
+            if source is not None:
+                yield source
+
+
+def _load(root: Path, rel: str) -> SourceFile | None:
+    path = root / rel
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None
+    return SourceFile(root=root, rel=rel, text=text, tree=tree)
