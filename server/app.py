@@ -1,0 +1,211 @@
+"""The Covey language server: its state (one :class:`Session` per connection) and setup.
+
+Handlers live one feature per file (``features_*.py``); each reads the document, calls one
+pure function and converts the result. This module owns the lifecycle: initialize (config,
+specialists table, engine client, usage log), document sync, and the one-time notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from covey_server import __version__
+from covey_server.config import ServerConfig, engine_endpoint, load_config
+from covey_server.context import DocumentStore
+from covey_server.router import Router
+from covey_server.scheduler import Scheduler
+from covey_specialists.calls import CallSink, LogSink, ModelCall
+from covey_specialists.client import EngineClient
+from covey_specialists.table import SpecialistsTable, TableError, load_table
+from lsprotocol import types
+from pygls.exceptions import JsonRpcServerNotInitialized
+from pygls.lsp.server import LanguageServer
+
+log = logging.getLogger("covey.server")
+
+CALL_FINISHED = "covey/callFinished"
+ENGINE_STATUS = "covey/engineStatus"
+
+
+class NotifyingSink:
+    """Records each call in the usage log, then tells the editor (``covey/callFinished``)."""
+
+    def __init__(self, inner: CallSink, notify):
+        self.inner = inner
+        self.notify = notify
+
+    def record(self, call: ModelCall) -> None:
+        try:
+            self.inner.record(call)
+        finally:
+            self.notify(call)
+
+    def mark_accepted(self, call_id: str, accepted: bool | None) -> None:
+        mark = getattr(self.inner, "mark_accepted", None)
+        if mark is not None:
+            mark(call_id, accepted)
+        else:
+            log.info("call %s accepted=%s", call_id, accepted)
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
+def call_payload(call: ModelCall) -> dict:
+    return {"callId": call.id, "task": call.task, "specialist": call.specialist,
+            "status": call.status, "ttftMs": call.ttft_ms, "latencyMs": call.latency_ms,
+            "promptTokens": call.prompt_tokens, "completionTokens": call.completion_tokens,
+            "localCostUsd": call.local_cost_usd, "llmCostUsd": call.llm_cost_usd,
+            "source": call.source}
+
+
+@dataclass
+class Session:
+    """Everything that exists between ``initialize`` and ``shutdown``."""
+
+    config: ServerConfig
+    table: SpecialistsTable
+    router: Router
+    sink: NotifyingSink
+    store: DocumentStore
+    scheduler: Scheduler
+    engine_url: str
+    notices_shown: set[str] = field(default_factory=set)
+    background: set[asyncio.Task] = field(default_factory=set)
+
+
+class CoveyServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("covey", __version__)
+        self.session: Session | None = None
+        self.pending_messages: list[str] = []
+
+    def require_session(self) -> Session:
+        if self.session is None:
+            raise JsonRpcServerNotInitialized("the server has not been initialized")
+        return self.session
+
+    def notice(self, key: str, message: str,
+               kind: types.MessageType = types.MessageType.Warning) -> None:
+        """Show ``message`` once per session for ``key`` (e.g. one "engine down" warning)."""
+        session = self.session
+        if session is not None:
+            if key in session.notices_shown:
+                return
+            session.notices_shown.add(key)
+        log.warning("%s", message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def clear_notice(self, key: str) -> None:
+        if self.session is not None:
+            self.session.notices_shown.discard(key)
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        task = asyncio.ensure_future(coro)
+        if self.session is not None:
+            self.session.background.add(task)
+            task.add_done_callback(self.session.background.discard)
+        return task
+
+
+def open_sink(store_text: bool) -> CallSink:
+    """The usage log if it can be opened, else a sink that only logs."""
+    try:
+        from covey_server.usage import open_usage_log
+
+        return open_usage_log(store_text=store_text)
+    except Exception as exc:  # noqa: BLE001 - a broken log must not stop completions
+        log.error("usage log unavailable (%s); calls are only logged", exc)
+        return LogSink()
+
+
+def start_session(ls: CoveyServer, init_options) -> Session:
+    config, problems = load_config(init_options)
+    try:
+        table = load_table()
+    except TableError as exc:
+        raise RuntimeError(f"Covey cannot start: {exc}") from None
+    if config.specialists:
+        try:
+            table = table.with_overrides(config.specialists)
+        except TableError as exc:
+            problems.append(f"specialists: {exc}; using the table without overrides")
+    url, api_key = engine_endpoint(config, table)
+
+    def notify(call: ModelCall) -> None:
+        ls.protocol.notify(CALL_FINISHED, call_payload(call))
+        if call.status == "error" and "unreachable" in call.error:
+            ls.notice("engine-down", f"Covey: the engine at {url} is not running; "
+                      "start it with `covey engine up` (or the covey.engineStart command).")
+        elif call.status == "ok":
+            ls.clear_notice("engine-down")
+
+    sink = NotifyingSink(open_sink(config.store_text), notify)
+    client = EngineClient(url, api_key, sink=sink, client_name="editor",
+                          store_text=config.store_text)
+    encoding = str(ls.workspace.position_encoding or "utf-16")
+    session = Session(
+        config=config, table=table, router=Router(table, client), sink=sink,
+        store=DocumentStore(config.max_document_bytes, encoding),
+        scheduler=Scheduler(config.debounce_ms / 1000), engine_url=url,
+    )
+    if problems:
+        ls.pending_messages.append("Covey settings: " + "; ".join(problems))
+    return session
+
+
+def build_server() -> CoveyServer:
+    from covey_server import (
+        features_actions,
+        features_commands,
+        features_completion,
+        features_engine,
+    )
+
+    ls = CoveyServer()
+
+    @ls.feature(types.INITIALIZE)
+    def initialize(ls: CoveyServer, params: types.InitializeParams) -> None:
+        ls.session = start_session(ls, params.initialization_options)
+
+    @ls.feature(types.INITIALIZED)
+    async def initialized(ls: CoveyServer, params: types.InitializedParams) -> None:
+        for message in ls.pending_messages:
+            ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning, message))
+        ls.pending_messages.clear()
+        await features_engine.check_engine(ls)
+
+    @ls.feature(types.SHUTDOWN)
+    async def shutdown(ls: CoveyServer, params: None) -> None:
+        session = ls.session
+        if session is not None:
+            await session.router.client.aclose()
+            await asyncio.to_thread(session.sink.close)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: CoveyServer, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.require_session().store.open(doc.uri, doc.text, doc.language_id, doc.version)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: CoveyServer, params: types.DidChangeTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.require_session().store.change(doc.uri, doc.version, params.content_changes)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: CoveyServer, params: types.DidCloseTextDocumentParams) -> None:
+        session = ls.require_session()
+        for kind in features_completion.KINDS:
+            session.scheduler.cancel(features_completion.key(params.text_document.uri, kind))
+        session.store.close(params.text_document.uri)
+
+    features_completion.register(ls)
+    features_actions.register(ls)
+    features_commands.register(ls)
+    features_engine.register(ls)
+    return ls

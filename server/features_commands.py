@@ -1,0 +1,137 @@
+"""``workspace/executeCommand``: docstring and refactor (answered by ``workspace/applyEdit``),
+and accept/reject of a suggestion. Arguments are positional (docs/lsp-protocol.md)."""
+
+from __future__ import annotations
+
+import logging
+
+from covey_server.edits import (
+    Edit,
+    EditError,
+    finish_docstring,
+    finish_refactor,
+    plan_docstring,
+    plan_refactor,
+)
+from covey_server.features_actions import DOCSTRING, REFACTOR
+from covey_specialists.prompts import READY_INSTRUCTIONS
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+log = logging.getLogger("covey.commands")
+
+
+def _arg(args: tuple, index: int, kind, name: str, optional: bool = False):
+    value = args[index] if index < len(args) else None
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise JsonRpcInvalidParams(f"argument {index + 1} ({name}) must be "
+                                   f"{getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def _document(session, uri: str):
+    doc = session.store.get(uri)
+    if doc is None:
+        raise JsonRpcInvalidParams(f"{uri} is not open")
+    return doc
+
+
+def line_span(rng: dict) -> tuple[int, int]:
+    """The whole lines a selection covers (a selection ending at column 0 stops before)."""
+    try:
+        first, last = int(rng["start"]["line"]), int(rng["end"]["line"])
+        end_char = int(rng["end"]["character"])
+    except (KeyError, TypeError, ValueError):
+        raise JsonRpcInvalidParams(f"range must be an LSP Range, got {rng!r}") from None
+    if last > first and end_char == 0:
+        last -= 1
+    return first, last
+
+
+def workspace_edit(ls, doc, edit: Edit) -> types.WorkspaceEdit:
+    rng = types.Range(types.Position(*doc.position_at(edit.start)),
+                      types.Position(*doc.position_at(edit.end)))
+    text_edit = types.TextEdit(range=rng, new_text=edit.new_text)
+    caps = ls.client_capabilities.workspace
+    if caps and caps.workspace_edit and caps.workspace_edit.document_changes:
+        ident = types.OptionalVersionedTextDocumentIdentifier(uri=doc.uri, version=doc.version)
+        return types.WorkspaceEdit(document_changes=[
+            types.TextDocumentEdit(text_document=ident, edits=[text_edit])])
+    return types.WorkspaceEdit(changes={doc.uri: [text_edit]})
+
+
+async def run_edit(ls, doc, task: str, plan, finish, label: str) -> dict:
+    """Call the model for ``plan``, turn its answer into an edit and ask the client to apply it.
+
+    Works on a snapshot, so typing during the call cannot shift the edit; if the document did
+    change, the edit is not sent and the user is told to try again.
+    """
+    session = ls.require_session()
+    snapshot = doc.snapshot()
+    result = await session.router.call(task, plan.prompt, language=doc.language or "")
+    call_id = result.call.id
+    if not result.ok:
+        return refuse(ls, f"{label} failed: {result.call.error or result.call.status}", call_id)
+    try:
+        edit = finish(snapshot, plan, result.text)
+    except EditError as exc:
+        return refuse(ls, f"{label}: {exc}", call_id)
+    if session.store.get(doc.uri) is not doc or doc.version != snapshot.version:
+        return refuse(ls, f"{label}: the document changed while the model worked; try again",
+                      call_id)
+    response = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(
+        edit=workspace_edit(ls, snapshot, edit), label=f"Covey: {label}"))
+    applied = bool(response and response.applied)
+    if not applied:
+        log.info("client did not apply the %s edit: %s", label,
+                 getattr(response, "failure_reason", None))
+    return {"applied": applied, "callId": call_id}
+
+
+def refuse(ls, message: str, call_id: str | None = None) -> dict:
+    ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning,
+                                                   f"Covey: {message}"))
+    return {"applied": False, "callId": call_id, "reason": message}
+
+
+def register(ls) -> None:
+    @ls.command(DOCSTRING)
+    async def generate_docstring(ls, *args):
+        session = ls.require_session()
+        doc = _document(session, _arg(args, 0, str, "uri"))
+        line = _arg(args, 1, int, "line")
+        spec = session.router.route("doc").specialist
+        try:
+            plan = plan_docstring(doc, line, spec.max_prompt_chars)
+        except EditError as exc:
+            return refuse(ls, f"docstring: {exc}")
+        return await run_edit(ls, doc, "doc", plan, finish_docstring, f"docstring for {plan.name}")
+
+    @ls.command(REFACTOR)
+    async def refactor(ls, *args):
+        session = ls.require_session()
+        doc = _document(session, _arg(args, 0, str, "uri"))
+        first, last = line_span(_arg(args, 1, dict, "range"))
+        instruction = _arg(args, 2, str, "instruction", optional=True)
+        if instruction is None:
+            return refuse(ls, "Refactor selection needs an instruction; pick a ready "
+                          "refactoring or send covey.refactor with one")
+        instruction = READY_INSTRUCTIONS.get(instruction, instruction)
+        spec = session.router.route("refactor").specialist
+        try:
+            plan = plan_refactor(doc, first, last, instruction, spec.max_prompt_chars)
+        except EditError as exc:
+            return refuse(ls, f"refactor: {exc}")
+        return await run_edit(ls, doc, "refactor", plan, finish_refactor, "refactor")
+
+    @ls.command("covey.accept")
+    def accept(ls, *args):
+        ls.require_session().sink.mark_accepted(_arg(args, 0, str, "callId"), True)
+        return {"callId": args[0], "accepted": True}
+
+    @ls.command("covey.reject")
+    def reject(ls, *args):
+        ls.require_session().sink.mark_accepted(_arg(args, 0, str, "callId"), False)
+        return {"callId": args[0], "accepted": False}

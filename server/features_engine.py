@@ -1,0 +1,92 @@
+"""The engine as the editor sees it: one warning when it is down, ``covey.engineStart`` /
+``covey.engineStop`` through the engine manager, and ``covey/engineStatus``.
+
+The server never starts an engine by itself unless ``engine.autostart`` is set: starting
+vLLM takes a minute and gigabytes, which is the user's call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from covey_server.app import ENGINE_STATUS
+from lsprotocol import types
+
+log = logging.getLogger("covey.engine-link")
+
+
+async def engine_status(ls) -> dict:
+    session = ls.require_session()
+    up = await session.router.refresh_models()
+    if session.config.engine.url:
+        state = "remote" if up else "down"
+        reason = "" if up else f"no answer from {session.engine_url}"
+        return {"state": state, "url": session.engine_url, "device": "remote",
+                "models": session.router.served_models, "reason": reason}
+    from covey_specialists import engine
+
+    status = await asyncio.to_thread(engine.status, session.table)
+    return {"state": status.state, "url": status.url, "device": status.device,
+            "models": status.models, "reason": status.reason}
+
+
+async def check_engine(ls) -> None:
+    """At start: is the engine there? Warn once if not (and start it only if configured)."""
+    session = ls.require_session()
+    status = await engine_status(ls)
+    ls.protocol.notify(ENGINE_STATUS, status)
+    if status["state"] in ("up", "remote"):
+        return
+    if session.config.engine.autostart and not session.config.engine.url:
+        ls.spawn(start_engine(ls))
+        return
+    reason = f" ({status['reason']})" if status.get("reason") else ""
+    ls.notice("engine-down", f"Covey: the engine at {status['url']} is not running{reason}; "
+              "start it with `covey engine up` or the covey.engineStart command.")
+
+
+async def start_engine(ls) -> dict:
+    session = ls.require_session()
+    if session.config.engine.url:
+        return await engine_status(ls)
+    from covey_specialists import engine
+
+    ls.protocol.notify(ENGINE_STATUS, {"state": "starting", "url": session.engine_url,
+                                       "device": "", "models": [], "reason": ""})
+    try:
+        await asyncio.to_thread(engine.ensure_up, session.table)
+    except engine.EngineError as exc:
+        first_line = str(exc).split("\n", 1)[0]
+        ls.window_show_message(types.ShowMessageParams(
+            types.MessageType.Error, f"Covey: the engine did not start: {first_line}"))
+    status = await engine_status(ls)
+    if status["state"] in ("up", "remote"):
+        ls.clear_notice("engine-down")
+    ls.protocol.notify(ENGINE_STATUS, status)
+    return status
+
+
+async def stop_engine(ls) -> dict:
+    session = ls.require_session()
+    if not session.config.engine.url:
+        from covey_specialists import engine
+
+        await asyncio.to_thread(engine.down, session.table)
+    status = await engine_status(ls)
+    ls.protocol.notify(ENGINE_STATUS, status)
+    return status
+
+
+def register(ls) -> None:
+    @ls.command("covey.engineStart")
+    async def engine_start(ls, *args):
+        return await start_engine(ls)
+
+    @ls.command("covey.engineStop")
+    async def engine_stop(ls, *args):
+        return await stop_engine(ls)
+
+    @ls.feature(ENGINE_STATUS)
+    async def engine_status_request(ls, params=None):
+        return await engine_status(ls)
