@@ -14,6 +14,13 @@ import textwrap
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
+try:  # the eval harness's definitions, when installed, so the gate and the eval agree
+    from covey_eval.metrics import edit_similarity as _eval_edit_similarity
+    from covey_eval.metrics import exact_match as _eval_exact_match
+    from covey_eval.metrics import rouge_l as _eval_rouge_l
+except ImportError:
+    _eval_edit_similarity = _eval_exact_match = _eval_rouge_l = None
+
 
 def levenshtein(a: str, b: str) -> int:
     if len(a) < len(b):
@@ -28,12 +35,16 @@ def levenshtein(a: str, b: str) -> int:
 
 
 def edit_similarity(candidate: str, reference: str) -> float:
+    if _eval_edit_similarity is not None:
+        return _eval_edit_similarity(candidate, reference)
     candidate, reference = candidate.strip(), reference.strip()
     longest = max(len(candidate), len(reference))
     return 1.0 if longest == 0 else 1.0 - levenshtein(candidate, reference) / longest
 
 
 def exact_match(candidate: str, reference: str) -> bool:
+    if _eval_exact_match is not None:
+        return bool(_eval_exact_match(candidate, reference))
     return candidate.strip() == reference.strip()
 
 
@@ -49,6 +60,8 @@ def _lcs(a: list[str], b: list[str]) -> int:
 
 def rouge_l(candidate: str, reference: str) -> float:
     """ROUGE-L F1 on lower-cased word and punctuation tokens."""
+    if _eval_rouge_l is not None:
+        return _eval_rouge_l(candidate, reference)
     c, r = _WORD.findall(candidate.lower()), _WORD.findall(reference.lower())
     if not c or not r:
         return 0.0
