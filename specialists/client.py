@@ -75,8 +75,12 @@ class EngineClient:
 
     async def complete(self, spec: Specialist, prompt: Prompt, *, language: str = "",
                        max_tokens: int | None = None, logprobs: bool = False,
-                       eval_run_id: str | None = None, model: str | None = None) -> Completion:
-        """Run one completion for ``spec``; never raises except on cancellation."""
+                       eval_run_id: str | None = None, model: str | None = None,
+                       extra_body: dict | None = None) -> Completion:
+        """Run one completion for ``spec``; never raises except on cancellation.
+
+        ``extra_body`` adds engine-specific request fields (e.g. vLLM's ``ignore_eos``).
+        """
         call = ModelCall(
             id=new_call_id(), task=spec.task, specialist=spec.key,
             model=model or spec.served_name, adapter=spec.adapter, base_model=self.base_model,
@@ -91,6 +95,7 @@ class EngineClient:
         }
         if logprobs:
             body["logprobs"] = 1
+        body.update(extra_body or {})
         started = time.perf_counter()
         pieces: list[str] = []
         token_logprobs: list[float] = []

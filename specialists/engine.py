@@ -47,6 +47,8 @@ class EngineStatus:
     uptime_s: float | None = None
     reason: str = ""
     base_model: str = ""
+    specialists: dict[str, dict] = field(default_factory=dict)
+    """Each specialist's served model name and whether the engine serves it."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -322,6 +324,16 @@ def _group_alive(pgid: int) -> bool:
 # ------------------------------------------------------------------ status
 
 def status(table: SpecialistsTable) -> EngineStatus:
+    st = _status(table)
+    st.specialists = {
+        s.key: {"task": s.task, "model": s.served_name, "adapter": s.adapter,
+                "served": s.served_name in st.models}
+        for s in table.specialists.values()
+    }
+    return st
+
+
+def _status(table: SpecialistsTable) -> EngineStatus:
     url, key = endpoint(table)
     if remote_url(table):
         models = _served_models(url, key)

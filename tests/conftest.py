@@ -35,7 +35,8 @@ def engine() -> Engine:
     if url:
         yield Engine(url.rstrip("/"), os.environ.get("COVEY_TEST_ENGINE_KEY", ""), managed=False)
         return
-    from covey_specialists import base_model, engine as manager
+    from covey_specialists import base_model
+    from covey_specialists import engine as manager
     from covey_specialists.table import load_table
 
     base_model.prepare_default_model()
@@ -50,6 +51,11 @@ def engine() -> Engine:
         yield Engine(status.url, manager.api_key(), managed=True)
     finally:
         manager.down(table)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that kill and restart the shared engine run last."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_engine") is not None)
 
 
 @pytest.fixture
