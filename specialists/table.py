@@ -128,7 +128,7 @@ def _coerce(cls, raw: dict, where: str, prefix: str, skip: tuple[str, ...] = ())
             raise TableError(f"{where}: {prefix}.{key}: unknown key (known: {', '.join(fields)})")
         default = fields[key].default
         if isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
                 raise TableError(f"{where}: {prefix}.{key}: expected a list of strings")
             value = tuple(value)
         elif isinstance(default, bool) or isinstance(value, bool):
