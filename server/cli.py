@@ -40,6 +40,10 @@ def _register() -> None:
     from covey_server.oneshot import COMMANDS as ONESHOT_COMMANDS
 
     main.add_command(serve)
+
+    from covey_server.demo import demo
+
+    main.add_command(demo)
     for command in ONESHOT_COMMANDS:
         main.add_command(command)
 
