@@ -11,6 +11,7 @@ import ast
 import re
 
 import libcst as cst
+
 from covey_specialists.prompts import READY_INSTRUCTIONS
 
 

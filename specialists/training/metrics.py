@@ -136,7 +136,7 @@ def instruction_satisfied(code: str, meta: dict) -> bool:
             and c.func.attr == "append" for c in ast.walk(n)) for n in ast.walk(tree))
         return has_comp and not appends_in_loop
     if mod == "early-return":
-        return _max_depth(tree) < _max_depth(ast.parse(textwrap.dedent(meta["code"])))
+        return nesting_total(tree) < nesting_total(ast.parse(textwrap.dedent(meta["code"])))
     if mod == "extract-variable":
         assigned = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
                     for t in n.targets if isinstance(t, ast.Name)}
@@ -144,12 +144,16 @@ def instruction_satisfied(code: str, meta: dict) -> bool:
     return False
 
 
-def _max_depth(tree: ast.AST) -> int:
-    def depth(node: ast.AST, d: int) -> int:
-        blocks = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.AsyncFor, ast.AsyncWith)
-        here = d + 1 if isinstance(node, blocks) else d
-        return max([here] + [depth(c, here) for c in ast.iter_child_nodes(node)])
-    return depth(tree, 0)
+_BLOCKS = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.AsyncFor, ast.AsyncWith)
+
+
+def nesting_total(tree: ast.AST) -> int:
+    """Sum over statements of how many if/for/while/with/try blocks enclose them."""
+    def walk(node: ast.AST, depth: int) -> int:
+        total = depth if isinstance(node, ast.stmt) else 0
+        inner = depth + 1 if isinstance(node, _BLOCKS) else depth
+        return total + sum(walk(c, inner) for c in ast.iter_child_nodes(node))
+    return walk(tree, 0)
 
 
 def refactor_checks(code: str, meta: dict) -> dict[str, bool]:
