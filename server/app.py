@@ -11,6 +11,10 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from lsprotocol import types
+from pygls.exceptions import JsonRpcServerNotInitialized
+from pygls.lsp.server import LanguageServer
+
 from covey_server import __version__
 from covey_server.config import ServerConfig, engine_endpoint, load_config
 from covey_server.context import DocumentStore
@@ -19,9 +23,6 @@ from covey_server.scheduler import Scheduler
 from covey_specialists.calls import CallSink, LogSink, ModelCall
 from covey_specialists.client import EngineClient
 from covey_specialists.table import SpecialistsTable, TableError, load_table
-from lsprotocol import types
-from pygls.exceptions import JsonRpcServerNotInitialized
-from pygls.lsp.server import LanguageServer
 
 log = logging.getLogger("covey.server")
 

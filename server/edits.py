@@ -13,15 +13,21 @@ import textwrap
 from dataclasses import dataclass
 
 import tree_sitter
-from covey_server.context import DEFINITION_TYPES, Document, encode
+
+from covey_server.context import DEFINITION_TYPES, Document, cursor_context, encode
+from covey_server.triggers import Trigger
 from covey_specialists.prompts import (
+    CompletionContext,
     Prompt,
+    completion_prompt,
     doc_prompt,
     extract_code,
+    postprocess_completion,
     postprocess_docstring,
     postprocess_refactor,
     refactor_prompt,
 )
+from covey_specialists.table import Specialist
 
 
 class EditError(ValueError):
@@ -58,6 +64,44 @@ class RefactorPlan:
     end: int
     original: str
     language: str
+
+
+# ---------------------------------------------------------------------- completion
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    prompt: Prompt
+    held_back: str
+    """Spaces cut from the end of the prompt (see :func:`plan_completion`)."""
+
+
+def plan_completion(doc: Document, offset: int, trigger: Trigger, spec: Specialist,
+                    path: str = "") -> CompletionPlan:
+    """The completion prompt for a cursor at ``offset``.
+
+    Spaces at the end of a non-blank line are held back from the prompt: tokenizers attach
+    a word's leading space to the word, so a prompt ending in a space pushes the model
+    towards odd tokens (``return .x``). The model writes the space itself and
+    :func:`finish_completion` removes it again.
+    """
+    ctx = cursor_context(doc, offset, spec.max_prompt_chars)
+    prefix, held_back = ctx.prefix, ""
+    line = prefix.rsplit("\n", 1)[-1]
+    if line.strip() and line != line.rstrip(" \t"):
+        held_back = line[len(line.rstrip(" \t")):]
+        prefix = prefix[: len(prefix) - len(held_back)]
+    context = CompletionContext(prefix, ctx.suffix, ctx.language, path, trigger.multiline)
+    return CompletionPlan(completion_prompt(context, spec.prompt_format,
+                                            spec.max_prompt_chars), held_back)
+
+
+def finish_completion(plan: CompletionPlan, raw: str) -> str:
+    """The text to insert at the cursor: post-processed, without the held-back spaces."""
+    text = postprocess_completion(raw, plan.prompt)
+    if plan.held_back:
+        text = text[len(plan.held_back):] if text.startswith(plan.held_back) else text.lstrip(
+            " \t")
+    return text if text.strip() else ""
 
 
 # ---------------------------------------------------------------------- docstrings

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from lsprotocol import types
+
 from covey_server.edits import EditError, definition_at
 from covey_specialists.prompts import READY_INSTRUCTIONS
-from lsprotocol import types
 
 log = logging.getLogger("covey.actions")
 
@@ -29,19 +30,22 @@ def actions_for(doc, rng: types.Range) -> list[types.CodeAction]:
         title = f"Covey: Generate docstring for {name}"
         actions.append(types.CodeAction(
             title=title, kind=types.CodeActionKind.RefactorRewrite,
-            command=types.Command(title, DOCSTRING, [doc.uri, rng.start.line])))
+            command=types.Command(title=title, command=DOCSTRING,
+                                  arguments=[doc.uri, rng.start.line])))
     except EditError as exc:
         log.debug("no docstring action: %s", exc)
     if rng.start != rng.end:
         title = "Covey: Refactor selection…"
         actions.append(types.CodeAction(
             title=title, kind=types.CodeActionKind.RefactorRewrite,
-            command=types.Command(title, REFACTOR, [doc.uri, range_json(rng), None])))
+            command=types.Command(title=title, command=REFACTOR,
+                                  arguments=[doc.uri, range_json(rng), None])))
         for key, instruction in READY_INSTRUCTIONS.items():
             title = f"Covey: Refactor: {instruction.rstrip('.')}"
             actions.append(types.CodeAction(
                 title=title, kind=types.CodeActionKind.RefactorRewrite,
-                command=types.Command(title, REFACTOR, [doc.uri, range_json(rng), key])))
+                command=types.Command(title=title, command=REFACTOR,
+                                      arguments=[doc.uri, range_json(rng), key])))
     return actions
 
 

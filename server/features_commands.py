@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
 from covey_server.edits import (
     Edit,
     EditError,
@@ -15,8 +18,6 @@ from covey_server.edits import (
 )
 from covey_server.features_actions import DOCSTRING, REFACTOR
 from covey_specialists.prompts import READY_INSTRUCTIONS
-from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
 
 log = logging.getLogger("covey.commands")
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from covey_server.context import Document, cursor_context
-from covey_server.triggers import decide
-from covey_specialists.prompts import CompletionContext, completion_prompt, postprocess_completion
 from lsprotocol import types
+
+from covey_server.context import Document
+from covey_server.edits import finish_completion, plan_completion
+from covey_server.triggers import decide
 
 log = logging.getLogger("covey.completion")
 
@@ -50,14 +51,12 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
 
     async def work() -> Suggestion | None:
         spec = session.router.route("completion").specialist
-        ctx = cursor_context(doc, offset, spec.max_prompt_chars)
-        prompt = completion_prompt(
-            CompletionContext(ctx.prefix, ctx.suffix, ctx.language, uri, trigger.multiline),
-            spec.prompt_format, spec.max_prompt_chars)
-        result = await session.router.call("completion", prompt, language=ctx.language)
+        plan = plan_completion(doc, offset, trigger, spec, uri)
+        result = await session.router.call("completion", plan.prompt,
+                                           language=doc.language or "")
         if not result.ok or not still_current():
             return None
-        text = postprocess_completion(result.text, prompt)
+        text = finish_completion(plan, result.text)
         return Suggestion(text, result.call.id, offset) if text else None
 
     found = await session.scheduler.run(key(uri, kind), work, still_current)

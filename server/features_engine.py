@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from covey_server.app import ENGINE_STATUS
 from lsprotocol import types
+
+from covey_server.app import ENGINE_STATUS
 
 log = logging.getLogger("covey.engine-link")
 
