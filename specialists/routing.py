@@ -1,0 +1,65 @@
+"""Small-model-first routing: when a specialist's answer should go to the large LLM instead.
+
+Pure decisions from signals, one policy per specialist (``routing`` in the table):
+
+- ``never``: always the specialist; nothing is ever sent to the baseline;
+- ``on-failure``: the baseline when the specialist failed (engine down, error, timeout) or
+  its answer failed validation (does not parse, misses parameters, …);
+- ``on-low-confidence``: as ``on-failure``, and also when the answer's token log-probs
+  fall below the specialist's thresholds (``min_mean_logprob``, ``min_token_logprob``);
+- ``always-baseline``: the baseline only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from covey_specialists.table import Specialist
+
+FAILED_STATUSES = ("error", "timeout")
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What is known about the specialist's answer."""
+
+    status: str
+    """The call's status: ok, error, timeout, …"""
+    invalid_reason: str | None = None
+    """Why validation rejected the answer; None when it passed (or was not checked)."""
+    mean_logprob: float | None = None
+    min_logprob: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    escalate: bool
+    reason: str
+
+
+def wants_logprobs(spec: Specialist) -> bool:
+    return spec.routing == "on-low-confidence"
+
+
+def asks_specialist(spec: Specialist) -> bool:
+    return spec.routing != "always-baseline"
+
+
+def decide(spec: Specialist, signals: Signals) -> Decision:
+    policy = spec.routing
+    if policy == "never":
+        return Decision(False, "policy never")
+    if policy == "always-baseline":
+        return Decision(True, "policy always-baseline")
+    if signals.status in FAILED_STATUSES:
+        return Decision(True, f"specialist {signals.status}")
+    if signals.invalid_reason:
+        return Decision(True, f"invalid: {signals.invalid_reason}")
+    if policy == "on-low-confidence":
+        if signals.mean_logprob is not None and signals.mean_logprob < spec.min_mean_logprob:
+            return Decision(True, f"low confidence: mean log-prob {signals.mean_logprob:.2f} "
+                                  f"< {spec.min_mean_logprob:g}")
+        if signals.min_logprob is not None and signals.min_logprob < spec.min_token_logprob:
+            return Decision(True, f"low confidence: token log-prob {signals.min_logprob:.2f} "
+                                  f"< {spec.min_token_logprob:g}")
+    return Decision(False, "specialist answer accepted")

@@ -1,0 +1,61 @@
+"""Routing decisions follow the specialist's policy (pure; the engine-backed tests are in
+test_router_escalation.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from covey_specialists.routing import Signals, asks_specialist, decide, wants_logprobs
+from covey_specialists.table import Specialist
+
+BASE = Specialist(key="completion", task="completion", min_mean_logprob=-1.0,
+                  min_token_logprob=-5.0)
+GOOD = Signals("ok", None, mean_logprob=-0.2, min_logprob=-1.0)
+
+
+def spec(policy: str) -> Specialist:
+    return dataclasses.replace(BASE, routing=policy)
+
+
+@pytest.mark.parametrize("signals", [
+    GOOD, Signals("error"), Signals("timeout"), Signals("ok", "does not parse"),
+    Signals("ok", None, mean_logprob=-9.0, min_logprob=-20.0),
+])
+def test_never_keeps_everything_local(signals):
+    assert not decide(spec("never"), signals).escalate
+
+
+def test_always_baseline_skips_the_specialist():
+    assert not asks_specialist(spec("always-baseline"))
+    assert decide(spec("always-baseline"), GOOD).escalate
+
+
+@pytest.mark.parametrize("signals, escalate, reason", [
+    (GOOD, False, "accepted"),
+    (Signals("error"), True, "specialist error"),
+    (Signals("timeout"), True, "specialist timeout"),
+    (Signals("ok", "does not parse"), True, "invalid: does not parse"),
+    (Signals("ok", None, mean_logprob=-9.0), False, "accepted"),  # confidence is ignored
+])
+def test_on_failure(signals, escalate, reason):
+    decision = decide(spec("on-failure"), signals)
+    assert decision.escalate is escalate and reason in decision.reason
+
+
+@pytest.mark.parametrize("signals, escalate, reason", [
+    (GOOD, False, "accepted"),
+    (Signals("ok", None, mean_logprob=-1.5, min_logprob=-2.0), True, "mean log-prob -1.50"),
+    (Signals("ok", None, mean_logprob=-0.5, min_logprob=-7.0), True, "token log-prob -7.00"),
+    (Signals("ok", "misses parameter x"), True, "invalid"),
+    (Signals("error"), True, "specialist error"),
+])
+def test_on_low_confidence(signals, escalate, reason):
+    decision = decide(spec("on-low-confidence"), signals)
+    assert decision.escalate is escalate and reason in decision.reason
+
+
+def test_logprobs_requested_only_when_used():
+    assert wants_logprobs(spec("on-low-confidence"))
+    assert not any(wants_logprobs(spec(p)) for p in ("never", "on-failure", "always-baseline"))
