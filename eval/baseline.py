@@ -1,0 +1,171 @@
+"""A client for any OpenAI-compatible endpoint: the large-LLM baseline.
+
+Chat (``/v1/chat/completions``) or plain completions (``/v1/completions``), streamed, with
+usage requested on the stream. 429 and 5xx answers are retried with backoff, honouring
+``Retry-After``. Like the engine client it never raises (except on cancellation) and
+reports each call to its sink exactly once, with ``source="baseline"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    url: str
+    model: str
+    api_key: str = ""
+    api: str = "chat"
+    """``chat`` or ``completions``."""
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    backoff_s: float = 1.0
+
+    @classmethod
+    def from_env(cls, url: str | None = None, model: str | None = None,
+                 api: str | None = None) -> BaselineConfig | None:
+        """From options, else COVEY_BASELINE_URL / _MODEL / _API_KEY / _API; None if unset."""
+        url = url or os.environ.get("COVEY_BASELINE_URL", "")
+        if not url:
+            return None
+        return cls(url=url.rstrip("/"),
+                   model=model or os.environ.get("COVEY_BASELINE_MODEL", "gpt-4.1"),
+                   api_key=os.environ.get("COVEY_BASELINE_API_KEY", ""),
+                   api=api or os.environ.get("COVEY_BASELINE_API", "chat"))
+
+
+@dataclass
+class BaselineReply:
+    text: str
+    call: ModelCall
+    retries: int = 0
+
+
+class BaselineClient:
+    def __init__(self, config: BaselineConfig, *, sink: CallSink | None = None,
+                 client_name: str = "eval"):
+        if config.api not in ("chat", "completions"):
+            raise ValueError(f"baseline api must be chat or completions, not {config.api!r}")
+        self.config = config
+        self.sink = sink or LogSink()
+        self.client_name = client_name
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        base = config.url if config.url.endswith("/v1") else config.url + "/v1"
+        self._http = httpx.AsyncClient(base_url=base, headers=headers,
+                                       timeout=httpx.Timeout(None, connect=10.0))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def complete(self, *, task: str, messages: list[dict] | None = None,
+                       prompt: str | None = None, max_tokens: int = 256,
+                       stop: list[str] | None = None, eval_run_id: str | None = None,
+                       language: str = "") -> BaselineReply:
+        cfg = self.config
+        call = ModelCall(id=new_call_id(), task=task, specialist="baseline", model=cfg.model,
+                         adapter="", base_model=cfg.model, engine_url=cfg.url,
+                         client=self.client_name, language=language, started_at=time.time(),
+                         source="baseline", eval_run_id=eval_run_id)
+        body: dict = {"model": cfg.model, "stream": True, "max_tokens": max_tokens,
+                      "temperature": 0.0, "stream_options": {"include_usage": True}}
+        if stop:
+            body["stop"] = stop[:4]  # OpenAI accepts at most four
+        if cfg.api == "chat":
+            body["messages"] = messages or [{"role": "user", "content": prompt or ""}]
+            path = "/chat/completions"
+        else:
+            body["prompt"] = prompt if prompt is not None else _flatten(messages or [])
+            path = "/completions"
+        started = time.perf_counter()
+        pieces: list[str] = []
+        retries = 0
+        try:
+            async with asyncio.timeout(cfg.timeout_s):
+                while True:
+                    status, wait = await self._attempt(path, body, call, started, pieces)
+                    if status is None:
+                        break
+                    if retries >= cfg.max_retries:
+                        raise _Failed(f"HTTP {status} after {retries} retries")
+                    retries += 1
+                    await asyncio.sleep(wait if wait is not None
+                                        else cfg.backoff_s * 2 ** (retries - 1))
+        except asyncio.CancelledError:
+            call.status = "cancelled"
+            raise
+        except TimeoutError:
+            call.status, call.error = "timeout", f"no answer within {cfg.timeout_s:g}s"
+        except (httpx.HTTPError, _Failed) as exc:
+            call.status, call.error = "error", str(exc) or type(exc).__name__
+        finally:
+            call.latency_ms = (time.perf_counter() - started) * 1000
+            text = "".join(pieces)
+            if not call.completion_tokens and pieces:
+                call.completion_tokens = len(pieces)
+            call.prompt_text, call.completion_text = json.dumps(body.get("messages")
+                                                                or body.get("prompt")), text
+            self.sink.record(call)
+        return BaselineReply(text="".join(pieces), call=call, retries=retries)
+
+    async def _attempt(self, path: str, body: dict, call: ModelCall, started: float,
+                       pieces: list[str]) -> tuple[int | None, float | None]:
+        """One request; (status, wait) when it should be retried, (None, None) when done."""
+        pieces.clear()
+        call.ttft_ms = None
+        async with self._http.stream("POST", path, json=body) as response:
+            if response.status_code in RETRY_STATUSES:
+                await response.aread()
+                return response.status_code, _retry_after(response)
+            if response.status_code != 200:
+                detail = (await response.aread()).decode("utf-8", "replace")[:300]
+                raise _Failed(f"baseline answered HTTP {response.status_code}: {detail}")
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(data)
+                except json.JSONDecodeError:
+                    raise _Failed(f"malformed stream chunk: {data[:80]!r}") from None
+                if "error" in chunk:
+                    raise _Failed(f"baseline error: {chunk['error']}")
+                usage = chunk.get("usage")
+                if usage:
+                    call.prompt_tokens = usage.get("prompt_tokens") or 0
+                    call.completion_tokens = usage.get("completion_tokens") or 0
+                for choice in chunk.get("choices") or ():
+                    piece = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
+                    if piece and call.ttft_ms is None:
+                        call.ttft_ms = (time.perf_counter() - started) * 1000
+                    if piece:
+                        pieces.append(piece)
+        return None, None
+
+
+class _Failed(RuntimeError):
+    pass
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return min(float(value), 60.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _flatten(messages: list[dict]) -> str:
+    return "\n\n".join(m.get("content", "") for m in messages)

@@ -1,0 +1,219 @@
+"""``covey eval``: run suites against systems, list runs, write reports, compare runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from covey_eval import render, store, suites
+from covey_eval.systems import SYSTEM_NAMES
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Measure quality, latency and cost of the specialists against baselines.
+
+    Example:
+
+        covey eval run --suite humaneval-sl --system oracle --system empty --limit 50
+    """
+
+
+@eval_group.command("suites")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def suites_command(as_json: bool) -> None:
+    """List the suites, their sizes and how they are scored.
+
+    Example:
+
+        covey eval suites
+    """
+    rows = [{"name": s.name, "kind": s.kind, "tasks": len(s.load()), "description": s.description,
+             "scored_by": s.scored_by} for s in suites.SUITES.values()]
+    rows.append({"name": "repo", "kind": "completion", "tasks": None,
+                 "description": "Holes punched in a local repository (--repo PATH)",
+                 "scored_by": "its own tests with --test-command; else exact match, edit sim."})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="eval suites")
+    for col in ("suite", "kind", "tasks", "description", "scored by"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["kind"], "–" if r["tasks"] is None else f"{r['tasks']:,}",
+                      r["description"], r["scored_by"])
+    Console().print(table)
+
+
+@eval_group.command("run")
+@click.option("--suite", "suite_name", required=True, help="Suite name (see `covey eval suites`).")
+@click.option("--system", "systems", multiple=True, required=True,
+              type=click.Choice(SYSTEM_NAMES), help="System to evaluate; repeat for several.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many tasks (stratified).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling/bootstrap seed.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Model requests in flight at once.")
+@click.option("--workers", type=click.IntRange(min=1), help="Parallel sandboxes (default 4×cores).")
+@click.option("--repo", "repo_path", type=click.Path(exists=True, file_okay=False),
+              help="For --suite repo: the repository to punch holes in.")
+@click.option("--test-command",
+              help="For --suite repo: the command that runs its tests, e.g. pytest -x -q")
+@click.option("--engine-url", help="Engine base URL (default: the managed engine).")
+@click.option("--engine-key", help="Engine API key (default: the managed engine's).")
+@click.option("--baseline-url", help="OpenAI-compatible base URL (or COVEY_BASELINE_URL).")
+@click.option("--baseline-model", help="Baseline model name (or COVEY_BASELINE_MODEL).")
+@click.option("--baseline-api", type=click.Choice(["chat", "completions"]),
+              help="Baseline API flavour (or COVEY_BASELINE_API; default chat).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_path, test_command,
+                engine_url, engine_key, baseline_url, baseline_model, baseline_api, as_json):
+    """Run a suite against one or more systems and store the run in the usage log.
+
+    Systems: specialist (the table's specialists on the engine), base (the same engine and
+    prompts, untuned base model), baseline (an OpenAI-compatible LLM), oracle and empty
+    (sanity bounds).
+
+    Example:
+
+        covey eval run --suite humaneval-sl --system oracle --system empty --json
+        covey eval run --suite repo --repo . --test-command "pytest -q -x" --system base --limit 20
+    """
+    from covey_eval import session
+
+    if suite_name == "repo" and not repo_path:
+        raise click.ClickException("--suite repo needs --repo PATH")
+    try:
+        tasks = suites.load(suite_name, limit=limit, seed=seed,
+                            repo_options={"path": repo_path, "test_command": test_command})
+    except (suites.SuiteError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = session.Settings(engine_url=engine_url, engine_key=engine_key,
+                                baseline_url=baseline_url, baseline_model=baseline_model,
+                                baseline_api=baseline_api)
+    console = Console(stderr=True)
+    try:
+        with _progress(console, quiet=False) as bar:
+            result = session.run_eval(suite_name, list(dict.fromkeys(systems)), tasks, settings,
+                                      limit=limit, seed=seed, concurrency=concurrency,
+                                      workers=workers, progress=bar)
+    except session.SessionError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2,
+                              default=str))
+        return
+    out = Console()
+    for note in result["meta"].get("notes", []):
+        out.print(f"[bold yellow]Note:[/bold yellow] {note}")
+    out.print(render.run_table(result))
+    out.print(f"Stored as eval run {result['run_id']} — "
+              f"`covey eval report {result['run_id']} -o report.html`")
+
+
+class _Bars:
+    """A progress callback: one bar per stage (system name, or ``tests``)."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.bars: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.bars:
+            label = "running tests" if stage == "tests" else f"asking {stage}"
+            self.bars[stage] = self.progress.add_task(label, total=total)
+        self.progress.update(self.bars[stage], completed=done)
+
+
+class _progress:
+    def __init__(self, console: Console, quiet: bool):
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                                 disable=quiet or not console.is_terminal, transient=False)
+
+    def __enter__(self) -> _Bars:
+        self.progress.__enter__()
+        return _Bars(self.progress)
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+
+@eval_group.command("runs")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def runs_command(as_json: bool) -> None:
+    """List stored eval runs, newest first.
+
+    Example:
+
+        covey eval runs
+    """
+    try:
+        runs = store.list_runs()
+    except store.RunNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+        return
+    table = Table(title="eval runs")
+    for col in ("id", "when (UTC)", "name", "status"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(r["id"], r["datetime_utc"], r["name"], r["status"])
+    Console().print(table)
+
+
+@eval_group.command("report")
+@click.argument("run_ref")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              default="eval-report.html", show_default=True, help="HTML file to write.")
+def report_command(run_ref: str, output: str) -> None:
+    """Write a self-contained HTML report (charts inline) for a run (id, prefix or 'last').
+
+    Example:
+
+        covey eval report last -o report.html
+    """
+    from covey_eval import report
+
+    try:
+        result = store.load_run(run_ref)
+    except store.RunNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    Path(output).write_text(report.html(result), encoding="utf-8")
+    click.echo(f"wrote {output}")
+
+
+@eval_group.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def compare_command(run_a: str, run_b: str, as_json: bool) -> None:
+    """Show B − A per system and metric on the tasks both runs share, with paired intervals.
+
+    Example:
+
+        covey eval compare 019a3c 019a4f
+    """
+    from covey_eval.compare import compare
+
+    try:
+        a, b = store.load_run(run_a), store.load_run(run_b)
+    except store.RunNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    comparison = compare(a, b)
+    if not comparison["rows"]:
+        raise click.ClickException("the runs share no system and task to compare")
+    if as_json:
+        click.echo(json.dumps(comparison, indent=2))
+        return
+    Console().print(render.compare_table(comparison))
+
+
+def main() -> None:  # pragma: no cover - `python -m covey_eval.cli`
+    eval_group(sys.argv[1:])

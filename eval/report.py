@@ -1,0 +1,188 @@
+"""A self-contained HTML report for one run: tables and inline SVG charts, no scripts,
+no external files — it opens offline and can be mailed as one file."""
+
+from __future__ import annotations
+
+import html as _html
+import math
+
+from covey_eval import metrics, render, sandbox
+from covey_eval.summary import QUALITY, headline_metric
+
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom:1px solid #eee;
+text-align:right}td:first-child,th:first-child{text-align:left}.note{background:#fff6d6;
+padding:8px 12px;border-left:4px solid #e0b000}.dim{color:#777;font-size:.9em}
+svg text{font:12px system-ui,sans-serif}
+"""
+
+
+def esc(value: object) -> str:
+    return _html.escape(str(value))
+
+
+def html(result: dict) -> str:
+    meta, summary = result.get("meta", {}), result["summary"]
+    colour = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(summary)}
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Covey eval "
+             f"{esc(result['run_id'])}</title><style>{CSS}</style></head><body>",
+             f"<h1>Covey eval — {esc(meta.get('suite'))}</h1>",
+             f"<p class='dim'>run {esc(result['run_id'])} · {result.get('n_tasks')} tasks · "
+             f"seed {esc(meta.get('seed'))} · limit {esc(meta.get('limit') or 'all')} · "
+             f"sandbox: {esc(sandbox.isolation().describe())}</p>"]
+    parts += [f"<p class='note'>{esc(n)}</p>" for n in meta.get("notes", [])]
+    parts.append("<h2>Summary (95% bootstrap intervals)</h2>")
+    parts.append(_summary_table(summary))
+    headline = headline_metric(summary)
+    if headline:
+        parts.append(f"<h2>Quality vs cost ({esc(render.SHORT[headline])} vs $ per 1,000 "
+                     "tasks)</h2>")
+        parts.append(quality_cost_svg(summary, headline, colour))
+        parts.append(f"<h2>{esc(render.SHORT[headline])} per system</h2>")
+        parts.append(metric_bars_svg(summary, headline, colour))
+    latencies = _latencies(result.get("rows", []))
+    if latencies:
+        parts.append("<h2>Latency distributions (total per call, ms)</h2>")
+        parts.append(latency_svg(latencies, colour))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _summary_table(summary: dict) -> str:
+    present = [m for m in QUALITY if any(m in s["metrics"] for s in summary.values())]
+    head = "".join(f"<th>{esc(render.SHORT[m])}</th>" for m in present)
+    rows = []
+    for name, s in summary.items():
+        lat, cost = s["latency_ms"], s["cost"]
+        cells = "".join(f"<td>{esc(render.fmt_metric(s['metrics'].get(m), m))}</td>"
+                        for m in present)
+        ratio = "–" if cost["ratio"] is None else f"{cost['ratio']:.1f}×"
+        rows.append(
+            f"<tr><td><b>{esc(name)}</b><br><span class='dim'>{esc(s['label'])}</span></td>"
+            f"{cells}<td>{render.fmt_ms(lat['ttft_p50'])} / {render.fmt_ms(lat['ttft_p95'])}</td>"
+            f"<td>{render.fmt_ms(lat['total_p50'])} / {render.fmt_ms(lat['total_p95'])}</td>"
+            f"<td>{esc(render.fmt_usd(cost['local_per_1k']))}</td>"
+            f"<td>{esc(render.fmt_usd(cost['llm_equiv_per_1k']))}</td><td>{ratio}</td>"
+            f"<td>{s['errors']}</td></tr>")
+    return (f"<table><tr><th>system</th>{head}<th>ttft p50/p95 ms</th><th>total p50/p95 ms"
+            "</th><th>$/1k local</th><th>$/1k LLM-equivalent</th><th>ratio</th><th>errors</th>"
+            f"</tr>{''.join(rows)}</table>")
+
+
+def _cost_of(s: dict) -> float:
+    cost = s["cost"]
+    if s.get("kind") == "llm":
+        return cost["llm_equiv_per_1k"] or 0.0
+    return cost["local_per_1k"] or 0.0
+
+
+def quality_cost_svg(summary: dict, metric: str, colour: dict, width: int = 640,
+                     height: int = 320) -> str:
+    """Each system a point (cost, quality) with its interval; log cost axis when costs vary."""
+    left, right, top, bottom = 70, 180, 20, 50
+    costs = {n: _cost_of(s) for n, s in summary.items()}
+    positive = [c for c in costs.values() if c > 0]
+    lo_c = min(positive) / 2 if positive else 0.001
+    hi_c = max(positive) * 2 if positive else 1.0
+
+    def x(c: float) -> float:
+        c = max(c, lo_c)
+        span = math.log10(hi_c) - math.log10(lo_c)
+        return left + (math.log10(c) - math.log10(lo_c)) / span * (width - left - right)
+
+    def y(v: float) -> float:
+        return top + (1 - v) * (height - top - bottom)
+
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>",
+           _axes(left, top, width - right, height - bottom)]
+    for v in (0, 0.25, 0.5, 0.75, 1):
+        out.append(f"<text x='{left - 8}' y='{y(v) + 4:.1f}' text-anchor='end'>{v:.0%}</text>")
+    for decade in range(math.floor(math.log10(lo_c)), math.ceil(math.log10(hi_c)) + 1):
+        c = 10 ** decade
+        if lo_c <= c <= hi_c:
+            out.append(f"<text x='{x(c):.1f}' y='{height - bottom + 16}' text-anchor='middle'>"
+                       f"${c:g}</text>")
+    out.append(f"<text x='{(left + width - right) / 2}' y='{height - 8}' text-anchor='middle'>"
+               "$ per 1,000 tasks (log; free systems at the left edge)</text>")
+    for i, (name, s) in enumerate(summary.items()):
+        m = s["metrics"].get(metric)
+        if not m:
+            continue
+        cx = x(costs[name])
+        out.append(f"<line x1='{cx:.1f}' x2='{cx:.1f}' y1='{y(m['lo']):.1f}' "
+                   f"y2='{y(m['hi']):.1f}' stroke='{colour[name]}' stroke-width='2'/>")
+        out.append(f"<circle cx='{cx:.1f}' cy='{y(m['mean']):.1f}' r='5' "
+                   f"fill='{colour[name]}'/>")
+        out.append(f"<text x='{width - right + 12}' y='{top + 16 * i + 10}' "
+                   f"fill='{colour[name]}'>● {esc(name)} ({m['mean']:.1%})</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def metric_bars_svg(summary: dict, metric: str, colour: dict, width: int = 640) -> str:
+    row_h, left = 28, 110
+    height = row_h * len(summary) + 30
+    scale = width - left - 60
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"]
+    for i, (name, s) in enumerate(summary.items()):
+        m = s["metrics"].get(metric)
+        yy = 10 + i * row_h
+        out.append(f"<text x='{left - 8}' y='{yy + 15}' text-anchor='end'>{esc(name)}</text>")
+        if not m:
+            continue
+        out.append(f"<rect x='{left}' y='{yy}' width='{m['mean'] * scale:.1f}' height='20' "
+                   f"fill='{colour[name]}' opacity='.75'/>")
+        out.append(f"<line x1='{left + m['lo'] * scale:.1f}' x2='{left + m['hi'] * scale:.1f}' "
+                   f"y1='{yy + 10}' y2='{yy + 10}' stroke='#000' stroke-width='1.5'/>")
+        out.append(f"<text x='{left + max(m['hi'], m['mean']) * scale + 6:.1f}' y='{yy + 15}'>"
+                   f"{m['mean']:.1%}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _latencies(rows: list[dict]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get("latency_ms") is not None:
+            out.setdefault(row["system"], []).append(row["latency_ms"])
+    return out
+
+
+def latency_svg(latencies: dict[str, list[float]], colour: dict, width: int = 640) -> str:
+    """Box plots (p5, p25, p50, p75, p95) on a shared axis, one row per system."""
+    row_h, left, right = 36, 110, 30
+    height = row_h * len(latencies) + 40
+    top_value = max(metrics.percentile(v, 99) or 0 for v in latencies.values()) or 1.0
+    scale = (width - left - right) / top_value
+
+    def x(v: float) -> float:
+        return left + min(v, top_value) * scale
+
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"]
+    for i, (name, values) in enumerate(latencies.items()):
+        p5, p25, p50, p75, p95 = (metrics.percentile(values, q) for q in (5, 25, 50, 75, 95))
+        yy = 10 + i * row_h
+        c = colour.get(name, "#444")
+        out.append(f"<text x='{left - 8}' y='{yy + 15}' text-anchor='end'>{esc(name)}</text>")
+        out.append(f"<line x1='{x(p5):.1f}' x2='{x(p95):.1f}' y1='{yy + 10}' y2='{yy + 10}' "
+                   f"stroke='{c}'/>")
+        out.append(f"<rect x='{x(p25):.1f}' y='{yy}' width='{max(x(p75) - x(p25), 1):.1f}' "
+                   f"height='20' fill='{c}' opacity='.6'/>")
+        out.append(f"<line x1='{x(p50):.1f}' x2='{x(p50):.1f}' y1='{yy}' y2='{yy + 20}' "
+                   "stroke='#000' stroke-width='2'/>")
+        out.append(f"<text x='{x(p95) + 6:.1f}' y='{yy + 15}' class='dim'>p50 {p50:.0f} · "
+                   f"p95 {p95:.0f} ms</text>")
+    axis_y = height - 18
+    for k in range(5):
+        v = top_value * k / 4
+        out.append(f"<text x='{x(v):.1f}' y='{axis_y + 12}' text-anchor='middle'>{v:.0f}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _axes(x0: float, y0: float, x1: float, y1: float) -> str:
+    return (f"<line x1='{x0}' y1='{y1}' x2='{x1}' y2='{y1}' stroke='#888'/>"
+            f"<line x1='{x0}' y1='{y0}' x2='{x0}' y2='{y1}' stroke='#888'/>")

@@ -1,0 +1,125 @@
+"""Run one suite against several systems and score every answer.
+
+Model calls go out concurrently (an asyncio semaphore), so the engine can batch them;
+systems run one after another, so one system's load never slows another's latencies.
+Execution-based scores run afterwards in parallel sandboxes. Every call is reported to the
+injected usage log (client ``eval``, the run's id), which also prices it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from covey_eval import scoring
+from covey_eval.summary import summarise
+from covey_eval.systems import Answer, System
+from covey_eval.tasks import Task
+
+ProgressFn = Callable[[str, int, int], None]
+ANSWER_CHARS = 4000
+
+
+@dataclass
+class RunSpec:
+    suite: str
+    systems: list[str]
+    limit: int | None = None
+    seed: int = 0
+    concurrency: int = 8
+    notes: list[str] = field(default_factory=list)
+    """Plain statements for the report, e.g. that no baseline endpoint is configured."""
+
+    def meta(self) -> dict:
+        return {"name": f"{self.suite} × {', '.join(self.systems)}", "suite": self.suite,
+                "systems": self.systems, "limit": self.limit, "seed": self.seed,
+                "concurrency": self.concurrency, "notes": self.notes}
+
+
+async def answer_all(system: System, tasks: list[Task], concurrency: int,
+                     progress: ProgressFn | None = None) -> tuple[list[Answer], float]:
+    """All answers of one system, at most ``concurrency`` in flight; (answers, wall seconds)."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+    done = 0
+
+    async def one(task: Task) -> Answer:
+        nonlocal done
+        async with gate:
+            answer = await system.answer(task)
+        done += 1
+        if progress:
+            progress(system.name, done, len(tasks))
+        return answer
+
+    started = time.perf_counter()
+    answers = await asyncio.gather(*(one(t) for t in tasks))
+    return list(answers), time.perf_counter() - started
+
+
+def score_all(tasks: list[Task], answers: dict[str, list[Answer]], *,
+              workers: int | None = None, progress: ProgressFn | None = None) -> list[dict]:
+    """One row per (system, task) with static scores, then execution scores in parallel."""
+    rows, jobs = [], []
+    for system, system_answers in answers.items():
+        for task, answer in zip(tasks, system_answers, strict=True):
+            row = {"system": system, "task": task.id, "stratum": task.stratum,
+                   "answer": answer.text[:ANSWER_CHARS], **_call_fields(answer)}
+            row.update(scoring.static_scores(task, answer.text))
+            job = scoring.execution_job(task, answer.text)
+            if job is not None:
+                jobs.append((row, scoring.execution_metric(task), job))
+            elif task.kind == "refactor" and task.meta.get("test_module"):
+                row["behaviour_preserved"] = 0.0  # did not parse: nothing to run
+            rows.append(row)
+    if jobs:
+        workers = workers or 4 * (os.cpu_count() or 1)  # process start-up is mostly waiting
+        done = 0
+
+        def run(item: tuple) -> None:
+            nonlocal done
+            row, metric, job = item
+            outcome = job()
+            row[metric] = float(outcome.passed)
+            row["exec_status"] = outcome.status
+            done += 1
+            if progress:
+                progress("tests", done, len(jobs))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, jobs))
+    return rows
+
+
+def _call_fields(answer: Answer) -> dict:
+    call = answer.call
+    if call is None:
+        return {"call_id": None, "status": "ok"}
+    return {"call_id": call.id, "status": call.status, "error": call.error,
+            "ttft_ms": call.ttft_ms, "latency_ms": call.latency_ms,
+            "prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens}
+
+
+async def run(spec: RunSpec, tasks: list[Task], systems: list[System], *, run_id: str,
+              costs: Callable[[], dict[str, dict]] | None = None,
+              progress: ProgressFn | None = None, workers: int | None = None) -> dict:
+    """Answer, score and summarise; ``costs`` returns {call_id: {local, llm}} once logged."""
+    answers: dict[str, list[Answer]] = {}
+    wall: dict[str, float] = {}
+    for system in systems:
+        answers[system.name], wall[system.name] = await answer_all(
+            system, tasks, spec.concurrency, progress)
+    rows = await asyncio.to_thread(score_all, tasks, answers, workers=workers,
+                                   progress=progress)
+    call_costs = costs() if costs else {}
+    for row in rows:
+        cost = call_costs.get(row.get("call_id") or "")
+        if cost:
+            row["local_cost_usd"], row["llm_cost_usd"] = cost["local"], cost["llm"]
+    systems_info = {s.name: {"label": s.label, "kind": s.kind, "wall_s": wall[s.name]}
+                    for s in systems}
+    return {"run_id": run_id, "meta": spec.meta(), "n_tasks": len(tasks),
+            "summary": summarise(rows, systems_info, seed=spec.seed), "rows": rows}
