@@ -1,7 +1,8 @@
 """VS Code itself, end to end: the built .vsix in code-server, driven by headless Chromium.
 
 tests/e2e_vscode/run.mjs does the driving (open a Python file, type, see ghost text from
-the real engine, accept with Tab, "Generate docstring", latency in the status bar) and
+the real engine, accept with Tab, "Generate docstring", "Refactor selection…" through the
+input box, latency in the status bar) and
 writes screenshots and ``result.json`` to ``artifacts/vscode-e2e/``. This wrapper installs
 what it needs (scripts/install-code-server.sh, idempotent), builds the extension
 (scripts/build-extension.sh), and hands the ``engine`` fixture's URL and key to VS Code
@@ -36,7 +37,8 @@ pytestmark = [
 def _last_line(cmd: list[str], what: str, timeout: int) -> str:
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        pytest.fail(f"{what} failed ({proc.returncode}):\n{proc.stderr[-4000:]}{proc.stdout[-2000:]}")
+        output = proc.stderr[-4000:] + proc.stdout[-2000:]
+        pytest.fail(f"{what} failed ({proc.returncode}):\n{output}")
     return proc.stdout.strip().splitlines()[-1]
 
 
@@ -70,7 +72,9 @@ def test_extension_in_vscode(code_server, vsix, engine):
     assert result["servedText"], "the server served no ghost text"
     assert result["checks"]["tabInsertsServedText"] is True
     assert result["checks"]["acceptReported"] is True
+    assert result["checks"]["refactorInstructionSent"] is True
     assert '"""' in result["checks"]["docstring"] or "'''" in result["checks"]["docstring"]
     assert " ms" in result["checks"]["statusLatency"] or " s" in result["checks"]["statusLatency"]
     print(f"keystroke -> ghost text: {result['ghostLatencyMs']} ms; "
-          f"docstring action -> edit: {result['docstringMs']} ms")
+          f"docstring action -> edit: {result['docstringMs']} ms; "
+          f"refactor answered: {result['refactorMs']} ms")

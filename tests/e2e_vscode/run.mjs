@@ -283,6 +283,31 @@ async function ghostText(page) {
   });
 }
 
+/**
+ * Opens the code-action menu (Ctrl+.) and runs the action whose title matches `pattern`,
+ * moving with ArrowDown (clicks are blocked by an overlay) over actionable rows only.
+ */
+async function chooseCodeAction(page, pattern, screenshot) {
+  await page.keyboard.press('Control+.');
+  const rows = await waitFor('the code action menu', async () => {
+    const found = await page.evaluate(() =>
+      [...document.querySelectorAll('.action-widget .monaco-list-row')].map((el) => ({
+        text: el.textContent || '',
+        focused: el.classList.contains('focused'),
+        header: Boolean(el.querySelector('.group-header, .separator')),
+      })));
+    return found.length ? found : null;
+  }, 30_000);
+  log(`code actions: ${JSON.stringify(rows.map((r) => r.text))}`);
+  const actions = rows.filter((r) => !r.header);
+  const target = actions.findIndex((r) => pattern.test(r.text));
+  check(target >= 0, `no action matching ${pattern} in ${JSON.stringify(rows.map((r) => r.text))}`);
+  if (screenshot) await shot(page, screenshot);
+  const from = Math.max(0, actions.findIndex((r) => r.focused));
+  for (let i = from; i < target; i++) await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+}
+
 async function saveAndRead(page, dirs) {
   await page.keyboard.press('Control+S');
   const file = path.join(dirs.workspace, 'shapes.py');
@@ -405,20 +430,7 @@ async function main() {
     // "Generate docstring" on circle_area: the code-action menu, chosen with the keyboard.
     await page.keyboard.press('Control+Home');
     for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
-    await page.keyboard.press('Control+.');
-    const items = await waitFor('the code action menu', async () => {
-      const rows = await page.locator('.action-widget .monaco-list-row').allTextContents();
-      return rows.length ? rows : null;
-    }, 30_000);
-    log(`code actions: ${JSON.stringify(items)}`);
-    const focusedIndex = await page.evaluate(() =>
-      [...document.querySelectorAll('.action-widget .monaco-list-row')].findIndex((el) => el.classList.contains('focused')));
-    const target = items.findIndex((t) => /Generate docstring/.test(t));
-    check(target >= 0, `no "Generate docstring" action in ${JSON.stringify(items)}`);
-    await shot(page, '4-code-actions');
-    const from = focusedIndex >= 0 ? focusedIndex : 0;
-    for (let i = from; i < target; i++) await page.keyboard.press('ArrowDown');
-    await page.keyboard.press('Enter');
+    await chooseCodeAction(page, /Generate docstring/, '4-code-actions');
     const docAt = Date.now();
     await waitFor('the docstring edit', async () => (await page.locator('.tab.active.dirty').count()) > 0, waitMs, 100);
     result.docstringMs = Date.now() - docAt;
@@ -431,6 +443,36 @@ async function main() {
     check(documented.includes('return math.pi * radius ** 2'), 'the function body was lost');
     result.checks.docstring = lines.slice(def, def + 6).join('\n');
     log(`docstring added in ${result.docstringMs} ms`);
+
+    // "Refactor selection…": the extension asks for the instruction in an input box and
+    // re-sends covey.refactor with it (the middleware). Checked in the LSP trace, since an
+    // untuned model's rewrite may rightly be refused by the server's validation.
+    await page.keyboard.press('Control+Home');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
+    for (let i = 0; i < 2; i++) await page.keyboard.press('Shift+ArrowDown');
+    await chooseCodeAction(page, /Refactor selection/);
+    await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20_000 });
+    const instruction = 'use math.tau instead of math.pi';
+    await page.keyboard.type(instruction);
+    await shot(page, '7-refactor-input');
+    await page.keyboard.press('Enter');
+    const sentRefactor = await waitFor('covey.refactor with the instruction in the LSP trace', async () => {
+      const trace = fs.readFileSync(logFile, 'utf8');
+      const m = [...trace.matchAll(/Sending request 'workspace\/executeCommand - \((\d+)\)'\.\nParams: /g)]
+        .map((x) => ({ id: x[1], params: parseJsonAt(trace, x.index + x[0].length) }))
+        .find((x) => x.params?.command === 'covey.refactor' && x.params.arguments?.[2] === instruction);
+      return m || null;
+    }, 20_000);
+    const refactorDone = await waitFor('the answer to covey.refactor', async () => {
+      const trace = fs.readFileSync(logFile, 'utf8');
+      const m = trace.match(new RegExp(`Received response 'workspace/executeCommand - \\(${sentRefactor.id}\\)' in (\\d+)ms\\.([^\\n]*)`));
+      return m ? { ms: Number(m[1]), failed: m[2].includes('failed') ? m[2].trim() : '' } : null;
+    });
+    result.refactorMs = refactorDone.ms;
+    result.checks.refactorInstructionSent = true;
+    log(`refactor answered in ${refactorDone.ms} ms${refactorDone.failed ? ` (${refactorDone.failed})` : ''}`);
+    await sleep(500);
+    await shot(page, '8-refactor');
 
     // The status bar shows the latency of the last call.
     const status = await waitFor('a latency in the status bar', async () => {
