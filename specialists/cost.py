@@ -12,13 +12,13 @@ to exactly what the counters measured.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import logging
 import os
 import time
 import tomllib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -193,19 +193,24 @@ class Attribution:
 def attribute(target: _Window, windows: list[_Window], meter: Meter | None) -> Attribution:
     """Split the engine's time, energy and CPU time over ``target``'s window among the
     windows of ``windows`` (which include ``target``) that share its engine."""
-    others = [w for w in windows if w.engine == target.engine
-              and w.start < target.end and w.end > target.start]
-    if target not in others:
-        others.append(target)
-    cuts = {target.start, target.end}
-    for w in others:
-        cuts.update(p for p in (w.start, w.end) if target.start < p < target.end)
-    points = sorted(cuts)
+    # Sweep over the rate changes inside the target's window.
+    changes: dict[float, float] = {}
+    for w in windows:
+        if w is target or w.engine != target.engine:
+            continue
+        if w.start < target.end and w.end > target.start:
+            start, end = max(w.start, target.start), min(w.end, target.end)
+            changes[start] = changes.get(start, 0.0) + w.rate
+            changes[end] = changes.get(end, 0.0) - w.rate
+    changes.setdefault(target.start, 0.0)
+    changes.setdefault(target.end, 0.0)
+    points = sorted(changes)
     seconds, energy, cpu = 0.0, 0.0, 0.0
     energy_known = cpu_known = meter is not None
+    others = 0.0
     for a, b in zip(points, points[1:], strict=False):
-        active = sum(w.rate for w in others if w.start <= a and w.end >= b)
-        share = target.rate / active
+        others += changes[a]
+        share = target.rate / (target.rate + max(others, 0.0))
         seconds += share * (b - a)
         if energy_known:
             used = meter.timeline.usage(a, b, "energy_j")
@@ -235,7 +240,9 @@ class CostStage:
         self.keep_s = keep_s
         self._clock = clock
         self._pending: list[tuple[ModelCall, _Window]] = []
-        self._recent: deque[_Window] = deque()
+        self._recent: list[_Window] = []
+        """Windows of recent local calls, sorted by start."""
+        self._longest = 0.0
 
     @property
     def pending(self) -> list[ModelCall]:
@@ -244,7 +251,8 @@ class CostStage:
     def add(self, call: ModelCall) -> None:
         window = _Window.of(call)
         if call.source != "baseline":
-            self._recent.append(window)
+            bisect.insort(self._recent, window, key=lambda w: w.start)
+            self._longest = max(self._longest, window.end - window.start)
         self._pending.append((call, window))
 
     def ready(self, force: bool = False) -> list[ModelCall]:
@@ -257,17 +265,24 @@ class CostStage:
             (done if force or now >= window.end + self.settle_s else waiting).append(
                 (call, window))
         self._pending = waiting
-        windows = list(self._recent)
         for call, window in done:
             try:
-                self._cost(call, window, windows)
+                self._cost(call, window)
             except Exception:  # costing is best effort; the row is still written
                 log.exception("could not cost call %s", call.id)
-        while self._recent and self._recent[0].end < now - self.keep_s:
-            self._recent.popleft()
+        cutoff = now - self.keep_s - self._longest
+        if self._recent and self._recent[0].start < cutoff:
+            del self._recent[:bisect.bisect_left(self._recent, cutoff, key=lambda w: w.start)]
         return [call for call, _ in done]
 
-    def _cost(self, call: ModelCall, window: _Window, windows: list[_Window]) -> None:
+    def _overlapping(self, window: _Window) -> list[_Window]:
+        """Recent windows that can overlap ``window`` (none is longer than the longest)."""
+        key = lambda w: w.start  # noqa: E731
+        lo = bisect.bisect_left(self._recent, window.start - self._longest, key=key)
+        hi = bisect.bisect_right(self._recent, window.end, key=key)
+        return self._recent[lo:hi]
+
+    def _cost(self, call: ModelCall, window: _Window) -> None:
         prices = self.prices
         if call.source == "baseline":
             # An API call: it cost what the API charges, and nothing locally.
@@ -279,7 +294,7 @@ class CostStage:
         call.llm_cost_usd = prices.baseline.cost(call.prompt_tokens, call.completion_tokens)
         local = is_local_engine(call.engine_url)
         meter = self.meter if local else None
-        share = attribute(window, windows, meter)
+        share = attribute(window, self._overlapping(window), meter)
         if not call.device:
             call.device = (self.meter.device if self.meter else "cpu") if local else "remote"
         call.engine_seconds = share.engine_seconds
