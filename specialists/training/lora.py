@@ -203,7 +203,8 @@ def train(examples: list[Example], base_model: Path, out_dir: Path, cfg: TrainCo
         if progress:
             progress(step + 1, cfg.steps, losses[-1])
         log.info("step %d/%d loss %.4f", step + 1, cfg.steps, losses[-1])
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+        # the last step is checkpointed too: a rerun after a failed gate skips training
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             _save_checkpoint(model, optimizer, out_dir, step + 1, losses, tokens_seen, cfg)
 
     model.save_pretrained(str(out_dir), safe_serialization=True)
