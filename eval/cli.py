@@ -112,6 +112,8 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
     for note in result["meta"].get("notes", []):
         out.print(f"[bold yellow]Note:[/bold yellow] {note}")
     out.print(render.run_table(result))
+    for name, system in result["summary"].items():
+        out.print(f"  [bold]{name}[/bold]: {system['label']}")
     out.print(f"Stored as eval run {result['run_id']} — "
               f"`covey eval report {result['run_id']} -o report.html`")
 

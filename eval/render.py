@@ -45,7 +45,7 @@ def run_table(result: dict) -> Table:
     for name, s in summary.items():
         lat, cost, tok = s["latency_ms"], s["cost"], s["tokens"]
         table.add_row(
-            f"{name}\n[dim]{s['label']}[/dim]",
+            name,
             *(fmt_metric(s["metrics"].get(m), m) for m in present),
             f"{fmt_ms(lat['ttft_p50'])}/{fmt_ms(lat['ttft_p95'])}",
             f"{fmt_ms(lat['total_p50'])}/{fmt_ms(lat['total_p95'])}",
