@@ -275,6 +275,26 @@ class CostStage:
             del self._recent[:bisect.bisect_left(self._recent, cutoff, key=lambda w: w.start)]
         return [call for call, _ in done]
 
+    def estimate(self, call: ModelCall) -> None:
+        """Fill ``llm_cost_usd`` (exact: it depends only on tokens) and a first
+        ``local_cost_usd`` (the call's wall time alone, no sharing, no energy) on ``call``
+        at once, for callers that show cost straight away; the logged row gets the
+        attributed figures. Cheap, and safe from any thread."""
+        prices = self.prices
+        if call.source == "baseline":
+            call.llm_cost_usd = prices.for_model(call.model).cost(call.prompt_tokens,
+                                                                  call.completion_tokens)
+            call.local_cost_usd = 0.0
+            return
+        call.llm_cost_usd = prices.baseline.cost(call.prompt_tokens, call.completion_tokens)
+        seconds = call.latency_ms / 1000
+        if not is_local_engine(call.engine_url):
+            device = "remote"
+        else:
+            device = self.meter.device if self.meter else "cpu"
+        call.local_cost_usd = prices.local_cost(device, seconds,
+                                                seconds * prices.cores_attributed, None)
+
     def _overlapping(self, window: _Window) -> list[_Window]:
         """Recent windows that can overlap ``window`` (none is longer than the longest)."""
         key = lambda w: w.start  # noqa: E731

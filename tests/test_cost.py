@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from covey_specialists.calls import ModelCall
 from covey_specialists.cost import (
     CostStage,
@@ -326,3 +327,19 @@ def test_cpu_counter_is_shared_like_energy():
     assert out["c1"].cpu_seconds == pytest.approx(0.75)
     assert out["c2"].cpu_seconds == pytest.approx(2.25)
     assert math.isclose(out["c1"].cpu_seconds + out["c2"].cpu_seconds, 3.0)
+
+
+def test_estimate_fills_costs_at_once_and_the_stage_refines_them():
+    table = prices(cores_attributed=2)
+    stage = CostStage(table, None, settle_s=0)
+    a, b = make_call(1, 0.0, 2.0, 100), make_call(2, 0.0, 2.0, 100)
+    for call in (a, b):
+        stage.estimate(call)
+    assert a.llm_cost_usd == pytest.approx(table.baseline.cost(75, 25))
+    alone = table.local_cost("cpu", 2.0, 4.0, None)
+    assert a.local_cost_usd == pytest.approx(alone)
+    for call in (a, b):
+        stage.add(call)
+    stage.ready(force=True)
+    assert a.local_cost_usd == pytest.approx(alone / 2)  # shared with b
+    assert a.llm_cost_usd == pytest.approx(table.baseline.cost(75, 25))

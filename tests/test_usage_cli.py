@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from covey_server.cli import main
 from covey_server.usage import open_usage_log, schema
 from covey_server.usage.cli import usage_group

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+
 from covey_server.usage import open_usage_log, schema
 from covey_specialists.calls import CallSink, ModelCall, new_call_id
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from covey_server.cli import main
 from covey_server.usage import queries, schema
 

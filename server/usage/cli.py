@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from covey_server.usage import chart as chart_page
 from covey_server.usage import queries, schema
 from covey_specialists import home

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
+
 from covey_server.usage import schema
 
 GROUPS = ("task", "specialist", "model", "day", "client", "source", "device")

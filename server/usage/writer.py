@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
+
 from covey_server.usage import schema
 from covey_specialists.calls import ModelCall, new_call_id
 from covey_specialists.cost import CostStage
@@ -84,10 +85,18 @@ class UsageLog:
     # ------------------------------------------------------------------ caller side
 
     def record(self, call: ModelCall) -> None:
-        """Queue one finished call; never blocks, never raises."""
+        """Queue one finished call; never blocks, never raises.
+
+        Fills an immediate cost estimate on ``call`` (see ``CostStage.estimate``) so the
+        caller can show it; the row gets the figures attributed after the settle period.
+        """
         if self._closed:
             log.warning("usage log closed; call %s not logged", call.id)
             return
+        try:
+            self.cost.estimate(call)
+        except Exception:  # an estimate is a nicety; never let it stop the record
+            log.exception("cost estimate failed for call %s", call.id)
         # A copy: the caller may go on changing its record (e.g. status → escalated).
         self._queue.put(("call", copy.copy(call)))
 
