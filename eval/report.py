@@ -153,7 +153,7 @@ def _latencies(rows: list[dict]) -> dict[str, list[float]]:
 
 def latency_svg(latencies: dict[str, list[float]], colour: dict, width: int = 640) -> str:
     """Box plots (p5, p25, p50, p75, p95) on a shared axis, one row per system."""
-    row_h, left, right = 36, 110, 30
+    row_h, left, right = 36, 110, 190
     height = row_h * len(latencies) + 40
     top_value = max(metrics.percentile(v, 99) or 0 for v in latencies.values()) or 1.0
     scale = (width - left - right) / top_value

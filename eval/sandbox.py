@@ -125,7 +125,7 @@ if tree is not None:
             __import__(name)
         except BaseException:
             pass
-for enc in ("utf_16", "utf_32", "latin_1", "ascii", "cp1252", "unicode_escape"):
+for enc in ("utf_16", "utf_32", "latin_1", "ascii", "cp1252", "unicode_escape", "idna"):
     __import__("encodings." + enc)
 def lim(res, value):
     resource.setrlimit(res, (value, value))
