@@ -7,6 +7,7 @@ with Covey, prints each result with its timing, then a quick eval and the usage 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from importlib import resources
@@ -161,10 +162,16 @@ def _show_edit(doc: Document, sample: Path, finish) -> None:
 
 
 def _quick_eval(limit: int) -> None:
-    _step(f"6. Quick eval: specialists vs untuned base, {limit} tasks per suite")
-    try:
-        from covey_eval.quick import run_quick_eval
-    except ImportError:
-        click.echo("(the eval harness is not installed)")
-        return
-    run_quick_eval(limit)
+    """Specialists against the untuned base, or against the baseline LLM when configured."""
+    import os
+
+    from covey_eval.cli import eval_group
+
+    against = "baseline" if os.environ.get("COVEY_BASELINE_URL") else "base"
+    if not sys.stdout.isatty():  # rich squeezes wide tables to 80 columns in a pipe or log
+        os.environ.setdefault("COLUMNS", "180")
+    ctx = click.get_current_context()
+    run = eval_group.get_command(ctx, "run")
+    for suite in ("humaneval-sl", "stdlib-doc"):
+        _step(f"6. Quick eval on {suite}: specialist vs {against}, {limit} tasks")
+        ctx.invoke(run, suite_name=suite, systems=("specialist", against), limit=limit)
