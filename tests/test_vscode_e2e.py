@@ -27,7 +27,6 @@ DRIVER = REPO / "tests" / "e2e_vscode" / "run.mjs"
 ARTIFACTS = REPO / "artifacts" / "vscode-e2e"
 
 pytestmark = [
-    pytest.mark.engine,
     pytest.mark.slow,
     pytest.mark.skipif(os.environ.get("COVEY_SKIP_VSCODE_E2E") == "1",
                        reason="COVEY_SKIP_VSCODE_E2E=1"),
@@ -55,19 +54,27 @@ def vsix() -> str:
     return _last_line(["bash", "scripts/build-extension.sh"], "build-extension.sh", 600)
 
 
-def test_extension_in_vscode(code_server, vsix, engine):
-    env = {**os.environ, "COVEY_ENGINE_API_KEY": engine.api_key}
-    cmd = ["node", str(DRIVER), "--code-server", code_server, "--vsix", vsix,
-           "--python", sys.executable, "--engine-url", engine.url,
-           "--artifacts", str(ARTIFACTS)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+def _drive(args: list[str], artifacts: Path, env: dict | None = None) -> dict:
+    """Runs the driver; returns its result.json, failing with its own words if it failed."""
+    cmd = ["node", str(DRIVER), *args, "--artifacts", str(artifacts)]
+    (artifacts / "result.json").unlink(missing_ok=True)
+    proc = subprocess.run(cmd, cwd=REPO, env=env or dict(os.environ), capture_output=True,
+                          text=True, timeout=600)
     print(proc.stdout)
-    result_file = ARTIFACTS / "result.json"
+    result_file = artifacts / "result.json"
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
     assert proc.returncode == 0, (
         f"VS Code e2e failed: {result.get('error') or proc.stderr[-3000:]}\n"
-        f"driver output:\n{proc.stdout[-3000:]}\nartifacts: {ARTIFACTS}")
+        f"driver output:\n{proc.stdout[-3000:]}\nartifacts: {artifacts}")
     assert result["ok"] is True
+    return result
+
+
+@pytest.mark.engine
+def test_extension_in_vscode(code_server, vsix, engine):
+    env = {**os.environ, "COVEY_ENGINE_API_KEY": engine.api_key}
+    result = _drive(["--code-server", code_server, "--vsix", vsix, "--python", sys.executable,
+                     "--engine-url", engine.url], ARTIFACTS, env)
     # What the driver checked, restated so a failure in its bookkeeping shows here too.
     assert result["servedText"], "the server served no ghost text"
     assert result["checks"]["tabInsertsServedText"] is True
@@ -78,3 +85,15 @@ def test_extension_in_vscode(code_server, vsix, engine):
     print(f"keystroke -> ghost text: {result['ghostLatencyMs']} ms; "
           f"docstring action -> edit: {result['docstringMs']} ms; "
           f"refactor answered: {result['refactorMs']} ms")
+
+
+def test_start_failure_is_one_notification(code_server, vsix, tmp_path):
+    """A Python without Covey: one notification with "Open Log", even after two restarts."""
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'covey_server'\" >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    result = _drive(["--scenario", "start-failure", "--code-server", code_server, "--vsix", vsix,
+                     "--python", str(fake)], ARTIFACTS.with_name("vscode-e2e-start-failure"))
+    assert "No module named 'covey_server'" in result["checks"]["oneNotification"]
+    assert "server failed" in result["checks"]["statusFailed"]

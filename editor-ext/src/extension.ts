@@ -1,5 +1,6 @@
 // Wires the parts together; the logic lives in the modules it imports.
 import * as vscode from 'vscode';
+import { importProblem } from './diagnose';
 import { FailureReporter } from './faults';
 import { createLanguageClient } from './languageClient';
 import { Methods, ServerCommands, UsageSummary } from './protocol';
@@ -43,6 +44,7 @@ export function activate(context: vscode.ExtensionContext): { controller: Server
       resolveInterpreter(settings.pythonPath, workspaceFolder(), async () =>
         interpreterFromPythonExtension(await pythonExtensionApi(), vscode.workspace.workspaceFolders?.[0]?.uri),
       ),
+    diagnose: (python) => importProblem(python),
     workspaceFolder,
     env: () => ({ ...process.env }),
     askInstruction: () =>

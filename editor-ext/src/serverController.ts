@@ -1,6 +1,7 @@
 // Owns the language client's life: launch with the right Python and settings, restart,
 // stop, route Covey's notifications to the status bar, and report faults once.
 import * as vscode from 'vscode';
+import { startFailureMessage } from './diagnose';
 import { FailureReporter, RestartPolicy } from './faults';
 import { MiddlewareDeps } from './middleware';
 import {
@@ -49,6 +50,8 @@ export interface ControllerDeps {
   createClient(spec: LaunchSpec, hooks: ClientHooks): ClientLike;
   settings(): CoveySettings;
   interpreter(settings: CoveySettings): Promise<Interpreter>;
+  /** Why this Python cannot run the server (undefined when it can or nobody knows). */
+  diagnose(python: string): Promise<string | undefined>;
   workspaceFolder(): string | undefined;
   env(): NodeJS.ProcessEnv;
   askInstruction(): PromiseLike<string | undefined>;
@@ -157,10 +160,8 @@ export class ServerController {
       const why = error instanceof Error ? error.message : String(error);
       deps.log.error(`server failed to start: ${why}`);
       deps.status.update({ server: 'failed' });
-      deps.reporter.report(
-        `Covey: the language server failed to start with ${interpreter.path} (${why}). ` +
-          'Is Covey installed in that Python environment? Set covey.pythonPath to choose another.',
-      );
+      const problem = await deps.diagnose(interpreter.path).catch(() => undefined);
+      deps.reporter.report(startFailureMessage(interpreter.path, why, problem));
       return false;
     }
     this.running = true;

@@ -68,6 +68,7 @@ function harness(commands: string[] = []): Harness {
       return client;
     },
     settings: () => h.settings,
+    diagnose: async (python) => (python === 'python3' ? "ModuleNotFoundError: No module named 'covey_server'" : undefined),
     interpreter: async (s) => ({ path: s.pythonPath || 'python3', source: s.pythonPath ? 'setting' : 'default' }),
     workspaceFolder: () => '/ws',
     env: () => ({ COVEY_ENGINE_API_KEY: 'k' }),
@@ -159,7 +160,7 @@ describe('ServerController', () => {
     expect(await h.controller.restart()).toBe(false);
     expect(await h.controller.restart()).toBe(false);
     expect(h.notifications).toHaveLength(1);
-    expect(h.notifications[0]).toContain('spawn python3 ENOENT');
+    expect(h.notifications[0]).toContain("failed to start with python3: ModuleNotFoundError: No module named 'covey_server'");
     expect(h.status.server).toBe('failed');
     await expect(h.controller.request('covey/usageSummary', {}, new CancellationTokenSource().token)).rejects.toThrow(
       'not running',
