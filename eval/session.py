@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 
 from covey_eval import runner, store
-from covey_eval.baseline import BaselineClient, BaselineConfig
 from covey_eval.systems import BaselineSystem, EmptySystem, EngineSystem, OracleSystem, System
 from covey_eval.tasks import Task
+from covey_specialists.baseline import BaselineClient, BaselineConfig
 
 NO_BASELINE = ("No baseline LLM endpoint is configured (set COVEY_BASELINE_URL, "
                "COVEY_BASELINE_MODEL and COVEY_BASELINE_API_KEY, or pass --baseline-url), "

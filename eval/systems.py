@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from covey_eval.baseline import BaselineClient
 from covey_eval.scoring import body_indent
 from covey_eval.tasks import Task
 from covey_specialists import prompts
+from covey_specialists.baseline import BaselineClient
 from covey_specialists.calls import ModelCall
 from covey_specialists.client import EngineClient
 from covey_specialists.table import Specialist, SpecialistsTable

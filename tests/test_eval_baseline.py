@@ -3,7 +3,7 @@
 import pytest
 from fake_openai import FakeOpenAI
 
-from covey_eval.baseline import BaselineClient, BaselineConfig
+from covey_specialists.baseline import BaselineClient, BaselineConfig
 
 
 class Collect:
