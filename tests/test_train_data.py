@@ -199,3 +199,20 @@ def test_jsonl_round_trip(tmp_path):
     examples = doc_examples(_source(), random.Random(0), per_file=10, budget=3000)
     assert write_jsonl(examples, tmp_path / "d.jsonl") == len(examples)
     assert read_jsonl(tmp_path / "d.jsonl") == examples
+
+
+def test_type_hints_codemod_annotates_everything_and_keeps_behaviour():
+    code = textwrap.dedent('''\
+        def pad(text, width=8, fill=" ", *rest, strict=False, **options):
+            if strict and len(text) > width:
+                return None
+            return text.rjust(width, fill)
+        ''')
+    new = codemods.type_hints(code)
+    assert new is not None
+    assert new.startswith("def pad(text: object, width: int = 8, fill: str = \" \", "
+                          "*rest: object, strict: bool = False, **options: object) -> object:")
+    assert _run(code, "pad", "ab", 4, "-") == _run(new, "pad", "ab", 4, "-")
+    from covey_specialists.training.metrics import instruction_satisfied
+    assert instruction_satisfied(new, {"codemod": "type-hints", "code": code})
+    assert codemods.type_hints("def ping():\n    pass\n") is None  # nothing to annotate

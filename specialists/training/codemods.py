@@ -288,6 +288,127 @@ def extract_variable(code: str) -> tuple[str, str, str] | None:
     return new.code, expr, name
 
 
+# ------------------------------------------------------------------ type hints
+
+def _literal_type(value: cst.BaseExpression) -> str | None:
+    if isinstance(value, cst.Integer):
+        return "int"
+    if isinstance(value, cst.Float):
+        return "float"
+    if isinstance(value, cst.SimpleString | cst.ConcatenatedString | cst.FormattedString):
+        prefix = value.prefix.lower() if isinstance(value, cst.SimpleString) else ""
+        return "bytes" if "b" in prefix else "str"
+    if isinstance(value, cst.Name) and value.value in ("True", "False"):
+        return "bool"
+    if isinstance(value, cst.UnaryOperation) and isinstance(value.expression,
+                                                           cst.Integer | cst.Float):
+        return _literal_type(value.expression)
+    return None
+
+
+def _is_bool_expr(value: cst.BaseExpression | None) -> bool:
+    return (isinstance(value, cst.Name) and value.value in ("True", "False")
+            or isinstance(value, cst.Comparison)
+            or isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Not))
+
+
+class _Returns(cst.CSTVisitor):
+    """Return values and yields of one function, not of functions nested in it."""
+
+    def __init__(self) -> None:
+        self.values: list[cst.BaseExpression | None] = []
+        self.yields = False
+
+    def visit_FunctionDef(self, node) -> bool:
+        return False
+
+    def visit_Lambda(self, node) -> bool:
+        return False
+
+    def visit_Return(self, node) -> None:
+        self.values.append(node.value)
+
+    def visit_Yield(self, node) -> None:
+        self.yields = True
+
+
+def _return_type(fn: cst.FunctionDef) -> str:
+    found = _Returns()
+    fn.body.visit(found)
+    values = [v for v in found.values if v is not None
+              and not (isinstance(v, cst.Name) and v.value == "None")]
+    if found.yields:
+        return "object"
+    if not values:
+        return "None"
+    if all(_is_bool_expr(v) for v in values):
+        return "bool"
+    kinds = {_literal_type(v) for v in values}
+    if len(kinds) == 1 and None not in kinds and len(values) == len(found.values):
+        return kinds.pop()
+    return "object"
+
+
+class _TypeHints(cst.CSTTransformer):
+    """Annotate every parameter and return of every function: the literal type of a
+    parameter's default, ``None`` for functions that return nothing, ``bool`` for
+    predicates, else ``object`` (true of any value, so behaviour cannot change)."""
+
+    def __init__(self) -> None:
+        self.changed = 0
+        self.params = 0
+        self.class_depth = 0
+
+    def visit_ClassDef(self, node) -> None:
+        self.class_depth += 1
+
+    def leave_ClassDef(self, original, updated):
+        self.class_depth -= 1
+        return updated
+
+    def leave_FunctionDef(self, original, updated):
+        params = updated.params
+
+        def annotate(param: cst.Param, first: bool) -> cst.Param:
+            if param.annotation is not None or (first and param.name.value in ("self", "cls")):
+                return param
+            hint = (_literal_type(param.default) if param.default is not None else None) \
+                or "object"
+            self.changed += 1
+            self.params += 1
+            param = param.with_changes(annotation=cst.Annotation(cst.parse_expression(hint)))
+            if param.default is not None:  # PEP 8: spaces around = once annotated
+                param = param.with_changes(equal=cst.AssignEqual(
+                    whitespace_before=cst.SimpleWhitespace(" "),
+                    whitespace_after=cst.SimpleWhitespace(" ")))
+            return param
+
+        ordered = [*params.posonly_params, *params.params]
+        first = ordered[0] if ordered else None
+        new_params = params.with_changes(
+            posonly_params=[annotate(p, p is first) for p in params.posonly_params],
+            params=[annotate(p, p is first) for p in params.params],
+            kwonly_params=[annotate(p, False) for p in params.kwonly_params],
+        )
+        if isinstance(params.star_arg, cst.Param):
+            new_params = new_params.with_changes(star_arg=annotate(params.star_arg, False))
+        if params.star_kwarg is not None:
+            new_params = new_params.with_changes(star_kwarg=annotate(params.star_kwarg, False))
+        returns = updated.returns
+        if returns is None:
+            self.changed += 1
+            returns = cst.Annotation(cst.parse_expression(_return_type(original)))
+        return updated.with_changes(params=new_params, returns=returns)
+
+
+def type_hints(code: str) -> str | None:
+    """None also for functions without parameters to annotate: ``-> None`` alone teaches
+    little."""
+    transformer = _TypeHints()
+    new = _run(code, transformer)
+    return new if new is not None and transformer.params > 0 else None
+
+
 # ------------------------------------------------------------------ shared
 
 def _parses(code: str) -> bool:
@@ -320,6 +441,14 @@ def apply_all(code: str) -> list[tuple[str, str, dict]]:
         out.append((READY_INSTRUCTIONS["comprehension"], new, {"codemod": "comprehension"}))
     if (new := early_return(code)) is not None:
         out.append((READY_INSTRUCTIONS["early-return"], new, {"codemod": "early-return"}))
+    if (new := type_hints(code)) is not None:
+        out.append((READY_INSTRUCTIONS["type-hints"], new, {"codemod": "type-hints"}))
+    # "simplify" is answered by the rewrites that shrink the code without changing it
+    for _, rewritten, details in list(out):
+        if details["codemod"] in ("comprehension", "early-return"):
+            out.append((READY_INSTRUCTIONS["simplify"], rewritten, {"codemod": "simplify",
+                                                                   "via": details["codemod"]}))
+            break
     if (found := extract_variable(code)) is not None:
         new, expr, name = found
         out.append((extract_variable_instruction(expr, name), new,

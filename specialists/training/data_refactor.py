@@ -46,6 +46,8 @@ def refactor_examples(src: SourceFile, rng: random.Random, per_file: int,
     by_mod: dict[str, list] = {}
     for cand in candidates:
         by_mod.setdefault(cand[-1]["codemod"], []).append(cand)
+    # type hints apply to almost every function: one per file keeps the mix balanced
+    by_mod["type-hints"] = by_mod.get("type-hints", [])[:1]
     ordered = [c for group in zip_longest(*by_mod.values()) for c in group if c is not None]
     out = []
     for node, code, start, end, instruction, rewritten, details in ordered[:per_file]:

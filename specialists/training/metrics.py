@@ -137,6 +137,15 @@ def instruction_satisfied(code: str, meta: dict) -> bool:
         return has_comp and not appends_in_loop
     if mod == "early-return":
         return nesting_total(tree) < nesting_total(ast.parse(textwrap.dedent(meta["code"])))
+    if mod == "type-hints":
+        fns = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        args = [a for f in fns for a in [*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs]
+                if a.arg not in ("self", "cls")]
+        return bool(fns) and all(a.annotation is not None for a in args) \
+            and all(f.returns is not None for f in fns)
+    if mod == "simplify":
+        before = ast.parse(textwrap.dedent(meta["code"]))
+        return len(list(ast.walk(tree))) <= len(list(ast.walk(before)))
     if mod == "extract-variable":
         assigned = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
                     for t in n.targets if isinstance(t, ast.Name)}
