@@ -62,6 +62,15 @@ export interface ControllerDeps {
   now?: () => number;
   /** Delay that batches usage refreshes after calls finish. */
   usageRefreshMs?: number;
+  /** While the engine is down, how often to ask the server whether it is back. */
+  engineRecheckMs?: number;
+}
+
+/** JSON-RPC "method not found": a server without this Covey extension message. */
+const METHOD_NOT_FOUND = -32601;
+
+function isMethodNotFound(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === METHOD_NOT_FOUND;
 }
 
 export const SERVER_MODULE = 'covey_server';
@@ -74,6 +83,8 @@ export class ServerController {
   private disposables: Array<{ dispose(): unknown }> = [];
   private queue: Promise<unknown> = Promise.resolve();
   private usageTimer: ReturnType<typeof setTimeout> | undefined;
+  private usageSupported = true;
+  private engineTimer: ReturnType<typeof setInterval> | undefined;
   private usageTokens = new vscode.CancellationTokenSource();
   private readonly policy = new RestartPolicy();
 
@@ -139,6 +150,7 @@ export class ServerController {
     deps.log.info(`starting ${spec.command} ${spec.args.join(' ')} (python from ${interpreter.source})`);
     deps.status.update({ server: 'starting', engine: undefined });
     this.engine = undefined;
+    this.usageSupported = true;
     const client = deps.createClient(spec, {
       middleware: {
         askInstruction: () => deps.askInstruction(),
@@ -156,6 +168,7 @@ export class ServerController {
     } catch (error) {
       this.running = false;
       this.client = undefined;
+      this.watchEngine(false);
       this.disposeAll();
       const why = error instanceof Error ? error.message : String(error);
       deps.log.error(`server failed to start: ${why}`);
@@ -185,6 +198,7 @@ export class ServerController {
       clearTimeout(this.usageTimer);
       this.usageTimer = undefined;
     }
+    this.watchEngine(false);
     this.disposeAll();
     if (client) {
       try {
@@ -229,6 +243,7 @@ export class ServerController {
     this.deps.log.warn(`server connection closed; ${decision === 'restart' ? 'restarting' : 'giving up'}`);
     if (decision === 'give-up' && this.running) {
       this.running = false;
+      this.watchEngine(false);
       this.deps.status.update({ server: 'failed' });
       this.deps.reporter.report(
         'Covey: the language server keeps stopping and will not be restarted. Use "Covey: Restart Server" after fixing the cause.',
@@ -240,6 +255,18 @@ export class ServerController {
   private onEngineStatus(status: EngineStatus): void {
     this.engine = status;
     this.deps.status.update({ engine: status });
+    // Completions stay quiet while the engine is down, so nothing else would notice it
+    // coming back (e.g. `covey engine up` in a terminal): ask now and then.
+    this.watchEngine(status.state === 'down' && this.client !== undefined);
+  }
+
+  private watchEngine(on: boolean): void {
+    if (on && !this.engineTimer) {
+      this.engineTimer = setInterval(() => void this.fetchEngineStatus(), this.deps.engineRecheckMs ?? 10000);
+    } else if (!on && this.engineTimer) {
+      clearInterval(this.engineTimer);
+      this.engineTimer = undefined;
+    }
   }
 
   private onCallFinished(call: CallFinished): void {
@@ -261,7 +288,7 @@ export class ServerController {
   }
 
   private scheduleUsageRefresh(delayMs: number): void {
-    if (this.usageTimer) {
+    if (this.usageTimer || !this.usageSupported) {
       return; // one refresh already pending covers this call too
     }
     this.usageTimer = setTimeout(() => {
@@ -281,6 +308,9 @@ export class ServerController {
         this.deps.status.update({ today: summary.total });
       }
     } catch (error) {
+      if (isMethodNotFound(error)) {
+        this.usageSupported = false; // an older server: stop asking until the next start
+      }
       this.deps.log.warn(`${Methods.usageSummary}: ${String(error)}`);
     }
   }

@@ -84,12 +84,21 @@ function harness(commands: string[] = []): Harness {
       return undefined;
     }, () => undefined),
     usageRefreshMs: 0,
+    engineRecheckMs: 10,
   };
   h.controller = new ServerController(deps);
   return h;
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
+
+/** Waits until `condition` holds (fails the test after 5 s). */
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 5) {
+    if (waited > 5000) throw new Error('condition not reached in 5 s');
+    await tick();
+  }
+}
 
 describe('ServerController', () => {
   let h: Harness;
@@ -185,5 +194,35 @@ describe('ServerController', () => {
     expect(hooks.onClosed()).toBe('give-up');
     expect(h.notifications).toHaveLength(1);
     expect(h.status.server).toBe('failed');
+  });
+
+  it('asks again while the engine is down, and stops once it is back', async () => {
+    await h.controller.start();
+    await tick(); // the first ask, made at start, has its answer
+    const client = h.clients[0];
+    client.answers.set('covey/engineStatus', { state: 'down' });
+    client.notify('covey/engineStatus', { state: 'down', reason: 'connection refused' });
+    const asked = () => client.requests.filter((r) => r.method === 'covey/engineStatus').length;
+    await until(() => asked() >= 3); // the first ask at start, then rechecks
+    client.answers.set('covey/engineStatus', { state: 'up' });
+    await until(() => h.status.engine?.state === 'up');
+    const afterUp = asked();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(asked()).toBe(afterUp);
+  });
+
+  it('stops asking for usage when the server does not know covey/usageSummary', async () => {
+    await h.controller.start();
+    const client = h.clients[0];
+    client.sendRequest = async <R>(method: string, params: unknown, token: unknown): Promise<R> => {
+      client.requests.push({ method, params, token });
+      if (method === 'covey/usageSummary') throw Object.assign(new Error('Method Not Found'), { code: -32601 });
+      return client.answers.get(method) as R;
+    };
+    await h.controller.refreshUsage();
+    client.notify('covey/callFinished', { callId: 'c2', task: 'completion', specialist: 'completion', status: 'ok', latencyMs: 50 });
+    await tick();
+    expect(client.requests.filter((r) => r.method === 'covey/usageSummary').length).toBe(2); // start + the failing one
+    expect(h.status.lastLatencyMs).toBe(50);
   });
 });

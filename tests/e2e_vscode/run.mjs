@@ -8,7 +8,8 @@
 // the file again, runs "Refactor selection…" through its input box, and reads a latency
 // from the status bar (--scenario editing, the default). --scenario start-failure points
 // covey.pythonPath at a Python without Covey and checks for exactly one notification with
-// an "Open Log" button. Screenshots go to --artifacts.
+// an "Open Log" button. --scenario engine-down points covey.engine.url where nothing
+// listens and checks that completions stay quiet. Screenshots go to --artifacts.
 //
 //   node tests/e2e_vscode/run.mjs --code-server BIN --vsix covey.vsix --python PY \
 //        --engine-url http://127.0.0.1:8733 [--artifacts artifacts/vscode-e2e] [--port 0]
@@ -43,15 +44,15 @@ const { values: opt } = parseArgs({
     scenario: { type: 'string', default: 'editing' },
   },
 });
-const needed = ['code-server', 'vsix', 'python', ...(opt.scenario === 'editing' ? ['engine-url'] : [])];
+const needed = ['code-server', 'vsix', 'python', ...(opt.scenario === 'start-failure' ? [] : ['engine-url'])];
 for (const required of needed) {
   if (!opt[required]) {
     console.error(`run.mjs: --${required} is required`);
     process.exit(2);
   }
 }
-if (!['editing', 'start-failure'].includes(opt.scenario)) {
-  console.error(`run.mjs: --scenario must be editing or start-failure, not ${opt.scenario}`);
+if (!['editing', 'start-failure', 'engine-down'].includes(opt.scenario)) {
+  console.error(`run.mjs: --scenario must be editing, start-failure or engine-down, not ${opt.scenario}`);
   process.exit(2);
 }
 
@@ -482,13 +483,7 @@ async function startFailureScenario(page, dirs, result) {
     await sleep(3000);
   }
   await sleep(1000);
-  const toasts = await page.evaluate(() =>
-    [...document.querySelectorAll('.notifications-toasts .notification-list-item')]
-      .map((el) => ({
-        text: el.querySelector('.notification-list-item-message')?.textContent || '',
-        buttons: [...el.querySelectorAll('.monaco-button')].map((b) => b.textContent),
-      }))
-      .filter((t) => /Covey/.test(t.text)));
+  const toasts = await coveyNotifications(page);
   await shot(page, 'start-failure');
   log(`notifications: ${JSON.stringify(toasts)}`);
   check(toasts.length === 1, `expected one Covey notification, saw ${toasts.length}: ${JSON.stringify(toasts)}`);
@@ -496,6 +491,47 @@ async function startFailureScenario(page, dirs, result) {
   check(toasts[0].buttons.includes('Open Log'), `no "Open Log" button: ${JSON.stringify(toasts[0].buttons)}`);
   result.checks.oneNotification = toasts[0].text;
   result.checks.statusFailed = failed;
+}
+
+/**
+ * An engine URL where nothing listens: the status bar says the engine is down, typing
+ * sends no inline-completion requests and shows no ghost text, and at most one
+ * notification explains it.
+ */
+async function engineDownScenario(page, dirs, result) {
+  const down = await waitFor('the status bar to say the engine is down', async () => {
+    const text = await statusText(page);
+    return /engine down/.test(text) ? text : '';
+  }, 60_000);
+  log(`status bar: ${down}`);
+  const logFile = coveyLogFile(dirs);
+  check(logFile, 'no Covey output channel log file found');
+  const sentBefore = inlineResponses(fs.readFileSync(logFile, 'utf8')).requested;
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type('def is_even(n):', { delay: 40 });
+  await page.keyboard.press('Enter');
+  await page.keyboard.type('return', { delay: 40 });
+  await sleep(3000);
+  const ghost = await ghostText(page);
+  await shot(page, 'engine-down');
+  check(!ghost.trim(), `ghost text showed with the engine down: ${JSON.stringify(ghost)}`);
+  const sentAfter = inlineResponses(fs.readFileSync(logFile, 'utf8')).requested;
+  check(sentAfter === sentBefore, `${sentAfter - sentBefore} inline-completion requests were sent with the engine down`);
+  const toasts = await coveyNotifications(page);
+  log(`notifications: ${JSON.stringify(toasts)}`);
+  check(toasts.length <= 1, `expected at most one Covey notification, saw ${toasts.length}: ${JSON.stringify(toasts)}`);
+  result.checks.statusDown = down;
+  result.checks.quiet = true;
+}
+
+async function coveyNotifications(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('.notifications-toasts .notification-list-item')]
+      .map((el) => ({
+        text: el.querySelector('.notification-list-item-message')?.textContent || '',
+        buttons: [...el.querySelectorAll('.monaco-button')].map((b) => b.textContent),
+      }))
+      .filter((t) => /Covey/.test(t.text)));
 }
 
 async function runCommand(page, title) {
@@ -507,7 +543,7 @@ async function runCommand(page, title) {
   await page.keyboard.press('Enter');
 }
 
-const SCENARIOS = { editing: editingScenario, 'start-failure': startFailureScenario };
+const SCENARIOS = { editing: editingScenario, 'start-failure': startFailureScenario, 'engine-down': engineDownScenario };
 
 async function main() {
   const result = { checks: {} };
