@@ -4,6 +4,10 @@ Chat (``/v1/chat/completions``) or plain completions (``/v1/completions``), stre
 usage requested on the stream. 429 and 5xx answers are retried with backoff, honouring
 ``Retry-After``. Like the engine client it never raises (except on cancellation) and
 reports each call to its sink exactly once, with ``source="baseline"``.
+
+:func:`ask` turns a specialist's prompt into the baseline's request (chat messages, or the
+plain text prompt) and its reply into text the specialist's post-processing accepts, so
+escalation (editor and eval alike) needs nothing task-specific of its own.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from dataclasses import dataclass
 
 import httpx
 
+from covey_specialists import prompts
 from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
+from covey_specialists.table import Specialist
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+CHAT_COMPLETION_SYSTEM = (
+    "You fill in missing code. The user shows a file with the cursor marked <CURSOR>. "
+    "Reply with only the code that belongs at the cursor — no explanation, no fences.")
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,23 @@ class BaselineConfig:
     timeout_s: float = 120.0
     max_retries: int = 4
     backoff_s: float = 1.0
+
+    @classmethod
+    def from_options(cls, options: dict | None) -> BaselineConfig | None:
+        """From editor settings ``{url, model, api_key_env, api}``; None without a URL.
+
+        Nothing is ever sent anywhere unless the user gave this URL.
+        """
+        options = options or {}
+        url = options.get("url") or ""
+        if not isinstance(url, str) or not url.strip():
+            return None
+        key_env = options.get("api_key_env") or "COVEY_BASELINE_API_KEY"
+        api = options.get("api") or "chat"
+        if api not in ("chat", "completions"):
+            raise ValueError(f"baseline.api must be chat or completions, not {api!r}")
+        return cls(url=url.strip().rstrip("/"), model=options.get("model") or "gpt-4.1",
+                   api_key=os.environ.get(str(key_env), ""), api=api)
 
     @classmethod
     def from_env(cls, url: str | None = None, model: str | None = None,
@@ -153,6 +179,55 @@ class BaselineClient:
                     if piece:
                         pieces.append(piece)
         return None, None
+
+
+@dataclass(frozen=True)
+class BaselineRequest:
+    messages: list[dict] | None
+    prompt: str | None
+    max_tokens: int
+    stop: list[str] | None
+
+
+def request_for(spec: Specialist, prompt: prompts.Prompt, api: str) -> BaselineRequest:
+    """The baseline's request for the specialist's ``prompt``.
+
+    Chat: a system turn per task and the user's code (a ``<CURSOR>`` mark for completion).
+    Completions: the plain prefix for completion (the baseline needs no FIM markers), the
+    specialist's own prompt text otherwise.
+    """
+    if api == "chat":
+        return BaselineRequest(chat_messages(prompt), None, max(spec.max_tokens, 256), None)
+    text = prompt.meta.get("prefix", "") if prompt.task == "completion" else prompt.text
+    return BaselineRequest(None, text, spec.max_tokens, list(spec.stop) or None)
+
+
+def chat_messages(prompt: prompts.Prompt) -> list[dict]:
+    if prompt.task == "completion":
+        user = f"{prompt.meta.get('prefix', '')}<CURSOR>{prompt.meta.get('suffix', '')}"
+        return [{"role": "system", "content": CHAT_COMPLETION_SYSTEM},
+                {"role": "user", "content": user}]
+    system = prompts.DOC_SYSTEM if prompt.task == "doc" else prompts.REFACTOR_SYSTEM
+    # the user turn of the specialist's ChatML prompt, without the template tokens
+    user = prompt.text.split("<|im_start|>user\n", 1)[-1].split("<|im_end|>", 1)[0]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def reply_text(task: str, raw: str, api: str) -> str:
+    """The reply as the specialist would have written it: a chat model's code out of its
+    fences for completion (doc and refactor post-processing extract code themselves)."""
+    return prompts.extract_code(raw) if task == "completion" and api == "chat" else raw
+
+
+async def ask(client: BaselineClient, spec: Specialist, prompt: prompts.Prompt, *,
+              language: str = "", eval_run_id: str | None = None) -> tuple[BaselineReply, str]:
+    """Ask the baseline the specialist's question; (the reply, its text in specialist form)."""
+    api = client.config.api
+    req = request_for(spec, prompt, api)
+    reply = await client.complete(task=spec.task, messages=req.messages, prompt=req.prompt,
+                                  max_tokens=req.max_tokens, stop=req.stop,
+                                  eval_run_id=eval_run_id, language=language)
+    return reply, reply_text(spec.task, reply.text, api)
 
 
 class _Failed(RuntimeError):

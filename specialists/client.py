@@ -76,10 +76,12 @@ class EngineClient:
     async def complete(self, spec: Specialist, prompt: Prompt, *, language: str = "",
                        max_tokens: int | None = None, logprobs: bool = False,
                        eval_run_id: str | None = None, model: str | None = None,
-                       extra_body: dict | None = None) -> Completion:
+                       extra_body: dict | None = None, report: bool = True) -> Completion:
         """Run one completion for ``spec``; never raises except on cancellation.
 
         ``extra_body`` adds engine-specific request fields (e.g. vLLM's ``ignore_eos``).
+        ``report=False`` leaves reporting the call to the caller (:meth:`report`), which
+        must then do it exactly once: escalation decides the row's status afterwards.
         """
         call = ModelCall(
             id=new_call_id(), task=spec.task, specialist=spec.key,
@@ -122,7 +124,8 @@ class EngineClient:
                 call.min_logprob = min(token_logprobs)
             if self.store_text:
                 call.prompt_text, call.completion_text = prompt.text, text
-            self._report(call)
+            if report or call.status == "cancelled":
+                self.report(call)
         return Completion(text=text, call=call, finish_reason=finish)
 
     async def _stream(self, body: dict, call: ModelCall, started: float,
@@ -153,7 +156,8 @@ class EngineClient:
                     finish = choice.get("finish_reason") or finish
         return finish
 
-    def _report(self, call: ModelCall) -> None:
+    def report(self, call: ModelCall) -> None:
+        """Send a finished call to the sink; a broken sink is logged, never raised."""
         try:
             self.sink.record(call)
         except Exception:  # a broken log must never break completions

@@ -1,0 +1,106 @@
+"""Answer checks used for escalation (pure), the served-answer choice, and baseline settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from covey_specialists import validation as v
+from covey_specialists.baseline import BaselineConfig, chat_messages, reply_text, request_for
+from covey_specialists.escalation import pick
+from covey_specialists.prompts import CompletionContext, completion_prompt, doc_prompt
+from covey_specialists.routing import Decision
+from covey_specialists.table import Specialist
+
+PREFIX = "def add(a, b):\n    return "
+
+
+@pytest.mark.parametrize("middle, problem", [
+    ("a + b", None),
+    ("", "empty answer"),
+    ("  \n", "empty answer"),
+    ("a +", "does not parse"),
+    ("(a, b", "does not parse"),
+])
+def test_completion_problem(middle, problem):
+    assert v.completion_problem(PREFIX, middle, "\n", "python") == problem
+
+
+def test_completion_in_surroundings_that_never_parse_is_not_held_against_it():
+    assert v.completion_problem("x = (\n  def", "a +", "", "python") is None
+    assert v.completion_problem("let x = ", "{", "", "javascript") is None  # not checked
+
+
+@pytest.mark.parametrize("code, language, params", [
+    ("def f(self, a, b=1, *args, c, **kw):\n    pass", "python", ["a", "b", "args", "c", "kw"]),
+    ("    async def g(x):\n        pass", "python", ["x"]),
+    ("class C:\n    pass", "python", []),
+    ("function sum(a, b = 2, ...rest) { return a + b }", "javascript", ["a", "b", "rest"]),
+    ("const f = (x, y) => x * y", "javascript", ["x", "y"]),
+])
+def test_function_params(code, language, params):
+    assert v.function_params(code, language) == params
+
+
+def test_docstring_problem_names_missing_parameters():
+    code = "def scale(values, factor, offset=0):\n    pass"
+    assert v.docstring_problem(code, "Scale values by factor, plus offset.") is None
+    assert v.docstring_problem(code, "Scale the values.") == \
+        "docstring misses parameters factor, offset"
+    assert v.docstring_problem(code, "Multiply each value by the factors.") == \
+        "docstring misses parameters values, factor, offset"  # whole words only
+    assert v.docstring_problem(code, "   ") == "empty docstring"
+
+
+@pytest.mark.parametrize("after, problem", [
+    ("def f(xs):\n    return [x * 2 for x in xs]\n", None),
+    ("def f(xs):\n    out = []\n", "code unchanged"),
+    ("def f(xs:\n", "does not parse"),
+    ("def g(xs):\n    return xs\n", "drops function f"),
+    ("def f(items):\n    return items\n", "changes the parameters of f"),
+    ("", "empty answer"),
+])
+def test_refactor_problem(after, problem):
+    before = "def f(xs):\n    out = []\n"
+    assert v.refactor_problem(before, after) == problem
+
+
+def test_refactor_of_a_fragment_that_does_not_parse_alone_is_not_checked_for_syntax():
+    assert v.refactor_problem("    if x:\n", "    if y:\n") is None
+
+
+@pytest.mark.parametrize("escalate, specialist_ok, baseline_ok, source", [
+    (False, True, False, "specialist"),
+    (False, False, False, "none"),
+    (True, True, True, "baseline"),
+    (True, True, False, "specialist"),   # dead baseline: the valid specialist answer
+    (True, False, False, "none"),        # …and nothing when that is invalid too
+    (True, False, True, "baseline"),
+])
+def test_pick(escalate, specialist_ok, baseline_ok, source):
+    assert pick(Decision(escalate, ""), specialist_ok, baseline_ok) == source
+
+
+def test_baseline_from_editor_options_needs_an_explicit_url(monkeypatch):
+    assert BaselineConfig.from_options({}) is None
+    assert BaselineConfig.from_options({"url": "", "model": "m"}) is None
+    monkeypatch.setenv("MY_KEY", "sk-1")
+    cfg = BaselineConfig.from_options({"url": "https://api.example/v1/", "model": "m",
+                                       "api_key_env": "MY_KEY"})
+    assert (cfg.url, cfg.model, cfg.api_key, cfg.api) == ("https://api.example/v1", "m",
+                                                          "sk-1", "chat")
+    with pytest.raises(ValueError, match="chat or completions"):
+        BaselineConfig.from_options({"url": "http://x", "api": "bogus"})
+
+
+def test_baseline_requests_from_specialist_prompts():
+    spec = Specialist(key="completion", task="completion", prompt_format="fim-smol",
+                      max_tokens=64, stop=("\n\n\n",))
+    prompt = completion_prompt(CompletionContext("x = ", "\ny = 2"), "fim-smol", 3000)
+    chat = request_for(spec, prompt, "chat")
+    assert chat.messages[1]["content"] == "x = <CURSOR>\ny = 2" and chat.max_tokens == 256
+    plain = request_for(spec, prompt, "completions")
+    assert plain.prompt == "x = " and plain.stop == ["\n\n\n"] and plain.max_tokens == 64
+    doc = chat_messages(doc_prompt("def f(): pass", "python", 1000))
+    assert doc[1]["content"].startswith("Write the docstring") and "<|im" not in doc[1]["content"]
+    assert reply_text("completion", "```py\n1\n```", "chat") == "1"
+    assert reply_text("doc", "```py\n1\n```", "chat") == "```py\n1\n```"
