@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -200,12 +201,12 @@ def train(examples: list[Example], base_model: Path, out_dir: Path, cfg: TrainCo
         optimizer.zero_grad(set_to_none=True)
         losses.append(round(loss.item(), 4))
         tokens_seen += ntok
-        if progress:
-            progress(step + 1, cfg.steps, losses[-1])
         log.info("step %d/%d loss %.4f", step + 1, cfg.steps, losses[-1])
         # the last step is checkpointed too: a rerun after a failed gate skips training
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             _save_checkpoint(model, optimizer, out_dir, step + 1, losses, tokens_seen, cfg)
+        if progress:  # after the checkpoint, so an interrupt here loses nothing
+            progress(step + 1, cfg.steps, losses[-1])
 
     model.save_pretrained(str(out_dir), safe_serialization=True)
     _finish_adapter(out_dir)
@@ -232,6 +233,11 @@ def _save_checkpoint(model, optimizer, out_dir: Path, step: int, losses: list[fl
     (path / "state.json").write_text(json.dumps({"step": step, "losses": losses,
                                                  "tokens_seen": tokens_seen,
                                                  "config": asdict(cfg)}))
+    # keep the newest two: enough to resume, without filling the disk on long runs
+    older = sorted((out_dir / "checkpoints").glob("step-*"),
+                   key=lambda p: int(p.name.split("-")[1]))[:-2]
+    for old in older:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _finish_adapter(out_dir: Path) -> None:
