@@ -9,7 +9,8 @@
 // from the status bar (--scenario editing, the default). --scenario start-failure points
 // covey.pythonPath at a Python without Covey and checks for exactly one notification with
 // an "Open Log" button. --scenario engine-down points covey.engine.url where nothing
-// listens and checks that completions stay quiet. Screenshots go to --artifacts.
+// listens and checks that completions stay quiet and that a changed setting restarts the
+// server with it. Screenshots go to --artifacts.
 //
 //   node tests/e2e_vscode/run.mjs --code-server BIN --vsix covey.vsix --python PY \
 //        --engine-url http://127.0.0.1:8733 [--artifacts artifacts/vscode-e2e] [--port 0]
@@ -522,6 +523,19 @@ async function engineDownScenario(page, dirs, result) {
   check(toasts.length <= 1, `expected at most one Covey notification, saw ${toasts.length}: ${JSON.stringify(toasts)}`);
   result.checks.statusDown = down;
   result.checks.quiet = true;
+
+  // A changed setting (here in the workspace's settings) restarts the server with it in
+  // initializationOptions.
+  fs.mkdirSync(path.join(dirs.workspace, '.vscode'), { recursive: true });
+  fs.writeFileSync(path.join(dirs.workspace, '.vscode', 'settings.json'), JSON.stringify({ 'covey.debounceMs': 123 }));
+  await waitFor('a restart with covey.debounceMs 123', async () => {
+    const trace = fs.readFileSync(logFile, 'utf8');
+    return [...trace.matchAll(/Sending request 'initialize - \(\d+\)'\.\nParams: /g)]
+      .map((m) => parseJsonAt(trace, m.index + m[0].length))
+      .some((p) => p?.initializationOptions?.debounceMs === 123);
+  }, 60_000);
+  log('settings change restarted the server with the new value');
+  result.checks.restartOnSettings = true;
 }
 
 async function coveyNotifications(page) {
