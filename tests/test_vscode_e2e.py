@@ -102,10 +102,13 @@ def test_start_failure_is_one_notification(code_server, vsix, tmp_path):
 def test_engine_down_stays_quiet(code_server, vsix):
     """Nothing listens at the engine URL: the status bar says so, typing sends no
     inline-completion requests, and at most one notification explains it. Then a changed
-    setting restarts the server with the new value."""
+    setting restarts the server with the new value, "Covey: Start Engine" reaches the
+    server, and "Covey: Show Usage" opens the usage page."""
     result = _drive(["--scenario", "engine-down", "--code-server", code_server, "--vsix", vsix,
                      "--python", sys.executable, "--engine-url", "http://127.0.0.1:9"],
                     ARTIFACTS.with_name("vscode-e2e-engine-down"))
     assert "engine down" in result["checks"]["statusDown"]
     assert result["checks"]["quiet"] is True
     assert result["checks"]["restartOnSettings"] is True
+    assert result["checks"]["engineStartCommand"] is True
+    assert result["checks"]["usageView"].startswith("Covey usage")

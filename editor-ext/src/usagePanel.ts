@@ -6,6 +6,13 @@ import { renderUsageHtml, SINCE_CHOICES } from './usageHtml';
 
 export type UsageSource = (since: string, token: vscode.CancellationToken) => Promise<UsageSummary | null>;
 
+function describeError(error: unknown): string {
+  if (typeof error === 'object' && error !== null && (error as { code?: unknown }).code === -32601) {
+    return `this Covey server does not answer ${Methods.usageSummary}; update Covey in the server's Python environment`;
+  }
+  return `${Methods.usageSummary}: ${error instanceof Error ? error.message : String(error)}`;
+}
+
 export class UsagePanel {
   private panel: vscode.WebviewPanel | undefined;
   private since = 'today';
@@ -51,8 +58,7 @@ export class UsagePanel {
       }
     } catch (error) {
       if (!tokens.token.isCancellationRequested) {
-        const why = error instanceof Error ? error.message : String(error);
-        panel.webview.html = renderUsageHtml({ ...page, error: `${Methods.usageSummary}: ${why}` });
+        panel.webview.html = renderUsageHtml({ ...page, error: describeError(error) });
       }
     }
   }

@@ -56,4 +56,12 @@ describe('UsagePanel', () => {
     await panel.show();
     expect(created.webviewPanels[0].webview.html).toContain('Could not read usage: covey/usageSummary: the Covey server is not running');
   });
+
+  it('says when the server is too old to answer', async () => {
+    const panel = new UsagePanel(async () => {
+      throw Object.assign(new Error('Method Not Found'), { code: -32601 });
+    });
+    await panel.show();
+    expect(created.webviewPanels[0].webview.html).toContain('this Covey server does not answer covey/usageSummary');
+  });
 });

@@ -536,6 +536,31 @@ async function engineDownScenario(page, dirs, result) {
   }, 60_000);
   log('settings change restarted the server with the new value');
   result.checks.restartOnSettings = true;
+
+  // "Covey: Start Engine" reaches the server as covey.engineStart and gets an answer.
+  await waitFor('the restarted server', async () => /Engine: /.test(await statusText(page)), 60_000);
+  await runCommand(page, 'Covey: Start Engine');
+  await waitFor('covey.engineStart answered', async () => {
+    const trace = fs.readFileSync(logFile, 'utf8');
+    const sent = [...trace.matchAll(/Sending request 'workspace\/executeCommand - \((\d+)\)'\.\nParams: /g)]
+      .find((m) => parseJsonAt(trace, m.index + m[0].length)?.command === 'covey.engineStart');
+    return sent && new RegExp(`Received response 'workspace/executeCommand - \\(${sent[1]}\\)'`).test(trace);
+  }, 60_000);
+  result.checks.engineStartCommand = true;
+  log('Covey: Start Engine answered');
+
+  // "Covey: Show Usage" opens the usage page (a webview) and renders what the server said.
+  await runCommand(page, 'Covey: Show Usage');
+  const usage = await waitFor('the usage page', async () => {
+    for (const frame of page.frames()) {
+      const text = await frame.evaluate(() => document.body?.innerText || '').catch(() => '');
+      if (/Covey usage/.test(text) && /Period/.test(text)) return text;
+    }
+    return '';
+  }, 30_000);
+  await shot(page, 'usage-view');
+  result.checks.usageView = usage.trim();
+  log(`usage page: ${JSON.stringify(usage.trim().slice(0, 200))}`);
 }
 
 async function coveyNotifications(page) {
