@@ -82,7 +82,8 @@ def test_extension_in_vscode(code_server, vsix, engine):
     assert result["checks"]["refactorInstructionSent"] is True
     assert '"""' in result["checks"]["docstring"] or "'''" in result["checks"]["docstring"]
     assert " ms" in result["checks"]["statusLatency"] or " s" in result["checks"]["statusLatency"]
-    print(f"keystroke -> ghost text: {result['ghostLatencyMs']} ms; "
+    print(f"keystroke -> ghost text: {result['ghostLatencyMs']} ms "
+          f"(model call {result.get('modelLatencyMs')} ms); "
           f"docstring action -> edit: {result['docstringMs']} ms; "
           f"refactor answered: {result['refactorMs']} ms")
 

@@ -387,6 +387,15 @@ async function editingScenario(page, dirs, result) {
   check(answered.length > 0, 'the LSP trace shows no non-empty inline completion from the server');
   const served = answered[answered.length - 1];
   result.servedText = served;
+  // The model call's own latency (covey/callFinished for the served item's callId), so the
+  // figure splits into model time and everything else (debounce, LSP, rendering).
+  const callTrace = fs.readFileSync(logFile, 'utf8');
+  const servedItem = inlineResponses(callTrace).map((r) => itemsOf(r.result)[0]).filter(Boolean).pop();
+  const callId = servedItem?.command?.arguments?.[0];
+  const finished = [...callTrace.matchAll(/Received notification 'covey\/callFinished'\.\nParams: /g)]
+    .map((m) => parseJsonAt(callTrace, m.index + m[0].length))
+    .find((p) => p?.callId === callId);
+  result.modelLatencyMs = finished?.latencyMs ?? null;
 
   // Accept with Tab and check exactly the served text landed on disk.
   await page.keyboard.press('Tab');
@@ -640,7 +649,9 @@ async function main() {
   fs.writeFileSync(path.join(artifacts, 'result.json'), JSON.stringify(result, null, 2));
   if (result.ok) {
     if (result.ghostLatencyMs !== undefined) {
-      console.log(`keystroke → ghost text: ${result.ghostLatencyMs} ms (attempt ${result.attempts})`);
+      const model = result.modelLatencyMs == null ? '' : `; model call ${Math.round(result.modelLatencyMs)} ms, ` +
+        `the rest (debounce, LSP, rendering) ${Math.round(result.ghostLatencyMs - result.modelLatencyMs)} ms`;
+      console.log(`keystroke → ghost text: ${result.ghostLatencyMs} ms (attempt ${result.attempts}${model})`);
       console.log(`docstring action → edit: ${result.docstringMs} ms`);
       console.log(`refactor → answer: ${result.refactorMs} ms`);
     }
