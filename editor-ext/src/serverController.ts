@@ -271,7 +271,12 @@ export class ServerController {
 
   private onCallFinished(call: CallFinished): void {
     if (typeof call.latencyMs === 'number') {
-      this.deps.status.update({ lastLatencyMs: call.latencyMs, lastTask: call.task });
+      this.deps.status.update({
+        lastLatencyMs: call.latencyMs,
+        lastTask: call.task,
+        lastCostUsd: call.localCostUsd,
+        lastLlmCostUsd: call.llmCostUsd,
+      });
     }
     this.scheduleUsageRefresh(this.deps.usageRefreshMs ?? 2000);
   }

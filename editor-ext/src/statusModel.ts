@@ -9,6 +9,8 @@ export interface StatusModel {
   engine?: EngineStatus;
   lastLatencyMs?: number;
   lastTask?: string;
+  lastCostUsd?: number | null;
+  lastLlmCostUsd?: number | null;
   today?: Partial<UsageRow>;
 }
 
@@ -56,7 +58,11 @@ export function renderStatus(m: StatusModel): StatusView {
   const state = m.engine?.state;
   const tooltip = [engineLine(m.engine), ...usageLines(m.today)];
   if (m.lastLatencyMs !== undefined) {
-    tooltip.push(`Last call: ${formatMs(m.lastLatencyMs)}${m.lastTask ? ` (${m.lastTask})` : ''}`);
+    const cost =
+      typeof m.lastCostUsd === 'number'
+        ? `, ${formatUsd(m.lastCostUsd)} local vs ${formatUsd(m.lastLlmCostUsd)} LLM-equivalent`
+        : '';
+    tooltip.push(`Last call: ${formatMs(m.lastLatencyMs)}${m.lastTask ? ` (${m.lastTask})` : ''}${cost}`);
   }
   tooltip.push('Click for usage.');
   if (state === 'down') {
@@ -65,17 +71,18 @@ export function renderStatus(m: StatusModel): StatusView {
   if (state === 'starting') {
     return { text: '$(sync~spin) Covey: engine starting', tooltip: tooltip.join('\n'), warning: false };
   }
-  const parts = ['$(sparkle) Covey'];
+  const facts: string[] = [];
   if (m.lastLatencyMs !== undefined) {
-    parts.push(formatMs(m.lastLatencyMs));
+    facts.push(formatMs(m.lastLatencyMs));
   }
   if (m.today) {
     const ratio = savingsRatio(m.today.savingsRatio, m.today.localCostUsd, m.today.llmCostUsd);
-    parts.push(
+    facts.push(
       ratio === null
         ? formatUsd(m.today.localCostUsd)
         : `${formatUsd(m.today.localCostUsd)} (saved ${formatPercent(ratio)})`,
     );
   }
-  return { text: parts.join(' · ').replace('Covey · ', 'Covey '), tooltip: tooltip.join('\n'), warning: false };
+  const text = ['$(sparkle) Covey', facts.join(' · ')].filter(Boolean).join(' ');
+  return { text, tooltip: tooltip.join('\n'), warning: false };
 }

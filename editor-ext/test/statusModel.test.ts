@@ -34,6 +34,8 @@ describe('renderStatus', () => {
     expect(view.text).toBe('$(sparkle) Covey 212 ms · $0.00010 (saved 90%)');
     expect(view.tooltip).toContain('Engine: up (cpu, http://127.0.0.1:8765)');
     expect(view.tooltip).toContain('Last call: 212 ms (completion)');
+    const costed = renderStatus({ server: 'running', engine: { state: 'up' }, lastLatencyMs: 90, lastCostUsd: 0.00002, lastLlmCostUsd: 0.0004 });
+    expect(costed.tooltip).toContain('Last call: 90 ms, $0.000020 local vs $0.00040 LLM-equivalent');
     expect(view.warning).toBe(false);
   });
 
