@@ -83,7 +83,7 @@ def test_extension_in_vscode(code_server, vsix, engine):
     assert '"""' in result["checks"]["docstring"] or "'''" in result["checks"]["docstring"]
     assert " ms" in result["checks"]["statusLatency"] or " s" in result["checks"]["statusLatency"]
     print(f"keystroke -> ghost text: {result['ghostLatencyMs']} ms "
-          f"(model call {result.get('modelLatencyMs')} ms); "
+          f"(model call {round(result.get('modelLatencyMs') or 0)} ms); "
           f"docstring action -> edit: {result['docstringMs']} ms; "
           f"refactor answered: {result['refactorMs']} ms")
 
