@@ -20,6 +20,7 @@ from covey_server.config import ServerConfig, engine_endpoint, load_config
 from covey_server.context import DocumentStore
 from covey_server.router import Router
 from covey_server.scheduler import Scheduler
+from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.calls import CallSink, LogSink, ModelCall
 from covey_specialists.client import EngineClient
 from covey_specialists.table import SpecialistsTable, TableError, load_table
@@ -149,9 +150,17 @@ def start_session(ls: CoveyServer, init_options) -> Session:
     sink = NotifyingSink(open_sink(config.store_text), notify)
     client = EngineClient(url, api_key, sink=sink, client_name="editor",
                           store_text=config.store_text)
+    baseline = None
+    try:
+        baseline_config = BaselineConfig.from_options(config.baseline)
+    except ValueError as exc:
+        problems.append(f"baseline: {exc}; escalation is off")
+        baseline_config = None
+    if baseline_config is not None:  # only a URL the user gave: code never leaves otherwise
+        baseline = BaselineClient(baseline_config, sink=sink, client_name="editor")
     encoding = str(ls.workspace.position_encoding or "utf-16")
     session = Session(
-        config=config, table=table, router=Router(table, client), sink=sink,
+        config=config, table=table, router=Router(table, client, baseline), sink=sink,
         store=DocumentStore(config.max_document_bytes, encoding),
         scheduler=Scheduler(config.debounce_ms / 1000), engine_url=url,
     )
@@ -185,7 +194,7 @@ def build_server() -> CoveyServer:
     async def shutdown(ls: CoveyServer, params: None) -> None:
         session = ls.session
         if session is not None:
-            await session.router.client.aclose()
+            await session.router.aclose()
             await asyncio.to_thread(session.sink.close)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -28,6 +28,7 @@ from covey_specialists.prompts import (
     refactor_prompt,
 )
 from covey_specialists.table import Specialist
+from covey_specialists.validation import docstring_problem, refactor_problem
 
 
 class EditError(ValueError):
@@ -239,6 +240,32 @@ def finish_refactor(doc: Document, plan: RefactorPlan, raw: str) -> Edit:
 
 
 # ---------------------------------------------------------------------- checks and output
+
+def completion_problem(doc: Document, offset: int, plan: CompletionPlan, raw: str
+                       ) -> str | None:
+    """Why a completion answer is unusable (escalation's check), or None."""
+    text = finish_completion(plan, raw)
+    if not text:
+        return "empty answer"
+    try:
+        check_parses(doc, Edit(offset, offset, text))
+    except EditError as exc:
+        return str(exc)
+    return None
+
+
+def edit_problem(doc: Document, plan: DocPlan | RefactorPlan, raw: str, finish) -> str | None:
+    """Why a docstring or refactor answer is unusable (escalation's check), or None: what
+    ``finish`` refuses, a docstring that misses parameters, a refactor that changes the
+    functions' interface."""
+    try:
+        edit = finish(doc, plan, raw)
+    except EditError as exc:
+        return str(exc)
+    if isinstance(plan, DocPlan):
+        return docstring_problem(plan.prompt.meta.get("code", ""), edit.new_text, plan.language)
+    return refactor_problem(plan.original, edit.new_text, plan.language)
+
 
 def check_parses(doc: Document, edit: Edit) -> None:
     """Raise unless the edited document parses at least as cleanly as before."""

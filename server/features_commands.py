@@ -11,6 +11,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from covey_server.edits import (
     Edit,
     EditError,
+    edit_problem,
     finish_docstring,
     finish_refactor,
     plan_docstring,
@@ -71,7 +72,9 @@ async def run_edit(ls, doc, task: str, plan, finish, label: str) -> dict:
     """
     session = ls.require_session()
     snapshot = doc.snapshot()
-    result = await session.router.call(task, plan.prompt, language=doc.language or "")
+    result = await session.router.call(
+        task, plan.prompt, language=doc.language or "",
+        validate=lambda raw: edit_problem(snapshot, plan, raw, finish))
     call_id = result.call.id
     if not result.ok:
         return refuse(ls, f"{label} failed: {result.call.error or result.call.status}", call_id)

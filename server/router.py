@@ -1,9 +1,8 @@
-"""Task → specialist → engine call. The one place where escalation to a large LLM plugs in.
+"""Task → specialist → engine call, escalating to the baseline LLM per the specialist's
+routing policy (:mod:`covey_specialists.escalation`).
 
-Today every task goes to its small specialist (routing policy ``never``). A policy such as
-``on-failure`` or ``on-low-confidence`` belongs in :meth:`Router.call`, after the
-specialist's answer is known: check it, and if it fails, ask the baseline and report that
-call with ``source="baseline"``.
+A baseline exists only when the user configured its URL; without one every answer is the
+specialist's, whatever the policy.
 """
 
 from __future__ import annotations
@@ -11,6 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from covey_specialists import escalation
+from covey_specialists.baseline import BaselineClient
 from covey_specialists.client import Completion, EngineClient
 from covey_specialists.prompts import Prompt
 from covey_specialists.table import Specialist, SpecialistsTable
@@ -26,9 +27,11 @@ class Route:
 
 
 class Router:
-    def __init__(self, table: SpecialistsTable, client: EngineClient):
+    def __init__(self, table: SpecialistsTable, client: EngineClient,
+                 baseline: BaselineClient | None = None):
         self.table = table
         self.client = client
+        self.baseline = baseline
         self.served_models: list[str] = []
         """What the engine serves, from ``/v1/models``; empty until known."""
 
@@ -58,11 +61,25 @@ class Router:
         return True
 
     async def call(self, task: str, prompt: Prompt, *, language: str = "",
-                   max_tokens: int | None = None) -> Completion:
-        """Run ``task`` on its specialist. Escalation (policy ≠ ``never``) goes here."""
+                   max_tokens: int | None = None,
+                   validate: escalation.Validate | None = None) -> Completion:
+        """Run ``task`` small-model first; the served answer (its call says whether it came
+        from the baseline), or, when nothing is served, the call that says why.
+
+        ``validate`` checks raw answer text (None: usable, else why not); under a policy
+        other than ``never`` a failed check escalates or serves nothing.
+        """
         route = self.route(task)
-        if not self.served_models:
+        if not self.served_models and self.table.for_task(task).routing != "always-baseline":
             await self.refresh_models()
             route = self.route(task)
-        return await self.client.complete(route.specialist, prompt, language=language,
-                                          max_tokens=max_tokens, model=route.model)
+        routed = await escalation.answer(route.specialist, prompt, engine=self.client,
+                                         baseline=self.baseline, validate=validate,
+                                         language=language, model=route.model,
+                                         max_tokens=max_tokens)
+        return routed.as_completion()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if self.baseline is not None:
+            await self.baseline.aclose()

@@ -163,8 +163,9 @@ async def answer(spec: Specialist, prompt: Prompt, *, engine: EngineClient,
     finally:
         _settle(routed, engine)
     if routed.decision.escalate or not routed.ok:
-        log.info("%s: %s → %s (%s)", spec.task, routed.decision.reason, routed.source,
-                 "; ".join(routed.notes) or routed.why)
+        log.info("%s: %s → %s%s", spec.task, routed.decision.reason, routed.source,
+                 "".join(f"; {n}" for n in routed.notes) + ("" if routed.ok
+                                                            else f" ({routed.why})"))
     return routed
 
 
