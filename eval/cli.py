@@ -13,6 +13,7 @@ from rich.table import Table
 
 from covey_eval import render, store, suites
 from covey_eval.systems import SYSTEM_NAMES
+from covey_specialists.table import ROUTING_POLICIES
 
 
 @click.group("eval")
@@ -70,19 +71,29 @@ def suites_command(as_json: bool) -> None:
 @click.option("--baseline-model", help="Baseline model name (or COVEY_BASELINE_MODEL).")
 @click.option("--baseline-api", type=click.Choice(["chat", "completions"]),
               help="Baseline API flavour (or COVEY_BASELINE_API; default chat).")
+@click.option("--routing", type=click.Choice(ROUTING_POLICIES),
+              help="For --system routed: the policy (default: each specialist's in the table).")
+@click.option("--min-mean-logprob", type=float,
+              help="For --system routed: escalate below this mean token log-prob.")
+@click.option("--min-token-logprob", type=float,
+              help="For --system routed: escalate when any token's log-prob is below this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_path, test_command,
-                engine_url, engine_key, baseline_url, baseline_model, baseline_api, as_json):
+                engine_url, engine_key, baseline_url, baseline_model, baseline_api, routing,
+                min_mean_logprob, min_token_logprob, as_json):
     """Run a suite against one or more systems and store the run in the usage log.
 
     Systems: specialist (the table's specialists on the engine), base (the same engine and
-    prompts, untuned base model), baseline (an OpenAI-compatible LLM), oracle and empty
-    (sanity bounds).
+    prompts, untuned base model), baseline (an OpenAI-compatible LLM), routed (specialist
+    first, the baseline when the routing policy says so; without a baseline endpoint the
+    untuned base stands in for it), oracle and empty (sanity bounds).
 
     Example:
 
         covey eval run --suite humaneval-sl --system oracle --system empty --json
         covey eval run --suite repo --repo . --test-command "pytest -q -x" --system base --limit 20
+        covey eval run --suite humaneval-sl --system routed --routing on-low-confidence \\
+            --min-mean-logprob -0.8 --limit 50
     """
     from covey_eval import session
 
@@ -93,9 +104,11 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
                             repo_options={"path": repo_path, "test_command": test_command})
     except (suites.SuiteError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    routing_fields = {"routing": routing, "min_mean_logprob": min_mean_logprob,
+                      "min_token_logprob": min_token_logprob}
     settings = session.Settings(engine_url=engine_url, engine_key=engine_key,
                                 baseline_url=baseline_url, baseline_model=baseline_model,
-                                baseline_api=baseline_api)
+                                baseline_api=baseline_api, routing=routing_fields)
     console = Console(stderr=True)
     try:
         with _progress(console, quiet=False) as bar:
@@ -108,6 +121,10 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
         click.echo(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2,
                               default=str))
         return
+    _print_run(result)
+
+
+def _print_run(result: dict) -> Console:
     out = Console()
     for note in result["meta"].get("notes", []):
         out.print(f"[bold yellow]Note:[/bold yellow] {note}")
@@ -116,6 +133,78 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
         out.print(f"  [bold]{name}[/bold]: {system['label']}")
     out.print(f"Stored as eval run {result['run_id']} — "
               f"`covey eval report {result['run_id']} -o report.html`")
+    return out
+
+
+@eval_group.command("sweep")
+@click.option("--suite", "suite_name", required=True, help="Suite name (see `covey eval suites`).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many tasks (stratified).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling/bootstrap seed.")
+@click.option("--points", type=click.IntRange(min=1, max=50), default=9, show_default=True,
+              help="Thresholds per confidence signal (at quantiles of the observed values).")
+@click.option("--tolerance", type=click.FloatRange(min=0.0, max=1.0), default=0.01,
+              show_default=True,
+              help="Recommend the cheapest point within this much quality of the best.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Model requests in flight at once.")
+@click.option("--workers", type=click.IntRange(min=1), help="Parallel sandboxes (default 4×cores).")
+@click.option("--engine-url", help="Engine base URL (default: the managed engine).")
+@click.option("--engine-key", help="Engine API key (default: the managed engine's).")
+@click.option("--baseline-url", help="OpenAI-compatible base URL (or COVEY_BASELINE_URL).")
+@click.option("--baseline-model", help="Baseline model name (or COVEY_BASELINE_MODEL).")
+@click.option("--baseline-api", type=click.Choice(["chat", "completions"]),
+              help="Baseline API flavour (or COVEY_BASELINE_API; default chat).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the HTML report (with the curve) to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the sweep as JSON.")
+def sweep_command(suite_name, limit, seed, points, tolerance, concurrency, workers, engine_url,
+                  engine_key, baseline_url, baseline_model, baseline_api, output, as_json):
+    """Vary the routing thresholds: quality against cost, from never to always-baseline.
+
+    Collects the specialist's and the baseline's answers once (with log-probs and
+    validation), then replays every policy and threshold over them. Each point gives the
+    quality, $ per 1,000 tasks and escalation rate; the recommended point is the cheapest
+    within --tolerance of the best quality. Without a baseline endpoint the untuned base
+    model stands in for the baseline LLM, and the report says so.
+
+    Example:
+
+        covey eval sweep --suite humaneval-sl --limit 50 -o sweep.html
+    """
+    from covey_eval import session, sweep
+
+    try:
+        tasks = suites.load(suite_name, limit=limit, seed=seed)
+    except (suites.SuiteError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = session.Settings(engine_url=engine_url, engine_key=engine_key,
+                                baseline_url=baseline_url, baseline_model=baseline_model,
+                                baseline_api=baseline_api, signals=True, stand_in=True)
+
+    def attach(result: dict) -> None:
+        result["sweep"] = sweep.sweep(result, points=points, tolerance=tolerance)
+
+    console = Console(stderr=True)
+    try:
+        with _progress(console, quiet=False) as bar:
+            result = session.run_eval(suite_name, ["specialist", "baseline", "empty"], tasks,
+                                      settings, limit=limit, seed=seed,
+                                      concurrency=concurrency, workers=workers, progress=bar,
+                                      extend=attach)
+    except (session.SessionError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if output:
+        from covey_eval import report
+
+        Path(output).write_text(report.html(result), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps({"run_id": result["run_id"], "notes": result["meta"]["notes"],
+                               **result["sweep"]}, indent=2, default=str))
+        return
+    out = _print_run(result)
+    out.print(render.sweep_table(result))
+    if output:
+        out.print(f"wrote {output}")
 
 
 class _Bars:

@@ -27,6 +27,8 @@ def fmt_ms(value: float | None) -> str:
 def fmt_usd(value: float | None) -> str:
     if value is None:
         return "–"
+    if 0 < value < 0.001:  # local CPU costs per 1,000 tasks can be fractions of a cent
+        return f"${value:.2g}"
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
@@ -39,8 +41,9 @@ def run_table(result: dict) -> Table:
     table.add_column("system")
     for name in present:
         table.add_column(SHORT[name], justify="right")
+    routed = any("escalation_rate" in s for s in summary.values())
     for col in ("ttft p50/p95 ms", "total p50/p95 ms", "tokens in/out", "$/1k local",
-                "$/1k LLM-eq", "ratio", "errors"):
+                "$/1k LLM-eq", "ratio", "errors") + (("escalated",) if routed else ()):
         table.add_column(col, justify="right")
     for name, s in summary.items():
         lat, cost, tok = s["latency_ms"], s["cost"], s["tokens"]
@@ -53,7 +56,39 @@ def run_table(result: dict) -> Table:
             fmt_usd(cost["local_per_1k"]), fmt_usd(cost["llm_equiv_per_1k"]),
             "–" if cost["ratio"] is None else f"{cost['ratio']:.1f}×",
             str(s["errors"]),
+            *((fmt_rate(s.get("escalation_rate")),) if routed else ()),
         )
+    return table
+
+
+def fmt_rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def threshold_text(point: dict) -> str:
+    return "–" if point.get("threshold") is None else f"{point['threshold']:g}"
+
+
+def sweep_table(result: dict) -> Table:
+    sweep = result["sweep"]
+    metric = sweep["metric"]
+    table = Table(title=f"routing sweep — {sweep['n_tasks']} tasks, escalating to "
+                        f"{sweep['baseline_label'] or 'the baseline'} (★ recommended: the "
+                        f"cheapest point within {sweep['tolerance'] * 100:g} pts of the best "
+                        f"{SHORT.get(metric, metric)})")
+    table.add_column("point")
+    table.add_column("policy")
+    table.add_column("threshold", justify="right")
+    for m in sweep["metrics"]:
+        table.add_column(SHORT.get(m, m), justify="right")
+    for col in ("$/1k tasks", "escalated", "served by baseline"):
+        table.add_column(col, justify="right")
+    for i, p in enumerate(sweep["points"]):
+        star = "★ " if i == sweep["recommended"] else ""
+        table.add_row(f"{star}{p['label']}", p["policy"], threshold_text(p),
+                      *(fmt_metric(p["quality"].get(m), m) for m in sweep["metrics"]),
+                      fmt_usd(p["spent_per_1k"]), fmt_rate(p["escalation_rate"]),
+                      fmt_rate(p["served"]["baseline"]))
     return table
 
 

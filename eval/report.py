@@ -43,6 +43,8 @@ def html(result: dict) -> str:
         parts.append(quality_cost_svg(summary, headline, colour))
         parts.append(f"<h2>{esc(render.SHORT[headline])} per system</h2>")
         parts.append(metric_bars_svg(summary, headline, colour))
+    if result.get("sweep"):
+        parts.append(sweep_section(result["sweep"]))
     latencies = _latencies(result.get("rows", []))
     if latencies:
         parts.append("<h2>Latency distributions (total per call, ms)</h2>")
@@ -74,6 +76,8 @@ def _summary_table(summary: dict) -> str:
 
 def _cost_of(s: dict) -> float:
     cost = s["cost"]
+    if cost.get("spent_per_1k") is not None:
+        return cost["spent_per_1k"]
     if s.get("kind") == "llm":
         return cost["llm_equiv_per_1k"] or 0.0
     return cost["local_per_1k"] or 0.0
@@ -186,3 +190,104 @@ def latency_svg(latencies: dict[str, list[float]], colour: dict, width: int = 64
 def _axes(x0: float, y0: float, x1: float, y1: float) -> str:
     return (f"<line x1='{x0}' y1='{y1}' x2='{x1}' y2='{y1}' stroke='#888'/>"
             f"<line x1='{x0}' y1='{y0}' x2='{x0}' y2='{y1}' stroke='#888'/>")
+
+
+# ---------------------------------------------------------------- routing sweep
+
+SERIES_COLOURS = {"mean": "#1f77b4", "token": "#2ca02c", "": "#444"}
+
+
+def sweep_section(sweep: dict) -> str:
+    metric = sweep["metric"]
+    name = render.SHORT.get(metric, metric)
+    rec = sweep["recommended"]
+    parts = [f"<h2>Routing sweep: {esc(name)} vs $ per 1,000 tasks</h2>",
+             f"<p>Escalating to <b>{esc(sweep['baseline_label'] or 'the baseline')}</b>. "
+             "Each point is a routing policy replayed over the same answers; the label is "
+             "its escalation rate (share of tasks sent to the baseline). ★ marks the "
+             f"recommended operating point: the cheapest within "
+             f"{sweep['tolerance'] * 100:g} points of the best {esc(name)}.</p>",
+             sweep_svg(sweep)]
+    head = "".join(f"<th>{esc(render.SHORT.get(m, m))}</th>" for m in sweep["metrics"])
+    rows = []
+    for i, p in enumerate(sweep["points"]):
+        cells = "".join(f"<td>{esc(render.fmt_metric(p['quality'].get(m), m))}</td>"
+                        for m in sweep["metrics"])
+        mark = "★ " if i == rec else ""
+        style = " style='background:#eef6ff;font-weight:bold'" if i == rec else ""
+        rows.append(f"<tr{style}><td>{mark}{esc(p['label'])}</td><td>{esc(p['policy'])}</td>"
+                    f"<td>{esc(render.threshold_text(p))}</td>{cells}"
+                    f"<td>{esc(render.fmt_usd(p['spent_per_1k']))}</td>"
+                    f"<td>{render.fmt_rate(p['escalation_rate'])}</td>"
+                    f"<td>{render.fmt_rate(p['served']['baseline'])}</td></tr>")
+    parts.append(f"<table><tr><th>point</th><th>policy</th><th>threshold</th>{head}"
+                 "<th>$/1k tasks</th><th>escalated</th><th>served by baseline</th></tr>"
+                 f"{''.join(rows)}</table>")
+    return "\n".join(parts)
+
+
+def sweep_svg(sweep: dict, width: int = 680, height: int = 360) -> str:
+    """Quality against cost (log axis), one line per confidence signal, fixed policies as
+    labelled dots, the recommended point ringed."""
+    metric, points = sweep["metric"], sweep["points"]
+    plotted = [p for p in points if metric in p["quality"] and p["spent_per_1k"] is not None]
+    if not plotted:
+        return "<p class='dim'>no points to plot</p>"
+    left, right, top, bottom = 70, 210, 20, 50
+    costs = [p["spent_per_1k"] for p in plotted if p["spent_per_1k"] > 0] or [1.0]
+    lo_c, hi_c = min(costs) / 2, max(costs) * 2
+    values = [p["quality"][metric]["mean"] for p in plotted]
+    lo_v = max(0.0, math.floor(min(values) * 10) / 10 - 0.1)
+    hi_v = min(1.0, math.ceil(max(values) * 10) / 10 + 0.1)
+
+    def x(c: float) -> float:
+        c = max(c, lo_c)
+        span = math.log10(hi_c) - math.log10(lo_c)
+        return left + (math.log10(c) - math.log10(lo_c)) / span * (width - left - right)
+
+    def y(v: float) -> float:
+        return top + (hi_v - v) / (hi_v - lo_v) * (height - top - bottom)
+
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>",
+           _axes(left, top, width - right, height - bottom)]
+    steps = 4
+    for k in range(steps + 1):
+        v = lo_v + (hi_v - lo_v) * k / steps
+        out.append(f"<text x='{left - 8}' y='{y(v) + 4:.1f}' text-anchor='end'>{v:.0%}</text>")
+    for decade in range(math.floor(math.log10(lo_c)), math.ceil(math.log10(hi_c)) + 1):
+        c = 10 ** decade
+        if lo_c <= c <= hi_c:
+            out.append(f"<text x='{x(c):.1f}' y='{height - bottom + 16}' "
+                       f"text-anchor='middle'>${c:g}</text>")
+    out.append(f"<text x='{(left + width - right) / 2}' y='{height - 8}' "
+               "text-anchor='middle'>$ per 1,000 tasks (log)</text>")
+    for signal, title in (("mean", "mean log-prob threshold"),
+                          ("token", "lowest-token threshold")):
+        series = sorted((p for p in plotted if p["signal"] == signal),
+                        key=lambda p: p["spent_per_1k"])
+        if series:
+            path = " ".join(f"{x(p['spent_per_1k']):.1f},{y(p['quality'][metric]['mean']):.1f}"
+                            for p in series)
+            out.append(f"<polyline points='{path}' fill='none' stroke='{SERIES_COLOURS[signal]}'"
+                       " stroke-width='1.5'/>")
+            ly = top + (14 if signal == "mean" else 30)
+            out.append(f"<text x='{width - right + 12}' y='{ly}' "
+                       f"fill='{SERIES_COLOURS[signal]}'>— {title}</text>")
+    rec = sweep["recommended"]
+    for i, p in enumerate(points):
+        if p not in plotted:
+            continue
+        cx, cy = x(p["spent_per_1k"]), y(p["quality"][metric]["mean"])
+        colour = SERIES_COLOURS[p["signal"]]
+        out.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='4' fill='{colour}'/>")
+        label = p["label"] if not p["signal"] else render.fmt_rate(p["escalation_rate"])
+        if not p["signal"]:
+            label += f" ({render.fmt_rate(p['escalation_rate'])})"
+        out.append(f"<text x='{cx + 6:.1f}' y='{cy - 6:.1f}' class='dim'>{esc(label)}</text>")
+        if i == rec:
+            out.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='10' fill='none' "
+                       "stroke='#d62728' stroke-width='2'/>")
+            out.append(f"<text x='{width - right + 12}' y='{top + 50}' fill='#d62728'>"
+                       f"◯ ★ recommended: {esc(p['label'])}</text>")
+    out.append("</svg>")
+    return "".join(out)

@@ -95,18 +95,39 @@ def score_all(tasks: list[Task], answers: dict[str, list[Answer]], *,
 
 
 def _call_fields(answer: Answer) -> dict:
-    call = answer.call
-    if call is None:
-        return {"call_id": None, "status": "ok"}
-    return {"call_id": call.id, "status": call.status, "error": call.error,
-            "ttft_ms": call.ttft_ms, "latency_ms": call.latency_ms,
-            "prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens}
+    """The row's call facts. Calls made one after another (routed) add up: latency, tokens;
+    the time to the first token is that of the answer that was served."""
+    calls = answer.all_calls()
+    if not calls:
+        return {"call_id": None, "call_ids": [], "status": "ok", **answer.extra}
+    call = answer.call or calls[-1]
+    before = sum(c.latency_ms for c in calls if c is not call)
+    return {"call_id": call.id, "call_ids": [c.id for c in calls], "status": call.status,
+            "error": call.error,
+            "ttft_ms": None if call.ttft_ms is None else before + call.ttft_ms,
+            "latency_ms": sum(c.latency_ms for c in calls),
+            "prompt_tokens": sum(c.prompt_tokens for c in calls),
+            "completion_tokens": sum(c.completion_tokens for c in calls), **answer.extra}
+
+
+def add_costs(row: dict, call_costs: dict[str, dict]) -> None:
+    """Price a row from its logged calls: local $, LLM-equivalent $ (what the LLM would have
+    charged; an escalated call is replaced by the baseline's real charge) and spent $
+    (local $ plus what the baseline charged)."""
+    costs = [call_costs[i] for i in row.get("call_ids") or () if i in call_costs]
+    if not costs:
+        return
+    row["local_cost_usd"] = sum(c["local"] or 0.0 for c in costs)
+    row["llm_cost_usd"] = sum(c["llm"] or 0.0 for c in costs if c.get("status") != "escalated")
+    row["spent_usd"] = row["local_cost_usd"] + sum(
+        c["llm"] or 0.0 for c in costs if c.get("source") == "baseline")
 
 
 async def run(spec: RunSpec, tasks: list[Task], systems: list[System], *, run_id: str,
               costs: Callable[[], dict[str, dict]] | None = None,
               progress: ProgressFn | None = None, workers: int | None = None) -> dict:
-    """Answer, score and summarise; ``costs`` returns {call_id: {local, llm}} once logged."""
+    """Answer, score and summarise; ``costs`` returns {call_id: {local, llm, source, status}}
+    once the calls are logged."""
     answers: dict[str, list[Answer]] = {}
     wall: dict[str, float] = {}
     for system in systems:
@@ -116,9 +137,7 @@ async def run(spec: RunSpec, tasks: list[Task], systems: list[System], *, run_id
                                    progress=progress)
     call_costs = costs() if costs else {}
     for row in rows:
-        cost = call_costs.get(row.get("call_id") or "")
-        if cost:
-            row["local_cost_usd"], row["llm_cost_usd"] = cost["local"], cost["llm"]
+        add_costs(row, call_costs)
     systems_info = {s.name: {"label": s.label, "kind": s.kind, "wall_s": wall[s.name]}
                     for s in systems}
     return {"run_id": run_id, "meta": spec.meta(), "n_tasks": len(tasks),

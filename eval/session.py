@@ -13,13 +13,25 @@ from pathlib import Path
 import httpx
 
 from covey_eval import runner, store
-from covey_eval.systems import BaselineSystem, EmptySystem, EngineSystem, OracleSystem, System
+from covey_eval.systems import (
+    STAND_IN_LABEL,
+    BaselineSystem,
+    EmptySystem,
+    EngineSystem,
+    OracleSystem,
+    RoutedSystem,
+    System,
+)
 from covey_eval.tasks import Task
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 
 NO_BASELINE = ("No baseline LLM endpoint is configured (set COVEY_BASELINE_URL, "
                "COVEY_BASELINE_MODEL and COVEY_BASELINE_API_KEY, or pass --baseline-url), "
                "so this run has no LLM; the untuned base model is shown in its place.")
+STAND_IN = ("No baseline LLM endpoint is configured, so the untuned base model on the same "
+            "engine (model `base`) stands in for the baseline LLM: escalations go to it, "
+            "and its calls are priced at the baseline LLM's per-token price ({model}). "
+            "Its quality is a small model's, not an LLM's.")
 
 
 class SessionError(RuntimeError):
@@ -33,13 +45,22 @@ class Settings:
     baseline_url: str | None = None
     baseline_model: str | None = None
     baseline_api: str | None = None
+    routing: dict | None = None
+    """Overrides of the specialists' routing fields for the ``routed`` system."""
+    signals: bool = False
+    """Record log-probs and validation on specialist and baseline answers (the sweep)."""
+    stand_in: bool = False
+    """Without a configured baseline, let the untuned base stand in for ``baseline`` too."""
 
 
-def resolve_systems(names: list[str], baseline: BaselineConfig | None
-                    ) -> tuple[list[str], list[str]]:
-    """Replace an unconfigured baseline by the untuned base, and say so."""
+def resolve_systems(names: list[str], baseline: BaselineConfig | None, *,
+                    stand_in: bool = False) -> tuple[list[str], list[str]]:
+    """Replace an unconfigured baseline by the untuned base, and say so. Routing (and,
+    with ``stand_in``, the baseline itself) escalates to the untuned base standing in."""
     notes = []
-    if "baseline" in names and baseline is None:
+    if baseline is None and ("routed" in names or (stand_in and "baseline" in names)):
+        notes.append(STAND_IN.format(model=_baseline_price_name()))
+    if "baseline" in names and baseline is None and not stand_in:
         notes.append(NO_BASELINE)
         names = [n for n in names if n != "baseline"]
         if "base" not in names:
@@ -50,10 +71,12 @@ def resolve_systems(names: list[str], baseline: BaselineConfig | None
 def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings, *,
              limit: int | None = None, seed: int = 0, concurrency: int = 8,
              workers: int | None = None, progress=None, usage=None,
-             usage_path: Path | None = None) -> dict:
+             usage_path: Path | None = None, extend=None) -> dict:
+    """Run, store and return the result; ``extend(result)`` may add to it (e.g. a sweep)
+    before it is stored."""
     baseline_cfg = BaselineConfig.from_env(settings.baseline_url, settings.baseline_model,
                                            settings.baseline_api)
-    names, notes = resolve_systems(names, baseline_cfg)
+    names, notes = resolve_systems(names, baseline_cfg, stand_in=settings.stand_in)
     spec = runner.RunSpec(suite=suite, systems=names, limit=limit, seed=seed,
                           concurrency=concurrency, notes=notes)
     owns_log = usage is None
@@ -72,6 +95,8 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
 
         result = asyncio.run(_run(spec, tasks, settings, baseline_cfg, usage, run_id, costs,
                                   progress, workers))
+        if extend is not None:
+            extend(result)
         usage.finish_eval_run(run_id, {k: v for k, v in result.items() if k != "run_id"})
         usage.flush()
     finally:
@@ -91,20 +116,41 @@ async def _run(spec, tasks, settings, baseline_cfg, usage, run_id, costs, progre
             await close()
 
 
+def _baseline_price_name() -> str:
+    from covey_specialists.cost import PriceError, load_prices
+
+    try:
+        return load_prices().baseline.name
+    except PriceError:
+        return "the baseline model"
+
+
 async def _build(names, settings, baseline_cfg, usage, run_id, closers) -> list[System]:
     systems: list[System] = []
     engine_client = None
     table = None
-    if any(n in ("specialist", "base", "baseline") for n in names):
+    if any(n in ("specialist", "base", "baseline", "routed") for n in names):
         from covey_specialists.table import TableError, load_table
 
         try:
             table = load_table()
         except TableError as exc:
             raise SessionError(str(exc)) from None
-    if any(n in ("specialist", "base") for n in names):
-        engine_client = await _engine_client(table, settings, usage)
+    stand_in = baseline_cfg is None and ("routed" in names or "baseline" in names)
+    if any(n in ("specialist", "base", "routed") for n in names) or stand_in:
+        engine_client, served = await _engine_client(table, settings, usage)
         closers.append(engine_client.aclose)
+        if any(n in ("specialist", "routed") for n in names):
+            _check_adapters_served(table, served, engine_client.base_url)
+    baseline_label = None
+    if stand_in:  # the same engine, untuned: a small model in the baseline's role
+        url, key = _endpoint(table, settings)
+        baseline_cfg = BaselineConfig(url=url, model="base", api_key=key, api="completions")
+        baseline_label = f"{STAND_IN_LABEL} (base on {engine_client.base_url})"
+    baseline_client = None
+    if baseline_cfg is not None and ("baseline" in names or "routed" in names):
+        baseline_client = BaselineClient(baseline_cfg, sink=usage, client_name="eval")
+        closers.append(baseline_client.aclose)
     for name in names:
         if name == "oracle":
             systems.append(OracleSystem())
@@ -112,20 +158,28 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers) -> list[
             systems.append(EmptySystem())
         elif name in ("specialist", "base"):
             systems.append(EngineSystem(name, engine_client, table, run_id,
-                                        untuned=name == "base"))
+                                        untuned=name == "base", signals=settings.signals))
         elif name == "baseline":
-            client = BaselineClient(baseline_cfg, sink=usage, client_name="eval")
-            closers.append(client.aclose)
-            systems.append(BaselineSystem(client, table, run_id))
+            systems.append(BaselineSystem(baseline_client, table, run_id, label=baseline_label,
+                                          signals=settings.signals))
+        elif name == "routed":
+            systems.append(RoutedSystem(engine_client, baseline_client, table, run_id,
+                                        routing=settings.routing,
+                                        baseline_label=baseline_label or ""))
     return systems
 
 
-async def _engine_client(table, settings, usage):
+def _endpoint(table, settings) -> tuple[str, str]:
     from covey_specialists import engine
-    from covey_specialists.client import EngineClient
 
     url, key = engine.endpoint(table)
-    url, key = settings.engine_url or url, settings.engine_key or key
+    return settings.engine_url or url, settings.engine_key or key
+
+
+async def _engine_client(table, settings, usage):
+    from covey_specialists.client import EngineClient
+
+    url, key = _endpoint(table, settings)
     client = EngineClient(url, key, sink=usage, client_name="eval", store_text=False)
     if not await client.health():
         await client.aclose()
@@ -137,4 +191,17 @@ async def _engine_client(table, settings, usage):
         served = []
     if served:
         client.base_model = served[0]
-    return client
+    return client, served
+
+
+def _check_adapters_served(table, served: list[str], url: str) -> None:
+    """A specialist's adapter the engine does not serve would be measured as errors (or,
+    with a fallback, as the base under the specialist's name): refuse, and say why."""
+    missing = sorted(s.served_name for s in table.specialists.values()
+                     if s.adapter and served and s.served_name not in served)
+    if missing:
+        raise SessionError(
+            f"the engine at {url} does not serve the adapter(s) {', '.join(missing)} named in "
+            "the specialists table (it serves: " + ", ".join(served) + "); restart it with "
+            "`covey engine down && covey engine up` so it loads them, or set adapter = \"\" "
+            "for that specialist in $COVEY_HOME/specialists.toml to evaluate the untuned base")

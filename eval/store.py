@@ -23,16 +23,17 @@ def db_path() -> Path:
 
 
 def call_costs(path: Path, run_id: str) -> dict[str, dict]:
-    """{call_id: {local, llm}} for a run's logged calls (flush the usage log first)."""
+    """{call_id: {local, llm, source, status}} for a run's logged calls (flush the usage log
+    first)."""
     db = open_for_reading(path)
     if db is None:
         return {}
     try:
-        rows = db.execute("SELECT id, local_cost_usd, llm_cost_usd FROM calls "
+        rows = db.execute("SELECT id, local_cost_usd, llm_cost_usd, source, status FROM calls "
                           "WHERE eval_run_id = ?", [run_id]).fetchall()
     finally:
         db.close()
-    return {r[0]: {"local": r[1], "llm": r[2]} for r in rows}
+    return {r[0]: {"local": r[1], "llm": r[2], "source": r[3], "status": r[4]} for r in rows}
 
 
 def list_runs(path: Path | None = None) -> list[dict]:

@@ -34,6 +34,9 @@ def summarise(rows: list[dict], systems_info: dict[str, dict], *, seed: int = 0)
                      "tokens": _tokens(system_rows),
                      "cost": _cost(system_rows, info.get("kind", "sanity")),
                      "errors": sum(1 for r in system_rows if r.get("status") not in ("ok", None))}
+        asked = [r["escalated"] for r in system_rows if r.get("escalated") is not None]
+        if asked:
+            out[name]["escalation_rate"] = sum(asked) / len(asked)
     return out
 
 
@@ -61,12 +64,19 @@ def _tokens(rows: list[dict]) -> dict:
 
 
 def _cost(rows: list[dict], kind: str) -> dict:
-    """Dollars per 1,000 tasks; None where the calls have not been priced."""
+    """Dollars per 1,000 tasks; None where the calls have not been priced.
+
+    ``spent_per_1k`` is what the system really costs: local hardware plus whatever the
+    baseline API charged (routed systems pay both).
+    """
     if not rows or kind == "sanity":
-        return {"local_per_1k": None, "llm_equiv_per_1k": None, "ratio": None}
+        return {"local_per_1k": None, "llm_equiv_per_1k": None, "ratio": None,
+                "spent_per_1k": None}
     local = [r["local_cost_usd"] for r in rows if r.get("local_cost_usd") is not None]
     llm = [r["llm_cost_usd"] for r in rows if r.get("llm_cost_usd") is not None]
+    spent = [r["spent_usd"] for r in rows if r.get("spent_usd") is not None]
     local_1k = sum(local) / len(rows) * 1000 if local else None
     llm_1k = sum(llm) / len(rows) * 1000 if llm else None
     ratio = llm_1k / local_1k if local_1k and llm_1k else None
-    return {"local_per_1k": local_1k, "llm_equiv_per_1k": llm_1k, "ratio": ratio}
+    return {"local_per_1k": local_1k, "llm_equiv_per_1k": llm_1k, "ratio": ratio,
+            "spent_per_1k": sum(spent) / len(rows) * 1000 if spent else None}

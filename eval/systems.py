@@ -7,30 +7,44 @@ inserted (indented, triple-quoted); refactor → the rewritten code.
 - ``specialist`` calls the engine with the table's specialist (its adapter, if any).
 - ``base`` calls the same engine and prompts with the untuned base model (``model=base``).
 - ``baseline`` calls an OpenAI-compatible LLM endpoint.
+- ``routed`` asks the specialist first and escalates to the baseline per the routing policy
+  (:mod:`covey_specialists.escalation`, the runner the language server uses).
+
+With ``signals`` the specialist and baseline systems also record what routing decides on —
+the answer's token log-probs and why validation rejects it — so ``covey eval sweep`` can
+replay any threshold over one set of answers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
+from covey_eval.checks import validator
 from covey_eval.scoring import body_indent
 from covey_eval.tasks import Task
-from covey_specialists import prompts
-from covey_specialists.baseline import BaselineClient
+from covey_specialists import escalation, prompts
+from covey_specialists.baseline import BaselineClient, ask
 from covey_specialists.calls import ModelCall
 from covey_specialists.client import EngineClient
 from covey_specialists.table import Specialist, SpecialistsTable
 
-SYSTEM_NAMES = ("specialist", "base", "baseline", "oracle", "empty")
-CHAT_COMPLETION_SYSTEM = (
-    "You fill in missing code. The user shows a file with the cursor marked <CURSOR>. "
-    "Reply with only the code that belongs at the cursor — no explanation, no fences.")
+SYSTEM_NAMES = ("specialist", "base", "baseline", "routed", "oracle", "empty")
+STAND_IN_LABEL = "untuned base standing in for the baseline LLM"
 
 
 @dataclass
 class Answer:
     text: str
     call: ModelCall | None = None
+    """The call whose answer this is (or that explains why there is none)."""
+    calls: list[ModelCall] = field(default_factory=list)
+    """Every call made for the answer (routed: the specialist's and the baseline's)."""
+    extra: dict = field(default_factory=dict)
+    """Routing facts for the row: source, escalated, log-probs, why validation failed."""
+
+    def all_calls(self) -> list[ModelCall]:
+        return self.calls or ([self.call] if self.call is not None else [])
 
 
 class System:
@@ -86,9 +100,10 @@ class EngineSystem(System):
     kind = "local"
 
     def __init__(self, name: str, client: EngineClient, table: SpecialistsTable,
-                 run_id: str | None, *, untuned: bool = False):
+                 run_id: str | None, *, untuned: bool = False, signals: bool = False):
         self.name, self.client, self.table, self.run_id = name, client, table, run_id
         self.untuned = untuned
+        self.signals = signals
         spec = table.for_task("completion")
         base = spec.base if spec.base != "default" else "SmolLM2-135M-Instruct"
         self.label = (f"base (untuned small model {base})" if untuned
@@ -103,45 +118,77 @@ class EngineSystem(System):
         spec = self.table.for_task(task.kind)
         prompt = build_prompt(task, spec)
         result = await self.client.complete(spec, prompt, language=task.language,
-                                            eval_run_id=self.run_id,
+                                            eval_run_id=self.run_id, logprobs=self.signals,
                                             model="base" if self.untuned else None)
+        extra = {}
+        if self.signals:
+            extra = {"mean_logprob": result.call.mean_logprob,
+                     "min_logprob": result.call.min_logprob, "invalid_reason": None}
+            if result.ok:
+                extra["invalid_reason"] = await validator(task, prompt)(result.text)
         if not result.ok:
-            return Answer("", result.call)
-        return Answer(postprocess(task, result.text, prompt), result.call)
+            return Answer("", result.call, extra=extra)
+        return Answer(postprocess(task, result.text, prompt), result.call, extra=extra)
 
 
 class BaselineSystem(System):
     kind = "llm"
 
-    def __init__(self, client: BaselineClient, table: SpecialistsTable, run_id: str | None):
+    def __init__(self, client: BaselineClient, table: SpecialistsTable, run_id: str | None,
+                 *, label: str | None = None, signals: bool = False):
         self.name = "baseline"
         self.client, self.table, self.run_id = client, table, run_id
-        self.label = f"baseline LLM ({client.config.model} at {client.config.url})"
+        self.label = label or f"baseline LLM ({client.config.model} at {client.config.url})"
+        self.signals = signals
 
     async def answer(self, task: Task) -> Answer:
         spec = self.table.for_task(task.kind)
-        chat = self.client.config.api == "chat"
-        prompt = build_prompt(task, spec, completion_format="prefix")
-        messages = chat_messages(task, prompt) if chat else None
-        stop = None if chat else [s for s in spec.stop if s.strip()]
-        reply = await self.client.complete(task=task.kind, messages=messages,
-                                           prompt=None if chat else prompt.text,
-                                           max_tokens=max(spec.max_tokens, 256), stop=stop,
-                                           eval_run_id=self.run_id, language=task.language)
+        prompt = build_prompt(task, spec)
+        reply, raw = await ask(self.client, spec, prompt, language=task.language,
+                               eval_run_id=self.run_id)
+        extra = {"invalid_reason": None} if self.signals else {}
         if reply.call.status != "ok":
-            return Answer("", reply.call)
-        raw = reply.text
-        if task.kind == "completion" and chat:
-            raw = prompts.extract_code(raw)
-        return Answer(postprocess(task, raw, prompt), reply.call)
+            return Answer("", reply.call, extra=extra)
+        if self.signals:
+            extra["invalid_reason"] = await validator(task, prompt)(raw)
+        return Answer(postprocess(task, raw, prompt), reply.call, extra=extra)
 
 
-def chat_messages(task: Task, prompt: prompts.Prompt) -> list[dict]:
-    if task.kind == "completion":
-        user = f"{prompt.meta['prefix']}<CURSOR>{prompt.meta['suffix']}"
-        return [{"role": "system", "content": CHAT_COMPLETION_SYSTEM},
-                {"role": "user", "content": user}]
-    system = prompts.DOC_SYSTEM if task.kind == "doc" else prompts.REFACTOR_SYSTEM
-    # the user turn of the specialist's ChatML prompt, without the template tokens
-    user = prompt.text.split("<|im_start|>user\n", 1)[1].split("<|im_end|>", 1)[0]
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+class RoutedSystem(System):
+    """Small model first, the baseline when the routing policy says so."""
+
+    kind = "routed"
+
+    def __init__(self, engine: EngineClient, baseline: BaselineClient,
+                 table: SpecialistsTable, run_id: str | None, *, routing: dict | None = None,
+                 baseline_label: str = ""):
+        self.name = "routed"
+        self.engine, self.baseline, self.run_id = engine, baseline, run_id
+        self.routing = {k: v for k, v in (routing or {}).items() if v is not None}
+        self.table = table
+        spec = self.spec("completion")
+        self.label = (f"routed ({describe_policy(spec)}; escalates to "
+                      f"{baseline_label or baseline.config.model})")
+
+    def spec(self, kind: str) -> Specialist:
+        return dataclasses.replace(self.table.for_task(kind), **self.routing)
+
+    async def answer(self, task: Task) -> Answer:
+        spec = self.spec(task.kind)
+        prompt = build_prompt(task, spec)
+        routed = await escalation.answer(spec, prompt, engine=self.engine,
+                                         baseline=self.baseline,
+                                         validate=validator(task, prompt),
+                                         language=task.language, eval_run_id=self.run_id)
+        text = postprocess(task, routed.text, prompt) if routed.ok else ""
+        return Answer(text, routed.call, calls=routed.calls,
+                      extra={"source": routed.source,
+                             "escalated": float(routed.baseline is not None),
+                             "invalid_reason": routed.invalid_reason})
+
+
+def describe_policy(spec: Specialist) -> str:
+    if spec.routing == "on-low-confidence":
+        return (f"on-low-confidence: mean log-prob < {spec.min_mean_logprob:g} or a token "
+                f"< {spec.min_token_logprob:g}")
+    return spec.routing

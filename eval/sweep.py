@@ -1,0 +1,157 @@
+"""Quality against cost as the routing policy and its thresholds vary.
+
+One run collects, for every task, the specialist's answer with what routing reads (token
+log-probs, why validation rejects it), the baseline's answer (validated too), and the empty
+answer; each is scored and priced like any eval answer. Every operating point then replays
+the live runner's choice (:func:`route_task`, built from the same ``decide`` and ``pick`` as
+:func:`covey_specialists.escalation.answer`) over those answers: decoding is greedy, so a
+live routed run at that point would get the same answers, at the same cost.
+
+Points span ``never`` to ``always-baseline``: ``on-failure``, then ``on-low-confidence``
+with the mean log-prob threshold at quantiles of the specialist's observed means (about
+that share of answers escalate), and likewise the lowest-token threshold. The recommended
+point is the cheapest whose quality is within ``tolerance`` of the best point's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from covey_eval import metrics
+from covey_eval.summary import headline_metric
+from covey_specialists.escalation import pick
+from covey_specialists.routing import Decision, Signals, asks_specialist, decide
+from covey_specialists.table import Specialist
+
+SECONDARY = ("exact_match",)
+OFF = -math.inf
+"""A threshold that never fires (the other signal's series)."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    label: str
+    policy: str
+    signal: str = ""
+    """``mean`` or ``token`` for on-low-confidence points."""
+    threshold: float | None = None
+
+    def spec(self) -> Specialist:
+        return Specialist(key="sweep", routing=self.policy,
+                          min_mean_logprob=self.threshold if self.signal == "mean" else OFF,
+                          min_token_logprob=self.threshold if self.signal == "token" else OFF)
+
+
+def _usable(row: dict | None, check: bool) -> bool:
+    if row is None or row.get("status") != "ok":
+        return False
+    return not (check and row.get("invalid_reason"))
+
+
+def route_task(spec: Specialist, specialist: dict, baseline: dict | None
+               ) -> tuple[str, bool, bool]:
+    """(served source, specialist asked, baseline asked) for one task's recorded answers —
+    the choice :func:`covey_specialists.escalation.answer` makes live."""
+    check = spec.routing != "never"
+    baseline_ok = _usable(baseline, True)
+    asked_specialist = asks_specialist(spec) or baseline is None
+    if asked_specialist:
+        decision = decide(spec, Signals(specialist.get("status", "ok"),
+                                        specialist.get("invalid_reason") if check else None,
+                                        specialist.get("mean_logprob"),
+                                        specialist.get("min_logprob")))
+    else:
+        decision = Decision(True, "policy always-baseline")
+    asked_baseline = decision.escalate and baseline is not None
+    if not asked_specialist and not baseline_ok:
+        asked_specialist = True  # always-baseline with an unusable baseline falls back
+    specialist_ok = asked_specialist and _usable(specialist, check)
+    return pick(decision, specialist_ok, asked_baseline and baseline_ok), \
+        asked_specialist, asked_baseline
+
+
+def routings(specialist_rows: list[dict], points: int) -> list[Routing]:
+    """The operating points: never … thresholds at quantiles … always-baseline."""
+    out = [Routing("never", "never"), Routing("on-failure", "on-failure")]
+    for signal, key in (("mean", "mean_logprob"), ("token", "min_logprob")):
+        values = sorted(r[key] for r in specialist_rows if r.get(key) is not None)
+        if not values:
+            continue
+        chosen = []
+        for i in range(1, points + 1):
+            t = round(float(metrics.percentile(values, 100 * i / (points + 1))), 3)
+            if t not in chosen:
+                chosen.append(t)
+        name = "mean log-prob" if signal == "mean" else "token log-prob"
+        out += [Routing(f"{name} < {t:g}", "on-low-confidence", signal, t) for t in chosen]
+    out.append(Routing("always-baseline", "always-baseline"))
+    return out
+
+
+def evaluate(routing: Routing, tasks: list[str], rows: dict[str, dict[str, dict]],
+             metric_names: list[str], seed: int = 0) -> dict:
+    """One point: quality (per metric, with its bootstrap interval), $ per 1,000 tasks, and
+    the share of tasks escalated (baseline asked) and served by each source."""
+    spec = routing.spec()
+    served = {"specialist": 0, "baseline": 0, "none": 0}
+    escalated, spent = 0, 0.0
+    scores: dict[str, list[float]] = {m: [] for m in metric_names}
+    for task in tasks:
+        by_system = rows[task]
+        source, asked_s, asked_b = route_task(spec, by_system["specialist"],
+                                              by_system.get("baseline"))
+        served[source] += 1
+        escalated += asked_b
+        spent += (by_system["specialist"].get("spent_usd") or 0.0) * asked_s
+        if asked_b:
+            spent += by_system["baseline"].get("spent_usd") or 0.0
+        row = by_system.get({"none": "empty"}.get(source, source)) or {}
+        for m in metric_names:
+            if row.get(m) is not None:
+                scores[m].append(row[m])
+    n = len(tasks)
+    quality = {}
+    for m, values in scores.items():
+        if values:
+            mean, lo, hi = metrics.bootstrap_ci(values, seed=seed)
+            quality[m] = {"mean": mean, "lo": lo, "hi": hi, "n": len(values)}
+    return {"label": routing.label, "policy": routing.policy, "signal": routing.signal,
+            "threshold": routing.threshold, "quality": quality,
+            "spent_per_1k": spent / n * 1000 if n else None,
+            "escalation_rate": escalated / n if n else None,
+            "served": {k: v / n for k, v in served.items()} if n else served}
+
+
+def recommend(points: list[dict], metric: str, tolerance: float) -> int | None:
+    """The cheapest point whose quality is within ``tolerance`` of the best point's."""
+    scored = [(i, p) for i, p in enumerate(points) if metric in p["quality"]]
+    if not scored:
+        return None
+    best = max(p["quality"][metric]["mean"] for _, p in scored)
+    near = [(p["spent_per_1k"] or 0.0, i) for i, p in scored
+            if p["quality"][metric]["mean"] >= best - tolerance - 1e-12]
+    return min(near)[1]
+
+
+def sweep(result: dict, *, points: int = 9, tolerance: float = 0.01) -> dict:
+    """The sweep over a collection run's rows (systems specialist, baseline, empty)."""
+    summary = result["summary"]
+    metric = headline_metric({k: v for k, v in summary.items() if k != "empty"})
+    if metric is None:
+        raise ValueError("the run has no quality metric common to its systems")
+    rows: dict[str, dict[str, dict]] = {}
+    for row in result["rows"]:
+        rows.setdefault(row["task"], {})[row["system"]] = row
+    tasks = [t for t, by in rows.items() if "specialist" in by]
+    names = [metric] + [m for m in SECONDARY if m != metric
+                        and any(m in r for by in rows.values() for r in by.values())]
+    seed = result.get("meta", {}).get("seed", 0)
+    specialist_rows = [rows[t]["specialist"] for t in tasks
+                       if rows[t]["specialist"].get("status") == "ok"]
+    evaluated = [evaluate(r, tasks, rows, names, seed)
+                 for r in routings(specialist_rows, points)]
+    baseline = summary.get("baseline", {})
+    return {"metric": metric, "metrics": names, "points": evaluated,
+            "recommended": recommend(evaluated, metric, tolerance), "tolerance": tolerance,
+            "baseline_label": baseline.get("label", ""), "n_tasks": len(tasks)}
