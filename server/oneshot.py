@@ -1,0 +1,244 @@
+"""One-shot commands: ``covey complete``, ``covey doc`` and ``covey refactor``.
+
+They run the same pure steps as the language server (context, triggers, edits, router) on a
+file, once, and print the result. Lines and columns are 1-based, as editors show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import click
+
+from covey_server.context import Document, language_for
+from covey_server.edits import (
+    EditError,
+    finish_completion,
+    finish_docstring,
+    finish_refactor,
+    plan_completion,
+    plan_docstring,
+    plan_refactor,
+    unified_diff,
+)
+from covey_server.router import Router
+from covey_server.triggers import decide
+from covey_specialists.client import Completion, EngineClient
+from covey_specialists.prompts import (
+    READY_INSTRUCTIONS,
+)
+from covey_specialists.table import SpecialistsTable, TableError, load_table
+
+log = logging.getLogger("covey.oneshot")
+
+
+def read_document(path: str) -> Document:
+    file = Path(path)
+    if not file.is_file():
+        raise click.ClickException(f"{path}: no such file")
+    data = file.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise click.ClickException(f"{path}: looks like a binary file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return Document(file.resolve().as_uri(), text, language_for(None, str(file)),
+                    max_parse_bytes=max(len(data), 1), encoding="utf-32")
+
+
+def _table() -> SpecialistsTable:
+    try:
+        return load_table()
+    except TableError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _engine(table: SpecialistsTable, engine_url: str | None) -> tuple[str, str]:
+    import os
+
+    if engine_url:
+        return engine_url.rstrip("/"), os.environ.get("COVEY_ENGINE_API_KEY", "")
+    from covey_specialists import engine
+
+    return engine.endpoint(table)
+
+
+def _sink():
+    try:
+        from covey_server.usage import open_usage_log
+
+        return open_usage_log()
+    except Exception as exc:  # noqa: BLE001 - the log is optional for a one-shot answer
+        log.warning("usage log unavailable: %s", exc)
+        return None
+
+
+def call_model(task: str, prompt, language: str, engine_url: str | None) -> Completion:
+    """One model call through the router, reported to the usage log; dead engine → error."""
+    table = _table()
+    url, key = _engine(table, engine_url)
+    sink = _sink()
+
+    async def run() -> Completion:
+        async with EngineClient(url, key, sink=sink, client_name="cli") as client:
+            router = Router(table, client)
+            if not await router.refresh_models():
+                raise click.ClickException(f"the engine at {url} is not answering; start it "
+                                           "with `covey engine up`")
+            return await router.call(task, prompt, language=language)
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        if sink is not None:
+            sink.close()
+    if not result.ok:
+        raise click.ClickException(f"the {task} model call failed: "
+                                   f"{result.call.error or result.call.status}")
+    return result
+
+
+def _check_line(doc: Document, path: str, line: int) -> int:
+    if not 1 <= line <= doc.line_count:
+        raise click.ClickException(f"{path}: line {line} is outside the file "
+                                   f"(1–{doc.line_count})")
+    return line - 1
+
+
+def _timing(result: Completion) -> str:
+    call = result.call
+    ttft = "?" if call.ttft_ms is None else f"{call.ttft_ms:.0f}"
+    return (f"{call.latency_ms:.0f} ms (first token {ttft} ms), {call.prompt_tokens}+"
+            f"{call.completion_tokens} tokens, specialist {call.specialist}, model {call.model}")
+
+
+engine_option = click.option("--engine-url", metavar="URL",
+                             help="Use this OpenAI-compatible engine instead of the managed one "
+                                  "(API key from COVEY_ENGINE_API_KEY).")
+
+
+@click.command("complete")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--line", type=int, required=True, help="Line of the cursor (1-based).")
+@click.option("--col", type=int, required=True, help="Column of the cursor (1-based).")
+@click.option("--force", is_flag=True, help="Ask the model even where the editor would not.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@engine_option
+def complete(file: str, line: int, col: int, force: bool, as_json: bool,
+             engine_url: str | None) -> None:
+    """Complete FILE at a cursor and print the suggestion and its timing.
+
+    Example:
+
+        covey complete app.py --line 12 --col 9
+    """
+    doc = read_document(file)
+    row = _check_line(doc, file, line)
+    offset = doc.offset_at(row, col - 1, clamp=False)
+    if offset is None or col < 1:
+        raise click.ClickException(f"{file}: column {col} is outside line {line} "
+                                   f"(1–{len(doc.line(row)) + 1})")
+    trigger = decide(doc, offset)
+    if not trigger.call and not force:
+        raise click.ClickException(f"no completion here: {trigger.reason} (--force asks anyway)")
+    spec = _table().for_task("completion")
+    plan = plan_completion(doc, offset, trigger, spec, file)
+    started = time.perf_counter()
+    result = call_model("completion", plan.prompt, doc.language or "", engine_url)
+    text = finish_completion(plan, result.text)
+    total_ms = (time.perf_counter() - started) * 1000
+    if as_json:
+        click.echo(json.dumps({"completion": text, "multiline": trigger.multiline,
+                               "callId": result.call.id, "latencyMs": result.call.latency_ms,
+                               "ttftMs": result.call.ttft_ms, "totalMs": total_ms,
+                               "promptTokens": result.call.prompt_tokens,
+                               "completionTokens": result.call.completion_tokens}))
+        return
+    click.echo(text if text else "(the model suggested nothing here)")
+    click.echo(f"-- {_timing(result)}", err=True)
+
+
+def _finish(doc: Document, file: str, plan, finish, result: Completion, write: bool) -> None:
+    try:
+        edit = finish(doc, plan, result.text)
+    except EditError as exc:
+        raise click.ClickException(str(exc)) from None
+    new_text = edit.apply(doc.text)
+    if write:
+        Path(file).write_text(new_text, encoding="utf-8")
+    click.echo(unified_diff(doc.text, new_text, file), nl=False)
+    click.echo(f"-- {_timing(result)}{' (written)' if write else ''}", err=True)
+
+
+@click.command("doc")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--line", type=int, required=True,
+              help="A line inside the function or class (1-based).")
+@click.option("--write", is_flag=True, help="Apply the edit to FILE as well.")
+@engine_option
+def doc(file: str, line: int, write: bool, engine_url: str | None) -> None:
+    """Write a docstring for the function or class at a line; print it as a unified diff.
+
+    Example:
+
+        covey doc app.py --line 12 | patch -p1
+    """
+    document = read_document(file)
+    row = _check_line(document, file, line)
+    spec = _table().for_task("doc")
+    try:
+        plan = plan_docstring(document, row, spec.max_prompt_chars)
+    except EditError as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    result = call_model("doc", plan.prompt, document.language or "", engine_url)
+    _finish(document, file, plan, finish_docstring, result, write)
+
+
+def _line_range(value: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[-:]\s*(\d+))?\s*", value)
+    if not match:
+        raise click.BadParameter(f"expected A-B (1-based lines), got {value!r}",
+                                 param_hint="--lines")
+    first = int(match.group(1))
+    last = int(match.group(2) or first)
+    return first, last
+
+
+@click.command("refactor")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--lines", "lines", required=True, metavar="A-B",
+              help="The lines to rewrite (1-based, inclusive).")
+@click.option("--instruction", required=True,
+              help="What to do, in words, or a ready one: "
+                   + ", ".join(READY_INSTRUCTIONS) + ".")
+@click.option("--write", is_flag=True, help="Apply the edit to FILE as well.")
+@engine_option
+def refactor(file: str, lines: str, instruction: str, write: bool,
+             engine_url: str | None) -> None:
+    """Rewrite lines of FILE as instructed; print the change as a unified diff.
+
+    Example:
+
+        covey refactor app.py --lines 10-24 --instruction early-return
+    """
+    first, last = _line_range(lines)
+    document = read_document(file)
+    row_first, row_last = _check_line(document, file, first), _check_line(document, file, last)
+    spec = _table().for_task("refactor")
+    try:
+        plan = plan_refactor(document, row_first, row_last,
+                             READY_INSTRUCTIONS.get(instruction, instruction),
+                             spec.max_prompt_chars)
+    except EditError as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    result = call_model("refactor", plan.prompt, document.language or "", engine_url)
+    _finish(document, file, plan, finish_refactor, result, write)
+
+
+COMMANDS = (complete, doc, refactor)
