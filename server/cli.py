@@ -29,26 +29,18 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
+    """Attach each area's commands; imports stay here so `covey -h` lists them all."""
+    from covey_eval.cli import eval_group
+    from covey_server.__main__ import serve
+    from covey_server.demo import demo
+    from covey_server.oneshot import COMMANDS as ONESHOT_COMMANDS
     from covey_server.usage.cli import usage_group
     from covey_specialists.cli import engine_group, models_group
-
-    main.add_command(models_group)
-    main.add_command(engine_group)
-    main.add_command(usage_group)
-
-    from covey_server.__main__ import serve
-    from covey_server.oneshot import COMMANDS as ONESHOT_COMMANDS
-
-    main.add_command(serve)
-
-    from covey_server.demo import demo
-
-    main.add_command(demo)
-    for command in ONESHOT_COMMANDS:
-        main.add_command(command)
-
     from covey_specialists.training.cli import train_command
-    main.add_command(train_command)
+
+    for command in (demo, models_group, engine_group, serve, *ONESHOT_COMMANDS, usage_group,
+                    eval_group, train_command):
+        main.add_command(command)
 
 
 _register()
