@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from covey_eval import render, store, suites
+from covey_eval.summary import QUALITY
 from covey_eval.systems import SYSTEM_NAMES
 from covey_specialists.table import ROUTING_POLICIES
 
@@ -137,7 +138,10 @@ def _print_run(result: dict) -> Console:
 
 
 @eval_group.command("sweep")
-@click.option("--suite", "suite_name", required=True, help="Suite name (see `covey eval suites`).")
+@click.option("--suite", "suite_name", help="Suite name (see `covey eval suites`).")
+@click.option("--from-run", "from_run",
+              help="Replay the thresholds over a stored sweep run (id, prefix or 'last') "
+                   "instead of asking the models again.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many tasks (stratified).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling/bootstrap seed.")
 @click.option("--points", type=click.IntRange(min=1, max=50), default=9, show_default=True,
@@ -145,6 +149,9 @@ def _print_run(result: dict) -> Console:
 @click.option("--tolerance", type=click.FloatRange(min=0.0, max=1.0), default=0.01,
               show_default=True,
               help="Recommend the cheapest point within this much quality of the best.")
+@click.option("--metric", type=click.Choice([m for m in QUALITY if m != "diff_lines"]),
+              help="Quality metric of the curve and the recommendation (default: the "
+                   "suite's headline, e.g. pass@1).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
               help="Model requests in flight at once.")
 @click.option("--workers", type=click.IntRange(min=1), help="Parallel sandboxes (default 4×cores).")
@@ -157,8 +164,9 @@ def _print_run(result: dict) -> Console:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Also write the HTML report (with the curve) to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep as JSON.")
-def sweep_command(suite_name, limit, seed, points, tolerance, concurrency, workers, engine_url,
-                  engine_key, baseline_url, baseline_model, baseline_api, output, as_json):
+def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, concurrency,
+                  workers, engine_url, engine_key, baseline_url, baseline_model, baseline_api,
+                  output, as_json):
     """Vary the routing thresholds: quality against cost, from never to always-baseline.
 
     Collects the specialist's and the baseline's answers once (with log-probs and
@@ -170,9 +178,23 @@ def sweep_command(suite_name, limit, seed, points, tolerance, concurrency, worke
     Example:
 
         covey eval sweep --suite humaneval-sl --limit 50 -o sweep.html
+        covey eval sweep --from-run last --metric edit_similarity --points 5
     """
     from covey_eval import session, sweep
 
+    if bool(suite_name) == bool(from_run):
+        raise click.ClickException("give either --suite (a new sweep) or --from-run (replay)")
+    if from_run:
+        try:
+            result = store.load_run(from_run)
+            result["sweep"] = sweep.sweep(result, points=points, tolerance=tolerance,
+                                          metric=metric)
+        except store.RunNotFound as exc:
+            raise click.ClickException(str(exc)) from None
+        except (KeyError, ValueError) as exc:
+            raise click.ClickException(f"run {from_run} is not a sweep run: {exc}") from None
+        _show_sweep(result, output, as_json, replay=True)
+        return
     try:
         tasks = suites.load(suite_name, limit=limit, seed=seed)
     except (suites.SuiteError, ValueError) as exc:
@@ -182,7 +204,7 @@ def sweep_command(suite_name, limit, seed, points, tolerance, concurrency, worke
                                 baseline_api=baseline_api, signals=True, stand_in=True)
 
     def attach(result: dict) -> None:
-        result["sweep"] = sweep.sweep(result, points=points, tolerance=tolerance)
+        result["sweep"] = sweep.sweep(result, points=points, tolerance=tolerance, metric=metric)
 
     console = Console(stderr=True)
     try:
@@ -193,15 +215,25 @@ def sweep_command(suite_name, limit, seed, points, tolerance, concurrency, worke
                                       extend=attach)
     except (session.SessionError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    _show_sweep(result, output, as_json)
+
+
+def _show_sweep(result: dict, output: str | None, as_json: bool, replay: bool = False) -> None:
     if output:
         from covey_eval import report
 
         Path(output).write_text(report.html(result), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps({"run_id": result["run_id"], "notes": result["meta"]["notes"],
+        click.echo(json.dumps({"run_id": result["run_id"],
+                               "notes": result.get("meta", {}).get("notes", []),
                                **result["sweep"]}, indent=2, default=str))
         return
-    out = _print_run(result)
+    if replay:
+        out = Console()
+        for note in result.get("meta", {}).get("notes", []):
+            out.print(f"[bold yellow]Note:[/bold yellow] {note}")
+    else:
+        out = _print_run(result)
     out.print(render.sweep_table(result))
     if output:
         out.print(f"wrote {output}")

@@ -226,41 +226,37 @@ def sweep_section(sweep: dict) -> str:
     return "\n".join(parts)
 
 
-def sweep_svg(sweep: dict, width: int = 680, height: int = 360) -> str:
-    """Quality against cost (log axis), one line per confidence signal, fixed policies as
-    labelled dots, the recommended point ringed."""
+def sweep_svg(sweep: dict, width: int = 760, height: int = 380) -> str:
+    """Quality against cost, one line per confidence signal, the fixed policies as labelled
+    dots, every point's escalation rate beside it (where it fits), the recommended point
+    ringed. The cost axis is linear: escalation cost dominates, so the spread is there."""
     metric, points = sweep["metric"], sweep["points"]
     plotted = [p for p in points if metric in p["quality"] and p["spent_per_1k"] is not None]
     if not plotted:
         return "<p class='dim'>no points to plot</p>"
-    left, right, top, bottom = 70, 210, 20, 50
-    costs = [p["spent_per_1k"] for p in plotted if p["spent_per_1k"] > 0] or [1.0]
-    lo_c, hi_c = min(costs) / 2, max(costs) * 2
+    left, right, top, bottom = 70, 230, 20, 50
+    hi_c = max(p["spent_per_1k"] for p in plotted) * 1.05 or 1.0
     values = [p["quality"][metric]["mean"] for p in plotted]
     lo_v = max(0.0, math.floor(min(values) * 10) / 10 - 0.1)
     hi_v = min(1.0, math.ceil(max(values) * 10) / 10 + 0.1)
 
     def x(c: float) -> float:
-        c = max(c, lo_c)
-        span = math.log10(hi_c) - math.log10(lo_c)
-        return left + (math.log10(c) - math.log10(lo_c)) / span * (width - left - right)
+        return left + c / hi_c * (width - left - right)
 
     def y(v: float) -> float:
         return top + (hi_v - v) / (hi_v - lo_v) * (height - top - bottom)
 
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>",
            _axes(left, top, width - right, height - bottom)]
-    steps = 4
-    for k in range(steps + 1):
-        v = lo_v + (hi_v - lo_v) * k / steps
+    for k in range(5):
+        v = lo_v + (hi_v - lo_v) * k / 4
         out.append(f"<text x='{left - 8}' y='{y(v) + 4:.1f}' text-anchor='end'>{v:.0%}</text>")
-    for decade in range(math.floor(math.log10(lo_c)), math.ceil(math.log10(hi_c)) + 1):
-        c = 10 ** decade
-        if lo_c <= c <= hi_c:
-            out.append(f"<text x='{x(c):.1f}' y='{height - bottom + 16}' "
-                       f"text-anchor='middle'>${c:g}</text>")
+        c = hi_c * k / 4
+        out.append(f"<text x='{x(c):.1f}' y='{height - bottom + 16}' text-anchor='middle'>"
+                   f"{'$0' if not c else f'${c:.2g}'}</text>")
     out.append(f"<text x='{(left + width - right) / 2}' y='{height - 8}' "
-               "text-anchor='middle'>$ per 1,000 tasks (log)</text>")
+               "text-anchor='middle'>$ per 1,000 tasks</text>")
+    legend_y = top + 14
     for signal, title in (("mean", "mean log-prob threshold"),
                           ("token", "lowest-token threshold")):
         series = sorted((p for p in plotted if p["signal"] == signal),
@@ -268,26 +264,34 @@ def sweep_svg(sweep: dict, width: int = 680, height: int = 360) -> str:
         if series:
             path = " ".join(f"{x(p['spent_per_1k']):.1f},{y(p['quality'][metric]['mean']):.1f}"
                             for p in series)
-            out.append(f"<polyline points='{path}' fill='none' stroke='{SERIES_COLOURS[signal]}'"
-                       " stroke-width='1.5'/>")
-            ly = top + (14 if signal == "mean" else 30)
-            out.append(f"<text x='{width - right + 12}' y='{ly}' "
+            out.append(f"<polyline points='{path}' fill='none' "
+                       f"stroke='{SERIES_COLOURS[signal]}' stroke-width='1.5'/>")
+            out.append(f"<text x='{width - right + 12}' y='{legend_y}' "
                        f"fill='{SERIES_COLOURS[signal]}'>— {title}</text>")
+            legend_y += 16
     rec = sweep["recommended"]
-    for i, p in enumerate(points):
+    placed: list[tuple[float, float]] = []
+    # fixed policies first, so their labels win the space
+    for i, p in sorted(enumerate(points), key=lambda ip: bool(ip[1]["signal"])):
         if p not in plotted:
             continue
         cx, cy = x(p["spent_per_1k"]), y(p["quality"][metric]["mean"])
-        colour = SERIES_COLOURS[p["signal"]]
-        out.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='4' fill='{colour}'/>")
-        label = p["label"] if not p["signal"] else render.fmt_rate(p["escalation_rate"])
-        if not p["signal"]:
-            label += f" ({render.fmt_rate(p['escalation_rate'])})"
-        out.append(f"<text x='{cx + 6:.1f}' y='{cy - 6:.1f}' class='dim'>{esc(label)}</text>")
+        out.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='4' "
+                   f"fill='{SERIES_COLOURS[p['signal']]}'/>")
+        rate = render.fmt_rate(p["escalation_rate"])
+        label = rate if p["signal"] else f"{p['label']} ({rate})"
+        lx, ly = cx + 6, cy - 7
+        if all(abs(lx - px) > 40 or abs(ly - py) > 13 for px, py in placed):
+            placed.append((lx, ly))
+            out.append(f"<text x='{lx:.1f}' y='{ly:.1f}' class='dim'>{esc(label)}</text>")
         if i == rec:
             out.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='10' fill='none' "
                        "stroke='#d62728' stroke-width='2'/>")
-            out.append(f"<text x='{width - right + 12}' y='{top + 50}' fill='#d62728'>"
-                       f"◯ ★ recommended: {esc(p['label'])}</text>")
+            out.append(f"<text x='{width - right + 12}' y='{legend_y + 8}' fill='#d62728'>"
+                       "◯ ★ recommended:</text>")
+            out.append(f"<text x='{width - right + 12}' y='{legend_y + 24}' fill='#d62728'>"
+                       f"{esc(p['label'])}</text>")
+            out.append(f"<text x='{width - right + 12}' y='{legend_y + 40}' fill='#d62728'>"
+                       f"{rate} escalated</text>")
     out.append("</svg>")
     return "".join(out)

@@ -24,7 +24,7 @@ from covey_specialists.escalation import pick
 from covey_specialists.routing import Decision, Signals, asks_specialist, decide
 from covey_specialists.table import Specialist
 
-SECONDARY = ("exact_match",)
+SECONDARY = ("exact_match", "edit_similarity", "rouge_l", "parses")
 OFF = -math.inf
 """A threshold that never fires (the other signal's series)."""
 
@@ -72,10 +72,14 @@ def route_task(spec: Specialist, specialist: dict, baseline: dict | None
 
 
 def routings(specialist_rows: list[dict], points: int) -> list[Routing]:
-    """The operating points: never … thresholds at quantiles … always-baseline."""
+    """The operating points: never, on-failure, thresholds at quantiles of the kept answers'
+    log-probs (per signal), always-baseline."""
     out = [Routing("never", "never"), Routing("on-failure", "on-failure")]
+    # Quantiles of the answers on-failure keeps (valid ones): failures escalate anyway,
+    # so thresholds spread the points between on-failure and always-baseline.
+    kept = [r for r in specialist_rows if r.get("status") == "ok" and not r.get("invalid_reason")]
     for signal, key in (("mean", "mean_logprob"), ("token", "min_logprob")):
-        values = sorted(r[key] for r in specialist_rows if r.get(key) is not None)
+        values = sorted(r[key] for r in kept if r.get(key) is not None)
         if not values:
             continue
         chosen = []
@@ -134,10 +138,15 @@ def recommend(points: list[dict], metric: str, tolerance: float) -> int | None:
     return min(near)[1]
 
 
-def sweep(result: dict, *, points: int = 9, tolerance: float = 0.01) -> dict:
-    """The sweep over a collection run's rows (systems specialist, baseline, empty)."""
+def sweep(result: dict, *, points: int = 9, tolerance: float = 0.01,
+          metric: str | None = None) -> dict:
+    """The sweep over a collection run's rows (systems specialist, baseline, empty); the
+    curve and the recommendation use ``metric`` (default: the suite's headline metric)."""
     summary = result["summary"]
-    metric = headline_metric({k: v for k, v in summary.items() if k != "empty"})
+    systems = {k: v for k, v in summary.items() if k != "empty"}
+    if metric is not None and not all(metric in s["metrics"] for s in systems.values()):
+        raise ValueError(f"this suite is not scored by {metric}")
+    metric = metric or headline_metric(systems)
     if metric is None:
         raise ValueError("the run has no quality metric common to its systems")
     rows: dict[str, dict[str, dict]] = {}
@@ -145,7 +154,7 @@ def sweep(result: dict, *, points: int = 9, tolerance: float = 0.01) -> dict:
         rows.setdefault(row["task"], {})[row["system"]] = row
     tasks = [t for t, by in rows.items() if "specialist" in by]
     names = [metric] + [m for m in SECONDARY if m != metric
-                        and any(m in r for by in rows.values() for r in by.values())]
+                        and all(m in s["metrics"] for s in systems.values())]
     seed = result.get("meta", {}).get("seed", 0)
     specialist_rows = [rows[t]["specialist"] for t in tasks
                        if rows[t]["specialist"].get("status") == "ok"]

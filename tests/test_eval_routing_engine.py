@@ -91,3 +91,11 @@ def test_sweep_with_the_untuned_base_standing_in(engine, home, tmp_path):
     html = report.read_text()
     assert "Routing sweep" in html and "★" in html
     assert "untuned base standing in for the baseline LLM" in html
+    # the stored answers replay under another metric without asking the models again
+    again = CliRunner().invoke(main, ["eval", "sweep", "--from-run", swept["run_id"],
+                                      "--metric", "edit_similarity", "--points", "3", "--json"])
+    assert again.exit_code == 0, again.output
+    replayed = json.loads(again.output)
+    assert replayed["metric"] == "edit_similarity" and replayed["run_id"] == swept["run_id"]
+    assert [p["escalation_rate"] for p in replayed["points"]][::len(replayed["points"]) - 1] \
+        == [0.0, 1.0]

@@ -5,6 +5,7 @@ recommended point is the cheapest near the best."""
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
 from covey_eval import report, sweep
 from covey_eval.render import sweep_table
@@ -101,3 +102,13 @@ def test_report_and_table_mark_the_recommended_point_and_name_the_stand_in():
     assert html.count("★") >= 2 and "<svg" in html and "<polyline" in html
     rendered = sweep_table(result)
     assert rendered.row_count == len(result["sweep"]["points"])
+
+
+def test_sweep_cli_needs_a_suite_or_a_run(covey_home):
+    from covey_server.cli import main
+
+    for args in ([], ["--suite", "humaneval-sl", "--from-run", "last"]):
+        out = CliRunner().invoke(main, ["eval", "sweep", *args])
+        assert out.exit_code == 1 and "either --suite" in out.output
+    out = CliRunner().invoke(main, ["eval", "sweep", "--from-run", "last"])
+    assert out.exit_code == 1 and out.output.startswith("Error: no usage database")
