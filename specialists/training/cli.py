@@ -100,8 +100,7 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
         task=task, roots=roots, base_model=base_path, out_dir=out_dir, config=cfg,
         usage_examples=usage_examples, limit=limit, gate_examples=gate_examples,
         engine_url=engine_url, engine_key=engine_key,
-        command="covey train " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["train"]
-                                            else [task, *map(str, repos)]))
+        command=_command_line(task, repos))
     click.echo(f"training {task} adapter in {out_dir}", err=True)
     try:
         with _progress(steps) as report:
@@ -132,6 +131,14 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
         click.echo(f"gate ({g['examples']} held-out examples, {g['primary']}): "
                    f"base {g['base'][g['primary']]:.3f} → adapter {g['tuned'][g['primary']]:.3f}")
     click.echo(f"{summary['registered'] or out_dir}: {summary['message']}")
+
+
+def _command_line(task: str, repos) -> str:
+    """The command as typed, for the model card (group options such as -v dropped)."""
+    argv = sys.argv[1:]
+    if "train" in argv:
+        return "covey " + shlex.join(argv[argv.index("train"):])
+    return "covey train " + shlex.join([task, *map(str, repos)])
 
 
 class _progress:
