@@ -47,7 +47,8 @@ class ServerConfig:
     specialists: dict = field(default_factory=dict)
     """Per-specialist overrides of the table, e.g. ``{"completion": {"max_tokens": 32}}``."""
     baseline: dict = field(default_factory=dict)
-    """The large-LLM baseline for escalation (kept for the router; unused by default)."""
+    """The large LLM escalations go to: ``{url, model, apiKeyEnv, api}``. Without a ``url``
+    nothing is ever sent anywhere, whatever the specialists' routing policies say."""
 
 
 def _snake(name: str) -> str:
