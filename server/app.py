@@ -141,7 +141,7 @@ def start_session(ls: CoveyServer, init_options) -> Session:
 
     def notify(call: ModelCall) -> None:
         ls.protocol.notify(CALL_FINISHED, call_payload(call))
-        if call.status == "error" and "unreachable" in call.error:
+        if call.status in ("error", "escalated") and "unreachable" in call.error:
             ls.notice("engine-down", f"Covey: the engine at {url} is not running; "
                       "start it with `covey engine up` (or the covey.engineStart command).")
         elif call.status == "ok":
