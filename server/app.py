@@ -144,7 +144,7 @@ def start_session(ls: CoveyServer, init_options) -> Session:
         if call.status in ("error", "escalated") and "unreachable" in call.error:
             ls.notice("engine-down", f"Covey: the engine at {url} is not running; "
                       "start it with `covey engine up` (or the covey.engineStart command).")
-        elif call.status == "ok":
+        elif call.status == "ok" and call.source == "specialist":  # the engine answered
             ls.clear_notice("engine-down")
 
     sink = NotifyingSink(open_sink(config.store_text), notify)
