@@ -49,13 +49,17 @@ def tiny_adapter(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lora_engine(tiny_adapter, tmp_path_factory):
     from covey_specialists import base_model
-    from covey_specialists.engine import build_command, detect_device
+    from covey_specialists.engine import build_command, detect_device, resolve_adapter
     from covey_specialists.table import load_table
 
     adapter, _ = tiny_adapter
     port = _free_port()
-    cmd = build_command(load_table(), str(base_model.prepare_default_model()), port,
-                        {"e2e-start": adapter}, detect_device())
+    table = load_table()
+    # the shipped adapters too, under their specialists' served names
+    adapters = {spec.key: path for spec in table.specialists.values()
+                if (path := resolve_adapter(spec)) is not None}
+    cmd = build_command(table, str(base_model.prepare_default_model()), port,
+                        {"e2e-start": adapter, **adapters}, detect_device())
     env = {**os.environ, "VLLM_API_KEY": KEY, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
            "VLLM_CPU_KVCACHE_SPACE": "1"}
     log = (tmp_path_factory.mktemp("engine") / "engine.log").open("w")
@@ -116,3 +120,21 @@ def test_trained_adapter_loads_at_start_and_at_runtime_and_changes_output(
 def test_hot_load_reports_a_missing_adapter(lora_engine, tmp_path):
     ok, message = hot_load(lora_engine, KEY, "missing", tmp_path / "nope")
     assert not ok and "refused" in message
+
+
+def test_shipped_completion_adapter_fills_the_middle_in_the_engine(lora_engine):
+    from covey_specialists import prompts
+    from covey_specialists.table import load_table
+
+    spec = load_table().for_task("completion")
+    if not spec.adapter:
+        pytest.skip("the table ships no completion adapter")
+    ctx = prompts.CompletionContext(
+        prefix="def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    ",
+        suffix="\n\n\nprint(add(1, 2))\n")
+    prompt = prompts.completion_prompt(ctx, "fim-smol", spec.max_prompt_chars)
+    base = _complete(lora_engine, "base", prompt.text)
+    tuned = _complete(lora_engine, spec.served_name, prompt.text)
+    assert tuned["text"] != base["text"]
+    shown = prompts.postprocess_completion(tuned["text"], prompt)
+    assert "a + b" in shown or "b + a" in shown, tuned["text"]
