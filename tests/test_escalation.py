@@ -33,7 +33,9 @@ class Collect:
 
 def spec(policy, **fields):
     base = load_table().for_task("completion")
-    return dataclasses.replace(base, **{"routing": policy, "max_tokens": 6, **fields})
+    # the untuned base: these tests are about routing, and any engine serves it
+    return dataclasses.replace(base, **{"routing": policy, "max_tokens": 6, "adapter": "",
+                                        "prompt_format": "prefix", **fields})
 
 
 def dead_url() -> str:

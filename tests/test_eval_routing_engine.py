@@ -14,6 +14,7 @@ from covey_eval import session, suites
 from covey_server.cli import main
 from covey_server.usage import open_usage_log
 from covey_server.usage.queries import open_for_reading
+from covey_specialists.table import load_table
 
 pytestmark = pytest.mark.engine
 
@@ -21,13 +22,16 @@ pytestmark = pytest.mark.engine
 @pytest.fixture
 def home(engine, covey_home, monkeypatch):
     """A fresh Covey home whose table the shared engine can serve (an engine started before
-    the completion adapter shipped serves only the base)."""
+    the shipped adapters serves only the base)."""
     for var in ("COVEY_BASELINE_URL", "COVEY_BASELINE_MODEL", "COVEY_BASELINE_API"):
         monkeypatch.delenv(var, raising=False)
-    served = httpx.get(f"{engine.url}/v1/models", timeout=10,
-                       headers={"Authorization": f"Bearer {engine.api_key}"}).json()["data"]
-    if "completion" not in {m["id"] for m in served}:
-        (covey_home / "specialists.toml").write_text('[specialists.completion]\nadapter = ""\n')
+    served = {m["id"] for m in httpx.get(
+        f"{engine.url}/v1/models", timeout=10,
+        headers={"Authorization": f"Bearer {engine.api_key}"}).json()["data"]}
+    unserved = [s.key for s in load_table().specialists.values()
+                if s.adapter and s.served_name not in served]
+    (covey_home / "specialists.toml").write_text(
+        "".join(f'[specialists.{key}]\nadapter = ""\n' for key in unserved))
     return covey_home
 
 
