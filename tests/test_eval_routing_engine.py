@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from click.testing import CliRunner
+from engine_table import serveable_home
 from fake_openai import FakeOpenAI
 
 from covey_eval import session, suites
 from covey_server.cli import main
 from covey_server.usage import open_usage_log
 from covey_server.usage.queries import open_for_reading
-from covey_specialists.table import load_table
 
 pytestmark = pytest.mark.engine
 
@@ -25,13 +24,7 @@ def home(engine, covey_home, monkeypatch):
     the shipped adapters serves only the base)."""
     for var in ("COVEY_BASELINE_URL", "COVEY_BASELINE_MODEL", "COVEY_BASELINE_API"):
         monkeypatch.delenv(var, raising=False)
-    served = {m["id"] for m in httpx.get(
-        f"{engine.url}/v1/models", timeout=10,
-        headers={"Authorization": f"Bearer {engine.api_key}"}).json()["data"]}
-    unserved = [s.key for s in load_table().specialists.values()
-                if s.adapter and s.served_name not in served]
-    (covey_home / "specialists.toml").write_text(
-        "".join(f'[specialists.{key}]\nadapter = ""\n' for key in unserved))
+    serveable_home(engine, covey_home)
     return covey_home
 
 
