@@ -146,15 +146,16 @@ def sweep(result: dict, *, points: int = 9, tolerance: float = 0.01,
     systems = {k: v for k, v in summary.items() if k != "empty"}
     if metric is not None and not all(metric in s["metrics"] for s in systems.values()):
         raise ValueError(f"this suite is not scored by {metric}")
-    metric = metric or headline_metric(systems)
+    headline = headline_metric(systems)
+    metric = metric or headline
     if metric is None:
         raise ValueError("the run has no quality metric common to its systems")
     rows: dict[str, dict[str, dict]] = {}
     for row in result["rows"]:
         rows.setdefault(row["task"], {})[row["system"]] = row
     tasks = [t for t, by in rows.items() if "specialist" in by]
-    names = [metric] + [m for m in SECONDARY if m != metric
-                        and all(m in s["metrics"] for s in systems.values())]
+    names = [metric] + [m for m in dict.fromkeys((headline, *SECONDARY))
+                        if m and m != metric and all(m in s["metrics"] for s in systems.values())]
     seed = result.get("meta", {}).get("seed", 0)
     specialist_rows = [rows[t]["specialist"] for t in tasks
                        if rows[t]["specialist"].get("status") == "ok"]
