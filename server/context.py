@@ -8,6 +8,7 @@ change. The functions below it are pure: they read a document and return plain d
 from __future__ import annotations
 
 import logging
+import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cache
@@ -82,6 +83,15 @@ def column_to_index(line: str, units: int, encoding: str = "utf-16") -> int:
     return len(line)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """Lone surrogates (valid JSON, invalid Unicode) become U+FFFD: same length in code
+    points and UTF-16 units, so positions do not move, and the text can be encoded."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
 def _line_starts(text: str, base: int = 0) -> list[int]:
     starts = []
     find = text.find
@@ -103,6 +113,7 @@ class Document:
         self.language = language
         self.version = version
         self.max_parse_bytes = max_parse_bytes
+        text = clean(text)
         self.text = text
         self._starts = [0, *_line_starts(text)]
         self._parser: tree_sitter.Parser | None = None
@@ -160,6 +171,7 @@ class Document:
     # ------------------------------------------------------------------ changes
     def replace(self, start: int, end: int, new_text: str) -> None:
         """Replace ``text[start:end]`` and update the line index and the tree incrementally."""
+        new_text = clean(new_text)
         start, end = max(0, min(start, len(self.text))), max(0, min(end, len(self.text)))
         start, end = min(start, end), max(start, end)
         edit = None
@@ -203,6 +215,7 @@ class Document:
         self.replace(start, end, change.text)
 
     def set_text(self, text: str) -> None:
+        text = clean(text)
         self.text = text
         self._starts = [0, *_line_starts(text)]
         self.tree = None
