@@ -43,7 +43,8 @@ def run_table(result: dict) -> Table:
         table.add_column(SHORT[name], justify="right")
     routed = any("escalation_rate" in s for s in summary.values())
     for col in ("ttft p50/p95 ms", "total p50/p95 ms", "tokens in/out", "$/1k local",
-                "$/1k LLM-eq", "ratio", "errors") + (("escalated",) if routed else ()):
+                "$/1k LLM-eq", "ratio", "errors") + (("escalated", "$/1k spent") if routed
+                                                     else ()):
         table.add_column(col, justify="right")
     for name, s in summary.items():
         lat, cost, tok = s["latency_ms"], s["cost"], s["tokens"]
@@ -56,7 +57,8 @@ def run_table(result: dict) -> Table:
             fmt_usd(cost["local_per_1k"]), fmt_usd(cost["llm_equiv_per_1k"]),
             "–" if cost["ratio"] is None else f"{cost['ratio']:.1f}×",
             str(s["errors"]),
-            *((fmt_rate(s.get("escalation_rate")),) if routed else ()),
+            *((fmt_rate(s.get("escalation_rate")), fmt_usd(cost.get("spent_per_1k")))
+              if routed else ()),
         )
     return table
 

@@ -108,7 +108,9 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
 async def _run(spec, tasks, settings, baseline_cfg, usage, run_id, costs, progress, workers):
     closers = []
     try:
-        systems = await _build(spec.systems, settings, baseline_cfg, usage, run_id, closers)
+        kinds = {t.kind for t in tasks}
+        systems = await _build(spec.systems, settings, baseline_cfg, usage, run_id, closers,
+                               kinds)
         return await runner.run(spec, tasks, systems, run_id=run_id, costs=costs,
                                 progress=progress, workers=workers)
     finally:
@@ -125,7 +127,8 @@ def _baseline_price_name() -> str:
         return "the baseline model"
 
 
-async def _build(names, settings, baseline_cfg, usage, run_id, closers) -> list[System]:
+async def _build(names, settings, baseline_cfg, usage, run_id, closers,
+                 kinds=frozenset(("completion", "doc", "refactor"))) -> list[System]:
     systems: list[System] = []
     engine_client = None
     table = None
@@ -141,7 +144,7 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers) -> list[
         engine_client, served = await _engine_client(table, settings, usage)
         closers.append(engine_client.aclose)
         if any(n in ("specialist", "routed") for n in names):
-            _check_adapters_served(table, served, engine_client.base_url)
+            _check_adapters_served(table, served, engine_client.base_url, kinds)
     baseline_label = None
     if stand_in:  # the same engine, untuned: a small model in the baseline's role
         url, key = _endpoint(table, settings)
@@ -194,11 +197,12 @@ async def _engine_client(table, settings, usage):
     return client, served
 
 
-def _check_adapters_served(table, served: list[str], url: str) -> None:
+def _check_adapters_served(table, served: list[str], url: str, kinds) -> None:
     """A specialist's adapter the engine does not serve would be measured as errors (or,
     with a fallback, as the base under the specialist's name): refuse, and say why."""
     missing = sorted(s.served_name for s in table.specialists.values()
-                     if s.adapter and served and s.served_name not in served)
+                     if s.task in kinds and s.adapter and served
+                     and s.served_name not in served)
     if missing:
         raise SessionError(
             f"the engine at {url} does not serve the adapter(s) {', '.join(missing)} named in "
