@@ -117,9 +117,10 @@ class Document:
         self.text = text
         self._starts = [0, *_line_starts(text)]
         self._parser: tree_sitter.Parser | None = None
-        self.tree: tree_sitter.Tree | None = None
+        self._tree: tree_sitter.Tree | None = None
+        self._stale = True
         self._data = b""
-        self._reparse()
+        self._parsable = self._can_parse()
 
     # ------------------------------------------------------------------ positions
     @property
@@ -164,7 +165,8 @@ class Document:
         copy = Document.__new__(Document)
         copy.__dict__.update(self.__dict__)
         copy._starts = list(self._starts)
-        copy.tree = self.tree.copy() if self.tree is not None else None
+        tree = self.tree  # brings the tree up to date first
+        copy._tree = tree.copy() if tree is not None else None
         copy._parser = None
         return copy
 
@@ -175,7 +177,7 @@ class Document:
         start, end = max(0, min(start, len(self.text))), max(0, min(end, len(self.text)))
         start, end = min(start, end), max(start, end)
         edit = None
-        if self.tree is not None:
+        if self._tree is not None:
             start_byte, start_point = self.byte_at(start), self._point(start)
             old_end_byte = start_byte + len(encode(self.text[start:end]))
             old_end_point = self._point(end)
@@ -190,9 +192,9 @@ class Document:
                         old_end_point=old_end_point, new_end_point=new_end_point)
         self._update_index(start, end, new_text)
         self.text = self.text[:start] + new_text + self.text[end:]
-        if edit is not None and self.tree is not None:
-            self.tree.edit(**edit)
-        self._reparse()
+        if edit is not None and self._tree is not None:
+            self._tree.edit(**edit)
+        self._stale = True
 
     def _update_index(self, start: int, end: int, new_text: str) -> None:
         first = bisect_right(self._starts, start)  # index of the first line start after `start`
@@ -218,19 +220,33 @@ class Document:
         text = clean(text)
         self.text = text
         self._starts = [0, *_line_starts(text)]
-        self.tree = None
-        self._reparse()
+        self._tree = None
+        self._stale = True
+
+    def _can_parse(self) -> bool:
+        return grammar(self.language) is not None if self.language else False
+
+    @property
+    def tree(self) -> tree_sitter.Tree | None:
+        """The syntax tree, brought up to date on first use after changes.
+
+        Changes only record their edit on the old tree; the (incremental) parse runs when
+        something reads the tree, so a burst of keystrokes costs one parse, not one each.
+        """
+        if self._stale:
+            self._reparse()
+        return self._tree
 
     def _reparse(self) -> None:
-        lang = grammar(self.language) if self.language else None
+        self._stale = False
         data = encode(self.text)
-        if lang is None or len(data) > self.max_parse_bytes:
-            self.tree, self._data = None, b""
+        if not self._parsable or len(data) > self.max_parse_bytes:
+            self._tree, self._data = None, b""
             return
         if self._parser is None:
-            self._parser = tree_sitter.Parser(lang)
-        old = self.tree
-        self.tree = self._parser.parse(data, old) if old is not None else self._parser.parse(data)
+            self._parser = tree_sitter.Parser(grammar(self.language))
+        old = self._tree
+        self._tree = self._parser.parse(data, old) if old is not None else self._parser.parse(data)
         self._data = data
 
     # ------------------------------------------------------------------ queries

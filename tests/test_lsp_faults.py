@@ -42,7 +42,7 @@ class FakeEngine(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         mode = type(self).mode
         if mode == "slow":
-            time.sleep(5)
+            time.sleep(6)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -84,7 +84,7 @@ def free_port() -> int:
 
 def options(url: str) -> dict:
     return {"engine": {"url": url}, "debounceMs": 0,
-            "specialists": {"completion": {"timeoutS": 1.0}}}
+            "specialists": {"completion": {"timeoutS": 2.0}}}
 
 
 @pytest_asyncio.fixture
