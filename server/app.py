@@ -175,6 +175,7 @@ def build_server() -> CoveyServer:
         features_commands,
         features_completion,
         features_engine,
+        features_usage,
     )
 
     ls = CoveyServer()
@@ -218,4 +219,5 @@ def build_server() -> CoveyServer:
     features_actions.register(ls)
     features_commands.register(ls)
     features_engine.register(ls)
+    features_usage.register(ls)
     return ls

@@ -256,3 +256,19 @@ def test_serve_rejects_a_bad_tcp_address():
     out = subprocess.run([sys.executable, "-m", "covey_server", "--tcp", "nonsense"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "HOST:PORT" in out.stderr and out.stdout == ""
+
+
+async def test_usage_summary_reports_the_calls(fake_client):
+    open_doc(fake_client, "file:///tmp/f.py", CODE)
+    assert (await complete(fake_client)).items
+    summary = None
+    for _ in range(50):  # the usage log writes in the background, after a short settle
+        summary = await fake_client.protocol.send_request_async(
+            "covey/usageSummary", {"since": "today"})
+        if summary.rows:
+            break
+        await asyncio.sleep(0.2)
+    assert [(r.task, r.calls) for r in summary.rows] == [("completion", 1)]
+    assert summary.rows[0].p50LatencyMs > 0
+    with pytest.raises(JsonRpcInvalidParams):
+        await fake_client.protocol.send_request_async("covey/usageSummary", {"since": "soon"})
