@@ -108,7 +108,7 @@ def hot_load(url: str, api_key: str, served_name: str, adapter_path: Path,
                           headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         return False, f"engine at {url} not reachable ({exc.__class__.__name__})"
-    if resp.status_code == 404:
+    if resp.status_code == 404 and '"Not Found"' in resp.text:  # the route itself is absent
         return False, ("engine does not allow runtime LoRA loading "
                        "(start it with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)")
     if resp.status_code >= 400:
