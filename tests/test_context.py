@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from lsprotocol import types
+
 from covey_server.context import (
     Document,
     DocumentStore,
@@ -13,7 +15,6 @@ from covey_server.context import (
     imports,
     language_for,
 )
-from lsprotocol import types
 
 SOURCE = '''import os
 from pathlib import Path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from covey_server.context import Document
 from covey_server.triggers import decide
 
