@@ -13,12 +13,10 @@ to exactly what the counters measured.
 from __future__ import annotations
 
 import bisect
-import copy
 import dataclasses
 import logging
 import os
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +26,7 @@ from urllib.parse import urlsplit
 from covey_specialists import home
 from covey_specialists.calls import ModelCall
 from covey_specialists.energy import Meter
+from covey_specialists.layered_toml import load_layers
 
 log = logging.getLogger("covey.cost")
 
@@ -92,28 +91,9 @@ def user_prices_file() -> Path:
 
 def load_prices(user_file: Path | None = None, *, user: bool = True) -> Prices:
     """The shipped price table with the user's overrides applied (``user=False``: none)."""
-    raw = _parse(shipped_prices_text(), "prices.toml (shipped)")
-    sources = ["prices.toml (shipped)"]
-    user_file = user_file or user_prices_file()
-    if user and user_file.exists():
-        _merge(raw, _parse(user_file.read_text(), str(user_file)))
-        sources.append(str(user_file))
-    return _build(raw, " + ".join(sources), tuple(sources))
-
-
-def _parse(text: str, where: str) -> dict:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PriceError(f"{where}: not valid TOML: {exc}") from None
-
-
-def _merge(base: dict, override: dict) -> None:
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
+    raw, sources = load_layers(shipped_prices_text(), "prices.toml (shipped)",
+                               (user_file or user_prices_file()) if user else None, PriceError)
+    return _build(raw, " + ".join(sources), sources)
 
 
 def _number(section: dict, key: str, where: str, prefix: str) -> float:

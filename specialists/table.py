@@ -6,14 +6,13 @@ overrides it key by key. Validation errors name the file, the key and the proble
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from covey_specialists import home
+from covey_specialists.layered_toml import load_layers
 
 TASKS = ("completion", "doc", "refactor")
 ROUTING_POLICIES = ("never", "on-failure", "on-low-confidence", "always-baseline")
@@ -89,34 +88,15 @@ def shipped_table_text() -> str:
 
 def load_table(user_file: Path | None = None) -> SpecialistsTable:
     """Load the shipped table, then apply the user's override file if it exists."""
-    raw = _parse(shipped_table_text(), "specialists.toml (shipped)")
-    sources = ["specialists.toml (shipped)"]
-    user_file = user_file or home.user_specialists_file()
-    if user_file.exists():
-        _merge(raw, _parse(user_file.read_text(), str(user_file)))
-        sources.append(str(user_file))
+    raw, sources = load_layers(shipped_table_text(), "specialists.toml (shipped)",
+                               user_file or home.user_specialists_file(), TableError)
     where = " + ".join(sources)
     engine = _engine(raw.get("engine", {}), where)
     specs = {k: _specialist(k, v, where) for k, v in raw.get("specialists", {}).items()}
     missing = [t for t in TASKS if t not in {s.task for s in specs.values()}]
     if missing:
         raise TableError(f"{where}: no specialist for task(s) {', '.join(missing)}")
-    return SpecialistsTable(engine=engine, specialists=specs, sources=tuple(sources))
-
-
-def _parse(text: str, where: str) -> dict:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TableError(f"{where}: not valid TOML: {exc}") from None
-
-
-def _merge(base: dict, override: dict) -> None:
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
+    return SpecialistsTable(engine=engine, specialists=specs, sources=sources)
 
 
 def _coerce(cls, raw: dict, where: str, prefix: str, skip: tuple[str, ...] = ()) -> dict:
