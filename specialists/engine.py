@@ -171,10 +171,12 @@ def build_command(table: SpecialistsTable, model_path: str, port: int,
     ]
     if device != "cpu":
         cmd += ["--gpu-memory-utilization", str(table.engine.gpu_memory_utilization)]
+    # LoRA is always on, with one slot spare, so `covey train` can hot-load a new adapter
+    # into the running engine without a restart.
+    cmd += ["--enable-lora", "--max-lora-rank", str(table.engine.max_lora_rank),
+            "--max-loras", str(len(adapters) + 1)]
     if adapters:
-        cmd += ["--enable-lora", "--max-lora-rank", str(table.engine.max_lora_rank),
-                "--max-loras", str(max(1, len(adapters))), "--lora-modules"]
-        cmd += [f"{name}={path}" for name, path in adapters.items()]
+        cmd += ["--lora-modules", *(f"{name}={path}" for name, path in adapters.items())]
     return cmd
 
 
