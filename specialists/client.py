@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
-from covey_specialists.prompts import Prompt
+from covey_specialists.prompts import Prompt, first_line_complete
 from covey_specialists.table import Specialist
 
 log = logging.getLogger("covey.client")
@@ -91,7 +91,7 @@ class EngineClient:
         )
         body = {
             "model": call.model, "prompt": prompt.text, "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
             "max_tokens": max_tokens or spec.max_tokens, "temperature": spec.temperature,
             "top_p": spec.top_p, "stop": list(spec.stop),
         }
@@ -104,7 +104,8 @@ class EngineClient:
         finish = None
         try:
             async with asyncio.timeout(spec.timeout_s):
-                finish = await self._stream(body, call, started, pieces, token_logprobs)
+                finish = await self._stream(body, call, started, pieces, token_logprobs,
+                                            prompt)
         except asyncio.CancelledError:
             call.status = "cancelled"
             raise
@@ -129,8 +130,10 @@ class EngineClient:
         return Completion(text=text, call=call, finish_reason=finish)
 
     async def _stream(self, body: dict, call: ModelCall, started: float,
-                      pieces: list[str], token_logprobs: list[float]) -> str | None:
+                      pieces: list[str], token_logprobs: list[float],
+                      prompt: Prompt) -> str | None:
         finish = None
+        text = ""
         async with self._http.stream("POST", "/v1/completions", json=body) as response:
             if response.status_code != 200:
                 detail = (await response.aread()).decode("utf-8", "replace")[:300]
@@ -154,6 +157,9 @@ class EngineClient:
                     lp = (choice.get("logprobs") or {}).get("token_logprobs") or ()
                     token_logprobs.extend(v for v in lp if isinstance(v, (int, float)))
                     finish = choice.get("finish_reason") or finish
+                    text += piece
+                if first_line_complete(prompt, text):
+                    return "first_line"
         return finish
 
     def report(self, call: ModelCall) -> None:

@@ -148,6 +148,16 @@ def stop_at_block_end(middle: str, prefix: str) -> str:
     return "\n".join(kept).rstrip()
 
 
+def first_line_complete(prompt: Prompt, text: str) -> bool:
+    """A one-line completion needs nothing past its first line, so the client stops reading
+    there (closing the stream stops the engine) instead of generating up to max_tokens."""
+    if prompt.task != "completion" or prompt.meta.get("multiline", True):
+        return False
+    if not prompt.meta.get("prefix", "").rsplit("\n", 1)[-1].strip():
+        text = text.lstrip("\n")  # as postprocess_completion: the next line is the answer
+    return "\n" in text
+
+
 def postprocess_completion(raw: str, prompt: Prompt) -> str:
     text = strip_markers(raw)
     prefix, suffix = prompt.meta.get("prefix", ""), prompt.meta.get("suffix", "")

@@ -90,7 +90,8 @@ def _generated_tokens(url: str) -> float:
 async def test_cancelling_a_long_generation_stops_the_engine(engine):
     """Closing the stream must abort generation: count tokens via /metrics, not time."""
     spec = load_table().for_task("completion")
-    prompt = _prompt_for("completion", spec.prompt_format)
+    ctx = CompletionContext(prefix="def add(a, b):\n", suffix="", multiline=True)
+    prompt = completion_prompt(ctx, spec.prompt_format, 2000)  # a block: read to the end
     limit = 1500
     before = _generated_tokens(engine.url)
     async with EngineClient(engine.url, engine.api_key) as client:
@@ -126,3 +127,17 @@ def test_busy_port_is_a_clear_error(covey_home):
         port = sock.getsockname()[1]
         with pytest.raises(manager.EngineError, match=f"port {port} .* is busy"):
             manager.up(load_table(), port=port)
+
+
+async def test_single_line_completion_stops_reading_after_its_line(engine):
+    """A one-line completion closes its stream at the first newline, with usage intact."""
+    spec = load_table().for_task("completion")
+    ctx = CompletionContext(prefix="import os\n\n\ndef main():\n    path = ", suffix="\n",
+                            multiline=False)
+    prompt = completion_prompt(ctx, spec.prompt_format, 2000)
+    async with EngineClient(engine.url, engine.api_key) as client:
+        result = await client.complete(spec, prompt, max_tokens=200,
+                                       extra_body={"ignore_eos": True, "stop": []})
+    assert result.ok and result.finish_reason == "first_line"
+    assert "\n" in result.text and result.call.completion_tokens < 200
+    assert result.call.prompt_tokens > 0

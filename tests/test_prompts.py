@@ -1,0 +1,65 @@
+"""Prompt formats and post-processing (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from covey_specialists.prompts import (
+    SMOL_FIM,
+    CompletionContext,
+    completion_prompt,
+    doc_prompt,
+    first_line_complete,
+    postprocess_completion,
+    postprocess_docstring,
+    postprocess_refactor,
+)
+
+
+def _prompt(prefix, suffix="", multiline=False, fmt="fim-smol"):
+    return completion_prompt(CompletionContext(prefix, suffix, multiline=multiline), fmt, 3000)
+
+
+def test_fim_smol_puts_the_suffix_first():
+    pre, suf, mid = SMOL_FIM
+    assert _prompt("a = ", "\nb = 2").text == f"{suf}\nb = 2{pre}a = {mid}"
+
+
+def test_budget_keeps_whole_lines_and_mostly_prefix():
+    prompt = completion_prompt(CompletionContext("x = 1\n" * 500, "y = 2\n" * 500), "prefix", 400)
+    assert len(prompt.text) <= 400 and prompt.text.startswith("x = 1")
+
+
+@pytest.mark.parametrize("prefix, text, done", [
+    ("x = ", "1", False),
+    ("x = ", "1\n", True),
+    ("def f():\n    ", "return 1\nmore", True),
+    ("def f():\n", "\n", False),          # blank current line: the answer is the next line
+    ("def f():\n", "\n    return 1\n", True),
+])
+def test_first_line_complete(prefix, text, done):
+    assert first_line_complete(_prompt(prefix), text) is done
+
+
+def test_multiline_and_other_tasks_read_to_the_end():
+    assert not first_line_complete(_prompt("if x:\n", multiline=True), "a\nb\n")
+    assert not first_line_complete(doc_prompt("def f(): pass", "python", 100), "a\nb\n")
+
+
+def test_postprocess_completion_trims_markers_and_repeated_suffix():
+    prompt = _prompt("total = sum(", ")\nprint(total)")
+    assert postprocess_completion("values)<|endoftext|>", prompt) == "values"
+    block = _prompt("def f(x):\n    ", "\nprint(f(1))", multiline=True)
+    assert postprocess_completion("y = x + 1\n    return y\nprint(f(1))", block) \
+        == "y = x + 1\n    return y"
+
+
+def test_postprocess_docstring_quotes_and_indents():
+    assert postprocess_docstring('"""Add two numbers."""', "    ") == '    """Add two numbers."""\n'
+    block = postprocess_docstring("Add a and b.\n\nArgs:\n    a: first", "    ")
+    assert block.startswith('    """Add a and b.\n') and block.endswith('    """\n')
+
+
+def test_postprocess_refactor_takes_the_fenced_code_and_reindents():
+    raw = "Here:\n```python\nreturn [x for x in xs]\n```"
+    assert postprocess_refactor(raw, "    out = []\n") == "    return [x for x in xs]\n"
