@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
-from covey_specialists.prompts import Prompt, first_line_complete
+from covey_specialists.prompts import Prompt, completion_done
 from covey_specialists.table import Specialist
 
 log = logging.getLogger("covey.client")
@@ -158,8 +158,8 @@ class EngineClient:
                     token_logprobs.extend(v for v in lp if isinstance(v, (int, float)))
                     finish = choice.get("finish_reason") or finish
                     text += piece
-                if first_line_complete(prompt, text):
-                    return "first_line"
+                if completion_done(prompt, text):
+                    return "complete"
         return finish
 
     def report(self, call: ModelCall) -> None:

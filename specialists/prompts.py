@@ -132,13 +132,18 @@ def trim_repeated_suffix(middle: str, suffix: str) -> str:
     return middle
 
 
+def _block_indent(prefix: str) -> int:
+    """Indentation of the block the cursor is in: the current line's own, or the cursor's
+    column on a blank line."""
+    current_line = prefix.rsplit("\n", 1)[-1]
+    if current_line.strip():
+        return len(current_line) - len(current_line.lstrip())
+    return len(current_line)
+
+
 def stop_at_block_end(middle: str, prefix: str) -> str:
     """Stop a block completion where indentation drops below the cursor's block."""
-    current_line = prefix.rsplit("\n", 1)[-1]
-    if current_line.strip():  # mid-line: indentation is the line's own
-        base_indent = len(current_line) - len(current_line.lstrip())
-    else:
-        base_indent = len(current_line)
+    base_indent = _block_indent(prefix)
     lines = middle.split("\n")
     kept = [lines[0]]
     for line in lines[1:]:
@@ -148,14 +153,22 @@ def stop_at_block_end(middle: str, prefix: str) -> str:
     return "\n".join(kept).rstrip()
 
 
-def first_line_complete(prompt: Prompt, text: str) -> bool:
-    """A one-line completion needs nothing past its first line, so the client stops reading
-    there (closing the stream stops the engine) instead of generating up to max_tokens."""
-    if prompt.task != "completion" or prompt.meta.get("multiline", True):
+def completion_done(prompt: Prompt, text: str) -> bool:
+    """Whether the streamed ``text`` already holds everything post-processing will keep, so
+    the client can stop reading (closing the stream stops the engine) instead of letting
+    the model run on to max_tokens: a one-line completion ends with its first line, a block
+    with the first later line that dedents below the cursor's block."""
+    if prompt.task != "completion":
         return False
-    if not prompt.meta.get("prefix", "").rsplit("\n", 1)[-1].strip():
-        text = text.lstrip("\n")  # as postprocess_completion: the next line is the answer
-    return "\n" in text
+    prefix = prompt.meta.get("prefix", "")
+    if not prompt.meta.get("multiline", True):
+        if not prefix.rsplit("\n", 1)[-1].strip():
+            text = text.lstrip("\n")  # as postprocess_completion: the next line is the answer
+        return "\n" in text
+    base_indent = _block_indent(prefix)
+    # a later line's indentation is known as soon as it has a visible character
+    return any(line.strip() and len(line) - len(line.lstrip()) < base_indent
+               for line in text.split("\n")[1:])
 
 
 def postprocess_completion(raw: str, prompt: Prompt) -> str:

@@ -7,9 +7,9 @@ import pytest
 from covey_specialists.prompts import (
     SMOL_FIM,
     CompletionContext,
+    completion_done,
     completion_prompt,
     doc_prompt,
-    first_line_complete,
     postprocess_completion,
     postprocess_docstring,
     postprocess_refactor,
@@ -37,13 +37,19 @@ def test_budget_keeps_whole_lines_and_mostly_prefix():
     ("def f():\n", "\n", False),          # blank current line: the answer is the next line
     ("def f():\n", "\n    return 1\n", True),
 ])
-def test_first_line_complete(prefix, text, done):
-    assert first_line_complete(_prompt(prefix), text) is done
+def test_completion_done(prefix, text, done):
+    assert completion_done(_prompt(prefix), text) is done
 
 
-def test_multiline_and_other_tasks_read_to_the_end():
-    assert not first_line_complete(_prompt("if x:\n", multiline=True), "a\nb\n")
-    assert not first_line_complete(doc_prompt("def f(): pass", "python", 100), "a\nb\n")
+def test_a_block_is_done_at_the_first_line_that_dedents():
+    block = _prompt("def f(n):\n    ", multiline=True)
+    assert not completion_done(block, "x = n\n    return x\n")
+    assert not completion_done(block, "x = n\n")  # the next line's indent is not known yet
+    assert completion_done(block, "x = n\n    return x\n#")
+
+
+def test_other_tasks_read_to_the_end():
+    assert not completion_done(doc_prompt("def f(): pass", "python", 100), "a\nb\n")
 
 
 def test_postprocess_completion_trims_markers_and_repeated_suffix():
