@@ -59,8 +59,9 @@ def suites_command(as_json: bool) -> None:
               type=click.Choice(SYSTEM_NAMES), help="System to evaluate; repeat for several.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many tasks (stratified).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling/bootstrap seed.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Model requests in flight at once.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Model requests in flight at once. On a CPU engine more than 2 LoRA "
+                   "requests at once run past the specialists' timeouts; raise it on a GPU.")
 @click.option("--workers", type=click.IntRange(min=1), help="Parallel sandboxes (default 4×cores).")
 @click.option("--repo", "repo_path", type=click.Path(exists=True, file_okay=False),
               help="For --suite repo: the repository to punch holes in.")
@@ -152,8 +153,9 @@ def _print_run(result: dict) -> Console:
 @click.option("--metric", type=click.Choice([m for m in QUALITY if m != "diff_lines"]),
               help="Quality metric of the curve and the recommendation (default: the "
                    "suite's headline, e.g. pass@1).")
-@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Model requests in flight at once.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Model requests in flight at once. On a CPU engine more than 2 LoRA "
+                   "requests at once run past the specialists' timeouts; raise it on a GPU.")
 @click.option("--workers", type=click.IntRange(min=1), help="Parallel sandboxes (default 4×cores).")
 @click.option("--engine-url", help="Engine base URL (default: the managed engine).")
 @click.option("--engine-key", help="Engine API key (default: the managed engine's).")
