@@ -22,6 +22,7 @@ import httpx
 
 from covey_specialists import prompts
 from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
+from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -156,18 +157,7 @@ class BaselineClient:
             if response.status_code != 200:
                 detail = (await response.aread()).decode("utf-8", "replace")[:300]
                 raise _Failed(f"baseline answered HTTP {response.status_code}: {detail}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(data)
-                except json.JSONDecodeError:
-                    raise _Failed(f"malformed stream chunk: {data[:80]!r}") from None
-                if "error" in chunk:
-                    raise _Failed(f"baseline error: {chunk['error']}")
+            async for chunk in sse_chunks(response, "baseline", _Failed):
                 usage = chunk.get("usage")
                 if usage:
                     call.prompt_tokens = usage.get("prompt_tokens") or 0

@@ -9,7 +9,6 @@ the request.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import httpx
 
 from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
 from covey_specialists.prompts import Prompt, completion_done
+from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
 
 log = logging.getLogger("covey.client")
@@ -138,13 +138,7 @@ class EngineClient:
             if response.status_code != 200:
                 detail = (await response.aread()).decode("utf-8", "replace")[:300]
                 raise EngineError(f"engine answered HTTP {response.status_code}: {detail}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                chunk = _parse_chunk(data)
+            async for chunk in sse_chunks(response, "engine", EngineError):
                 usage = chunk.get("usage")
                 if usage:
                     call.prompt_tokens = usage.get("prompt_tokens") or 0
@@ -172,15 +166,3 @@ class EngineClient:
 
 class EngineError(RuntimeError):
     """The engine answered, but not with a usable stream."""
-
-
-def _parse_chunk(data: str) -> dict:
-    try:
-        chunk = json.loads(data)
-    except json.JSONDecodeError:
-        raise EngineError(f"malformed stream chunk: {data[:80]!r}") from None
-    if not isinstance(chunk, dict):
-        raise EngineError(f"malformed stream chunk: {data[:80]!r}")
-    if "error" in chunk:
-        raise EngineError(f"engine error: {chunk['error']}")
-    return chunk
