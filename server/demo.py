@@ -58,11 +58,9 @@ def _timing(call) -> str:
 @click.command("demo")
 @click.option("--eval-limit", default=20, show_default=True,
               help="Tasks per suite in the closing quick eval (0 skips it).")
-@click.option("--keep-engine", is_flag=True, default=True, show_default=True,
-              help="Leave the engine running afterwards.")
-def demo(eval_limit: int, keep_engine: bool) -> None:
+def demo(eval_limit: int) -> None:
     """Run the main job: model → engine → completion, docstring and refactor on a sample
-    file → quick eval → usage summary.
+    file → quick eval → usage summary. The engine stays up (`covey engine down` stops it).
 
     Example:
 
