@@ -17,6 +17,27 @@ from covey_eval.systems import SYSTEM_NAMES
 from covey_specialists.table import ROUTING_POLICIES
 
 
+def _model_options(command):
+    """Options shared by `run` and `sweep`: how to reach the engine and the baseline."""
+    options = [
+        click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="Model requests in flight at once. On a CPU engine more than 2 LoRA "
+                          "requests at once run past the specialists' timeouts; raise it on a "
+                          "GPU."),
+        click.option("--workers", type=click.IntRange(min=1),
+                     help="Parallel sandboxes (default 4×cores)."),
+        click.option("--engine-url", help="Engine base URL (default: the managed engine)."),
+        click.option("--engine-key", help="Engine API key (default: the managed engine's)."),
+        click.option("--baseline-url", help="OpenAI-compatible base URL (or COVEY_BASELINE_URL)."),
+        click.option("--baseline-model", help="Baseline model name (or COVEY_BASELINE_MODEL)."),
+        click.option("--baseline-api", type=click.Choice(["chat", "completions"]),
+                     help="Baseline API flavour (or COVEY_BASELINE_API; default chat)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group("eval")
 def eval_group() -> None:
     """Measure quality, latency and cost of the specialists against baselines.
@@ -59,20 +80,11 @@ def suites_command(as_json: bool) -> None:
               type=click.Choice(SYSTEM_NAMES), help="System to evaluate; repeat for several.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many tasks (stratified).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling/bootstrap seed.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Model requests in flight at once. On a CPU engine more than 2 LoRA "
-                   "requests at once run past the specialists' timeouts; raise it on a GPU.")
-@click.option("--workers", type=click.IntRange(min=1), help="Parallel sandboxes (default 4×cores).")
+@_model_options
 @click.option("--repo", "repo_path", type=click.Path(exists=True, file_okay=False),
               help="For --suite repo: the repository to punch holes in.")
 @click.option("--test-command",
               help="For --suite repo: the command that runs its tests, e.g. pytest -x -q")
-@click.option("--engine-url", help="Engine base URL (default: the managed engine).")
-@click.option("--engine-key", help="Engine API key (default: the managed engine's).")
-@click.option("--baseline-url", help="OpenAI-compatible base URL (or COVEY_BASELINE_URL).")
-@click.option("--baseline-model", help="Baseline model name (or COVEY_BASELINE_MODEL).")
-@click.option("--baseline-api", type=click.Choice(["chat", "completions"]),
-              help="Baseline API flavour (or COVEY_BASELINE_API; default chat).")
 @click.option("--routing", type=click.Choice(ROUTING_POLICIES),
               help="For --system routed: the policy (default: each specialist's in the table).")
 @click.option("--min-mean-logprob", type=float,
@@ -153,16 +165,7 @@ def _print_run(result: dict) -> Console:
 @click.option("--metric", type=click.Choice([m for m in QUALITY if m != "diff_lines"]),
               help="Quality metric of the curve and the recommendation (default: the "
                    "suite's headline, e.g. pass@1).")
-@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Model requests in flight at once. On a CPU engine more than 2 LoRA "
-                   "requests at once run past the specialists' timeouts; raise it on a GPU.")
-@click.option("--workers", type=click.IntRange(min=1), help="Parallel sandboxes (default 4×cores).")
-@click.option("--engine-url", help="Engine base URL (default: the managed engine).")
-@click.option("--engine-key", help="Engine API key (default: the managed engine's).")
-@click.option("--baseline-url", help="OpenAI-compatible base URL (or COVEY_BASELINE_URL).")
-@click.option("--baseline-model", help="Baseline model name (or COVEY_BASELINE_MODEL).")
-@click.option("--baseline-api", type=click.Choice(["chat", "completions"]),
-              help="Baseline API flavour (or COVEY_BASELINE_API; default chat).")
+@_model_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Also write the HTML report (with the curve) to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep as JSON.")
