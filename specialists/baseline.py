@@ -158,14 +158,10 @@ class BaselineClient:
                 detail = (await response.aread()).decode("utf-8", "replace")[:300]
                 raise _Failed(f"baseline answered HTTP {response.status_code}: {detail}")
             async for chunk in sse_chunks(response, "baseline", _Failed):
-                usage = chunk.get("usage")
-                if usage:
-                    call.prompt_tokens = usage.get("prompt_tokens") or 0
-                    call.completion_tokens = usage.get("completion_tokens") or 0
+                call.take_usage(chunk)
                 for choice in chunk.get("choices") or ():
                     piece = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
-                    if piece and call.ttft_ms is None:
-                        call.ttft_ms = (time.perf_counter() - started) * 1000
+                    call.mark_text(piece, started)
                     if piece:
                         pieces.append(piece)
         return None, None

@@ -57,6 +57,18 @@ class ModelCall:
     local_cost_usd: float | None = None
     llm_cost_usd: float | None = None
 
+    def take_usage(self, chunk: dict) -> None:
+        """Token counts from a stream chunk's usage object, when it has one."""
+        usage = chunk.get("usage")
+        if usage:
+            self.prompt_tokens = usage.get("prompt_tokens") or 0
+            self.completion_tokens = usage.get("completion_tokens") or 0
+
+    def mark_text(self, piece: str, started: float) -> None:
+        """Time to first token: set by the first piece of text since ``started``."""
+        if piece and self.ttft_ms is None:
+            self.ttft_ms = (time.perf_counter() - started) * 1000
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -139,14 +139,10 @@ class EngineClient:
                 detail = (await response.aread()).decode("utf-8", "replace")[:300]
                 raise EngineError(f"engine answered HTTP {response.status_code}: {detail}")
             async for chunk in sse_chunks(response, "engine", EngineError):
-                usage = chunk.get("usage")
-                if usage:
-                    call.prompt_tokens = usage.get("prompt_tokens") or 0
-                    call.completion_tokens = usage.get("completion_tokens") or 0
+                call.take_usage(chunk)
                 for choice in chunk.get("choices") or ():
                     piece = choice.get("text") or ""
-                    if piece and call.ttft_ms is None:
-                        call.ttft_ms = (time.perf_counter() - started) * 1000
+                    call.mark_text(piece, started)
                     pieces.append(piece)
                     lp = (choice.get("logprobs") or {}).get("token_logprobs") or ()
                     token_logprobs.extend(v for v in lp if isinstance(v, (int, float)))
