@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from covey_server.usage import open_usage_log
-from covey_specialists.calls import ModelCall, new_call_id
-from covey_specialists.energy import Meter
+from covey_usage import open_usage_log
+from covey_usage.calls import ModelCall, new_call_id
+from covey_usage.energy import Meter
 
 
 def make_call(i: int, n: int, now: float) -> ModelCall:

@@ -81,7 +81,7 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
                           concurrency=concurrency, notes=notes)
     owns_log = usage is None
     if owns_log:
-        from covey_server.usage import open_usage_log
+        from covey_usage import open_usage_log
 
         usage_path = usage_path or store.db_path()
         usage = open_usage_log(usage_path)
@@ -119,7 +119,7 @@ async def _run(spec, tasks, settings, baseline_cfg, usage, run_id, costs, progre
 
 
 def _baseline_price_name() -> str:
-    from covey_specialists.cost import PriceError, load_prices
+    from covey_usage.cost import PriceError, load_prices
 
     try:
         return load_prices().baseline.name

@@ -4,7 +4,7 @@ The split is by top-level module (``json/decoder.py`` goes with ``json/__init__.
 no package is half in training and half in the eval. It is a hash, not a list, so it is
 the same on every machine and for any repository, and it needs no data file.
 
-Training (``covey_specialists.training``) calls :func:`is_heldout` on every file it reads
+Training (``covey_training``) calls :func:`is_heldout` on every file it reads
 and drops the ones that return True.
 """
 

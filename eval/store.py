@@ -1,7 +1,7 @@
 """Eval runs live in the usage database: one ``eval_runs`` row per run (meta, and the
 summary with every task's scores), and the run's model calls in ``calls``.
 
-Writes go through the usage log's writer (:class:`covey_server.usage.UsageLog`), which
+Writes go through the usage log's writer (:class:`covey_usage.UsageLog`), which
 also prices the calls; reads open the database directly.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from covey_server.usage.queries import UsageDbError, open_for_reading
-from covey_specialists import home
+from covey_usage import home
+from covey_usage.queries import UsageDbError, open_for_reading
 
 
 class RunNotFound(LookupError):

@@ -25,9 +25,9 @@ from covey_eval.scoring import body_indent
 from covey_eval.tasks import Task
 from covey_specialists import escalation, prompts
 from covey_specialists.baseline import BaselineClient, ask
-from covey_specialists.calls import ModelCall
 from covey_specialists.client import EngineClient
 from covey_specialists.table import Specialist, SpecialistsTable
+from covey_usage.calls import ModelCall
 
 SYSTEM_NAMES = ("specialist", "base", "baseline", "routed", "oracle", "empty")
 STAND_IN_LABEL = "untuned base standing in for the baseline LLM"

@@ -48,9 +48,9 @@ else
 fi
 
 # 3. The e2e driver's own dependencies (playwright-core; it never downloads a browser).
-if [ ! -d "$ROOT/tests/e2e_vscode/node_modules/playwright-core" ]; then
-  log "npm ci in tests/e2e_vscode"
-  ( cd "$ROOT/tests/e2e_vscode" && npm ci --no-audit --no-fund >/dev/null )
+if [ ! -d "$ROOT/tests/editors/e2e_vscode/node_modules/playwright-core" ]; then
+  log "npm ci in tests/editors/e2e_vscode"
+  ( cd "$ROOT/tests/editors/e2e_vscode" && npm ci --no-audit --no-fund >/dev/null )
 fi
 
 echo "code-server: $BIN"

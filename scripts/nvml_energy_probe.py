@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from covey_specialists.calls import ModelCall
-from covey_specialists.cost import CostStage, load_prices
-from covey_specialists.energy import Meter, NvmlEnergy
+from covey_usage.calls import ModelCall
+from covey_usage.cost import CostStage, load_prices
+from covey_usage.energy import Meter, NvmlEnergy
 
 
 def open_gpu() -> NvmlEnergy | None:
@@ -104,10 +104,10 @@ def probe_windows(meter: Meter, windows: int, seconds: float) -> None:
 async def probe_requests(meter: Meter, url: str, key: str, requests: int) -> None:
     import sqlite_utils
 
-    from covey_server.usage import open_usage_log
     from covey_specialists.client import EngineClient
     from covey_specialists.prompts import doc_prompt
     from covey_specialists.table import load_table
+    from covey_usage import open_usage_log
 
     path = Path(tempfile.mkdtemp()) / "usage.db"
     log = open_usage_log(path, meter=meter, settle_s=0.5)

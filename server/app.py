@@ -21,9 +21,9 @@ from covey_server.context import DocumentStore
 from covey_server.router import Router
 from covey_server.scheduler import Scheduler
 from covey_specialists.baseline import BaselineClient, BaselineConfig
-from covey_specialists.calls import CallSink, LogSink, ModelCall
 from covey_specialists.client import EngineClient
 from covey_specialists.table import SpecialistsTable, TableError, load_table
+from covey_usage.calls import CallSink, LogSink, ModelCall
 
 log = logging.getLogger("covey.server")
 
@@ -118,7 +118,7 @@ class CoveyServer(LanguageServer):
 def open_sink(store_text: bool) -> CallSink:
     """The usage log if it can be opened, else a sink that only logs."""
     try:
-        from covey_server.usage import open_usage_log
+        from covey_usage import open_usage_log
 
         return open_usage_log(store_text=store_text)
     except Exception as exc:  # noqa: BLE001 - a broken log must not stop completions

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from covey_specialists import home
+from covey_usage import home
 
 log = logging.getLogger("covey.config")
 

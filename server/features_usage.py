@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from covey_server.usage import queries
-from covey_specialists import home
+from covey_usage import home, queries
 
 USAGE_SUMMARY = "covey/usageSummary"
 

@@ -71,7 +71,7 @@ def _engine(table: SpecialistsTable, engine_url: str | None) -> tuple[str, str]:
 
 def _sink():
     try:
-        from covey_server.usage import open_usage_log
+        from covey_usage import open_usage_log
 
         return open_usage_log()
     except Exception as exc:  # noqa: BLE001 - the log is optional for a one-shot answer

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import httpx
 
 from covey_specialists import prompts
-from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
+from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 CHAT_COMPLETION_SYSTEM = (

@@ -1,7 +1,7 @@
 """Async streaming client for an OpenAI-compatible engine (vLLM's ``/v1/completions``).
 
 Every call streams, asks for usage on the stream, is bounded by the specialist's timeout,
-and is reported to a :class:`~covey_specialists.calls.CallSink` exactly once, whatever
+and is reported to a :class:`~covey_usage.calls.CallSink` exactly once, whatever
 happens. Cancelling the awaiting task closes the HTTP stream, which makes vLLM abort
 the request.
 """
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from covey_specialists.calls import CallSink, LogSink, ModelCall, new_call_id
 from covey_specialists.prompts import Prompt, completion_done
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
+from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
 
 log = logging.getLogger("covey.client")
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 
-from covey_specialists import home
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.table import Specialist, SpecialistsTable
+from covey_usage import home
 
 log = logging.getLogger("covey.engine")
 

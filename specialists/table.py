@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from covey_specialists import home
-from covey_specialists.layered_toml import load_layers
+from covey_usage import home
+from covey_usage.layered_toml import load_layers
 
 TASKS = ("completion", "doc", "refactor")
 ROUTING_POLICIES = ("never", "on-failure", "on-low-confidence", "always-baseline")

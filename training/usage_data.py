@@ -1,0 +1,60 @@
+"""Training examples from the usage log: suggestions the user accepted, where text was stored.
+
+The log keeps prompt and completion text only when the user opted in; rows without text
+(sizes and hashes only) cannot become examples and are counted as skipped. Only rows
+whose prompt is in the specialist's own served format are used, so an escalated call to a
+baseline model with another format cannot teach the wrong format.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from covey_specialists import prompts
+from covey_training.examples import END_OF_TARGET, Example
+from covey_usage import home
+
+log = logging.getLogger("covey.train.usage")
+
+FORMAT_START = {
+    "completion": prompts.SMOL_FIM[1],  # fim-smol puts the suffix marker first
+    "doc": f"<|im_start|>system\n{prompts.DOC_SYSTEM}",
+    "refactor": f"<|im_start|>system\n{prompts.REFACTOR_SYSTEM}",
+}
+
+
+@dataclass
+class UsageStats:
+    accepted: int = 0
+    without_text: int = 0
+    other_format: int = 0
+    used: int = 0
+
+
+def accepted_examples(task: str, db_path: Path | None = None) -> tuple[list[Example], UsageStats]:
+    """Accepted calls for ``task`` as examples (not yet scrubbed: the dataset scrubs them)."""
+    from covey_usage.queries import fetch_calls, open_for_reading
+
+    stats = UsageStats()
+    db = open_for_reading(db_path or home.usage_db_path())
+    rows = [r for r in fetch_calls(db, task=task, status="ok") if r.get("accepted") == 1]
+    if db is not None:
+        db.close()
+    out = []
+    for row in rows:
+        stats.accepted += 1
+        prompt, completion = row.get("prompt") or "", row.get("completion") or ""
+        if not prompt or not completion.strip():
+            stats.without_text += 1
+            continue
+        if not prompt.startswith(FORMAT_START[task]):
+            stats.other_format += 1
+            continue
+        target = prompts.strip_markers(completion).rstrip() + END_OF_TARGET[task]
+        out.append(Example(task=task, prompt=prompt, target=target, source=f"usage:{row['id']}",
+                           meta={"kind": "accepted"}))
+    stats.used = len(out)
+    log.info("usage log: %s", stats)
+    return out, stats

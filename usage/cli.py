@@ -1,0 +1,342 @@
+"""``covey usage``: what the model calls cost, how fast they were, and how much the
+specialists saved against the baseline LLM. Every subcommand takes ``--json``."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+
+from covey_usage import chart as chart_page
+from covey_usage import home, queries, schema
+from covey_usage.cost import PriceError, describe, load_prices
+
+
+def _friendly(command):
+    """Turn database and input trouble into a one-line ClickException."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except queries.UsageDbError as exc:
+            raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(queries.explain(_db_path(), exc)) from None
+        except (PriceError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+def _db_path() -> Path:
+    ctx = click.get_current_context()
+    return (ctx.find_root().meta.get("covey.usage_db") or home.usage_db_path())
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return queries.parse_since(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _money(value) -> str:
+    if value is None:
+        return "-"
+    return f"${value:.6f}" if abs(value) < 0.01 else f"${value:,.4f}"
+
+
+def _num(value, fmt: str = "{:.0f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+_NUMERIC = re.compile(r"^[-$\d.,+/%e]*$")
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """Plain aligned text: ``columns`` is (header, key) with values already formatted."""
+    cells = [[h for h, _ in columns]] + [[str(r.get(k, "")) for _, k in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    # numbers align right, text left
+    right = [i > 0 and all(_NUMERIC.match(row[i]) for row in cells[1:])
+             for i in range(len(columns))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) if right[i] else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+since_option = click.option("--since", metavar="WHEN",
+                            help="Only calls since a duration ago (30m, 12h, 7d) or a UTC date.")
+task_option = click.option("--task", help="Only calls for this task (completion, doc, refactor).")
+client_option = click.option("--client", help="Only calls from this client (editor, eval, cli).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+
+
+@click.group(name="usage", invoke_without_command=True)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Usage database to read (default: $COVEY_HOME/usage.db).")
+@json_option
+@click.pass_context
+def usage_group(ctx: click.Context, db_path: Path | None, as_json: bool) -> None:
+    """The usage log: one row per model call with latency, tokens and cost.
+
+    Without a subcommand, prints the summary by task.
+
+    Example:
+
+    \b
+        covey usage
+        covey usage summary --by day --since 7d
+        covey usage list --status error
+    """
+    if db_path is not None:
+        ctx.find_root().meta["covey.usage_db"] = db_path
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(summary, as_json=as_json)
+
+
+@usage_group.command()
+@click.option("--by", "by", type=click.Choice(queries.GROUPS), default="task", show_default=True,
+              help="Group calls by this.")
+@since_option
+@task_option
+@client_option
+@json_option
+@_friendly
+def summary(by: str, since: str | None, task: str | None, client: str | None,
+            as_json: bool) -> None:
+    """Calls, acceptance, p50/p95 latency, tokens and cost per group, with the savings
+    against the baseline LLM.
+
+    Example:
+
+    \b
+        covey usage summary --by specialist --since 30d
+        covey usage summary --by day --json
+    """
+    path = _db_path()
+    db = queries.open_for_reading(path)
+    rows = queries.fetch_calls(db, since=_since(since), task=task, client=client)
+    groups = queries.summarize(rows, by)
+    if as_json:
+        _echo_json({"db": str(path), "by": by, "groups": groups})
+        return
+    if not groups:
+        click.echo(f"No calls logged yet ({path}).")
+        return
+    shown = [{
+        "key": g["key"], "calls": g["calls"], "ok": g["ok"],
+        "accept": _num(g["acceptance_rate"] and g["acceptance_rate"] * 100, "{:.0f}%")
+        if g["rated"] else "-",
+        "ttft": f"{_num(g['ttft_p50_ms'])}/{_num(g['ttft_p95_ms'])}",
+        "latency": f"{_num(g['latency_p50_ms'])}/{_num(g['latency_p95_ms'])}",
+        "tokens": f"{g['prompt_tokens']}+{g['completion_tokens']}",
+        "spent": _money(g["spent_usd"]), "llm": _money(g["llm_equivalent_usd"]),
+        "saved": _num(g["savings_ratio"] and g["savings_ratio"] * 100, "{:.1f}%"),
+    } for g in groups]
+    click.echo(_table(shown, [(by, "key"), ("calls", "calls"), ("ok", "ok"),
+                              ("accepted", "accept"), ("ttft p50/p95 ms", "ttft"),
+                              ("latency p50/p95 ms", "latency"), ("tokens in+out", "tokens"),
+                              ("spent", "spent"), ("LLM-equivalent", "llm"),
+                              ("saved", "saved")]))
+
+
+@usage_group.command(name="list")
+@task_option
+@since_option
+@click.option("--status", type=click.Choice(queries.STATUSES), help="Only calls with this status.")
+@client_option
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many calls, newest first.")
+@json_option
+@_friendly
+def list_calls(task: str | None, since: str | None, status: str | None, client: str | None,
+               limit: int, as_json: bool) -> None:
+    """Recent calls, newest first.
+
+    Example:
+
+    \b
+        covey usage list --task completion --since 1h
+        covey usage list --status timeout -n 50 --json
+    """
+    db = queries.open_for_reading(_db_path())
+    rows = queries.fetch_calls(db, since=_since(since), task=task, status=status, client=client,
+                               limit=limit, newest_first=True)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("No calls match.")
+        return
+    shown = [{
+        **r, "tokens": f"{r['prompt_tokens'] or 0}+{r['completion_tokens'] or 0}",
+        "ttft": _num(r["ttft_ms"]), "latency": _num(r["latency_ms"]),
+        "local": _money(r["local_cost_usd"]), "llm": _money(r["llm_cost_usd"]),
+        "acc": {None: "-", 1: "yes", 0: "no"}.get(r["accepted"], "-"),
+        "when": (r["datetime_utc"] or "")[:19].replace("T", " "),
+    } for r in rows]
+    click.echo(_table(shown, [("id", "id"), ("when (UTC)", "when"), ("task", "task"),
+                              ("specialist", "specialist"), ("status", "status"),
+                              ("tokens", "tokens"), ("ttft ms", "ttft"),
+                              ("latency ms", "latency"), ("local", "local"),
+                              ("LLM-eq", "llm"), ("accepted", "acc")]))
+
+
+@usage_group.command()
+@click.option("--csv", "fmt", flag_value="csv", default=True, help="CSV (the default).")
+@click.option("--json", "fmt", flag_value="json", help="A JSON array of rows.")
+@since_option
+@task_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write to this file instead of stdout.")
+@_friendly
+def export(fmt: str, since: str | None, task: str | None, output: Path | None) -> None:
+    """Every column of every call, oldest first.
+
+    Example:
+
+    \b
+        covey usage export --csv -o calls.csv
+        covey usage export --json --since 7d | jq length
+    """
+    db = queries.open_for_reading(_db_path())
+    rows = queries.fetch_calls(db, since=_since(since), task=task)
+    out = output.open("w", newline="") if output else sys.stdout
+    try:
+        if fmt == "json":
+            out.write(json.dumps(rows, indent=2) + "\n")
+        else:
+            writer = csv.DictWriter(out, fieldnames=list(schema.CALL_COLUMNS),
+                                    extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"Wrote {len(rows)} calls to {output}", err=True)
+
+
+@usage_group.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("covey-usage.html"), show_default=True, help="The HTML file to write.")
+@click.option("--by", "size", type=click.Choice(["day", "hour"]), default="day",
+              show_default=True, help="One point per day or per hour.")
+@since_option
+@task_option
+@json_option
+@_friendly
+def chart(output: Path, size: str, since: str | None, task: str | None, as_json: bool) -> None:
+    """An HTML page (inline SVG, no scripts) charting cost and latency over time.
+
+    Example:
+
+    \b
+        covey usage chart --since 30d -o usage.html
+        covey usage chart --by hour --since 1d --json
+    """
+    db = queries.open_for_reading(_db_path())
+    series = queries.buckets(queries.fetch_calls(db, since=_since(since), task=task), size)
+    try:
+        output.write_text(chart_page.page(series))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+    if as_json:
+        _echo_json({"output": str(output), "by": size, "buckets": series})
+    else:
+        click.echo(f"Wrote {output} ({len(series)} {size}s)")
+
+
+@usage_group.command()
+@json_option
+@_friendly
+def path(as_json: bool) -> None:
+    """Where the usage database is.
+
+    Example:
+
+    \b
+        sqlite-utils tables "$(covey usage path)" --counts
+    """
+    where = _db_path()
+    if as_json:
+        db = queries.open_for_reading(where)
+        calls = db.execute("SELECT count(*) FROM calls").fetchone()[0] if db else 0
+        _echo_json({"path": str(where), "exists": where.exists(), "calls": calls})
+    else:
+        click.echo(str(where))
+
+
+@usage_group.command()
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="Delete calls older than this (30m, 12h, 90d, 2w).")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@json_option
+@_friendly
+def prune(older_than: str, dry_run: bool, as_json: bool) -> None:
+    """Delete old calls. Eval runs are kept.
+
+    Example:
+
+    \b
+        covey usage prune --older-than 90d --dry-run
+    """
+    try:
+        age = queries.parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    where = _db_path()
+    count = 0
+    if where.exists():
+        count = queries.prune(queries.open_for_writing(where), age, dry_run=dry_run)
+    if as_json:
+        _echo_json({"deleted": 0 if dry_run else count, "matched": count, "dry_run": dry_run})
+    else:
+        verb = "Would delete" if dry_run else "Deleted"
+        click.echo(f"{verb} {count} calls older than {older_than}.")
+
+
+@usage_group.command()
+@json_option
+@_friendly
+def prices(as_json: bool) -> None:
+    """The prices costs are computed with, each with its date and source.
+    Override any of them in $COVEY_HOME/prices.toml.
+
+    Example:
+
+    \b
+        covey usage prices --json
+    """
+    table = load_prices()
+    if as_json:
+        data = describe(table)
+        data["models"] = {name: vars(p) for name, p in table.models.items()}
+        _echo_json(data)
+        return
+    click.echo(f"Baseline: {table.baseline.name}   sources: {' + '.join(table.sources)}")
+    click.echo(f"GPU ${table.gpu_usd_per_hour}/h, CPU ${table.cpu_usd_per_core_hour}/core-hour "
+               f"({table.cores_attributed} cores when CPU time is unknown), "
+               f"electricity ${table.usd_per_kwh}/kWh")
+    rows = [{"name": p.name + (" *" if p.name == table.baseline.name else ""),
+             "in": f"${p.input_usd_per_mtok:.2f}", "out": f"${p.output_usd_per_mtok:.2f}",
+             "as_of": p.as_of, "source": p.source} for p in table.models.values()]
+    click.echo(_table(rows, [("model", "name"), ("$/M in", "in"), ("$/M out", "out"),
+                             ("as of", "as_of"), ("source", "source")]))

@@ -1,0 +1,327 @@
+"""Counters that measure what the engine uses: GPU energy (NVML), CPU package energy (RAPL)
+and the engine process tree's CPU time, sampled on a timeline so that any time window's
+usage can be read back afterwards.
+
+The usage log cannot hook the start of a request (calls are reported when they finish),
+so a sampler thread reads the counters every ``interval_s`` and a window's usage is the
+difference of the timeline interpolated at its two ends. Every counter falls back cleanly:
+without an NVIDIA driver NVML is simply absent and the device is ``cpu``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("covey.energy")
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class NvmlEnergy:
+    """Total energy of the visible NVIDIA GPUs, in joules, from
+    ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules since the driver loaded).
+
+    ``nvml`` is the ``pynvml`` module, or a stand-in with the same functions (tests).
+    """
+
+    def __init__(self, nvml, indices: list[int] | None = None):
+        self._nvml = nvml
+        nvml.nvmlInit()
+        count = nvml.nvmlDeviceGetCount()
+        indices = list(range(count)) if indices is None else [i for i in indices if i < count]
+        if not indices:
+            raise RuntimeError("NVML sees no GPU")
+        self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in indices]
+        names = [_text(nvml.nvmlDeviceGetName(h)) for h in self._handles]
+        self.device = f"cuda:{names[0]}" + (f" x{len(names)}" if len(names) > 1 else "")
+        self.read()  # fails here, not in the sampler, if the GPU has no energy counter
+
+    def read(self) -> float:
+        return sum(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._handles) / 1e3
+
+    def close(self) -> None:
+        try:
+            self._nvml.nvmlShutdown()
+        except Exception:  # shutting down a half-initialised NVML is harmless
+            pass
+
+
+def open_nvml(nvml=None) -> NvmlEnergy | None:
+    """NVML energy for this host, or None (no pynvml, no driver, no GPU, no counter)."""
+    try:
+        if nvml is None:
+            import pynvml as nvml
+        return NvmlEnergy(nvml)
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, NotSupported...
+        log.debug("no NVML energy counter: %s", exc)
+        return None
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RaplEnergy:
+    """CPU package energy in joules from ``/sys/class/powercap/intel-rapl:N/energy_uj``.
+
+    The counters wrap at ``max_energy_range_uj``; reads are made monotonic here. They are
+    usually readable only by root, in which case :func:`open_rapl` returns None.
+    """
+
+    def __init__(self, zones: list[Path]):
+        self._zones = zones
+        self._ranges = [_read_int(z / "max_energy_range_uj") or 2**63 for z in zones]
+        self._last = [_read_int(z / "energy_uj") for z in zones]
+        if any(v is None for v in self._last):
+            raise PermissionError("RAPL energy_uj is not readable")
+        self._total_uj = 0
+
+    def read(self) -> float:
+        for i, zone in enumerate(self._zones):
+            now = _read_int(zone / "energy_uj")
+            if now is None:
+                continue
+            delta = now - self._last[i]
+            if delta < 0:  # the counter wrapped
+                delta += self._ranges[i]
+            self._total_uj += delta
+            self._last[i] = now
+        return self._total_uj / 1e6
+
+
+def open_rapl(root: Path = Path("/sys/class/powercap")) -> RaplEnergy | None:
+    """Package-level RAPL zones (``intel-rapl:0``, ``intel-rapl:1``...), or None."""
+    zones = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
+    if not zones:
+        return None
+    try:
+        return RaplEnergy(zones)
+    except OSError as exc:
+        log.debug("RAPL not usable: %s", exc)
+        return None
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class ProcessTreeCpu:
+    """CPU seconds used by a process and its descendants (vLLM runs its engine core in a
+    child process), from ``/proc``. The descendant set is refreshed every few seconds
+    so a sample costs a handful of small reads, not a scan of every process."""
+
+    def __init__(self, pid_source: Callable[[], int | None], proc: Path = Path("/proc"),
+                 refresh_s: float = 5.0):
+        self._pid_source = pid_source
+        self._proc = proc
+        self._refresh_s = refresh_s
+        self._pids: list[int] = []
+        self._root: int | None = None
+        self._refreshed = 0.0
+        self._seen: dict[int, float] = {}
+        self._gone = 0.0
+
+    def read(self) -> float | None:
+        now = time.monotonic()
+        if now - self._refreshed > self._refresh_s:
+            self._refresh()
+            self._refreshed = now
+        if self._root is None:
+            return None
+        for pid in self._pids:
+            used = _proc_cpu_seconds(self._proc / str(pid) / "stat")
+            if used is not None:
+                self._seen[pid] = used
+        # A process that exited keeps its last reading so the total never goes backwards.
+        return self._gone + sum(self._seen.values())
+
+    def _refresh(self) -> None:
+        root = self._pid_source()
+        if root != self._root:
+            self._gone += sum(self._seen.values())
+            self._seen = {}
+            self._root = root
+        if root is None:
+            self._pids = []
+            return
+        children: dict[int, list[int]] = {}
+        for entry in self._proc.iterdir():
+            if entry.name.isdigit():
+                ppid = _proc_ppid(entry / "stat")
+                if ppid is not None:
+                    children.setdefault(ppid, []).append(int(entry.name))
+        tree, todo = [], [root]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(children.get(pid, ()))
+        self._pids = tree
+
+
+def _stat_fields(path: Path) -> list[str] | None:
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'
+    return text.rsplit(")", 1)[1].split()
+
+
+def _proc_cpu_seconds(path: Path) -> float | None:
+    fields = _stat_fields(path)
+    if not fields or len(fields) < 15:
+        return None
+    # fields[0] is state (stat field 3); utime, stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _proc_ppid(path: Path) -> int | None:
+    fields = _stat_fields(path)
+    return int(fields[1]) if fields and len(fields) > 1 else None
+
+
+def engine_pid_from_state(state_file: Path | None = None) -> int | None:
+    """The managed engine's pid from ``$COVEY_HOME/engine/engine.json``, if it is running."""
+    if state_file is None:
+        from covey_usage import home
+
+        state_file = home.engine_dir() / "engine.json"
+    try:
+        pid = json.loads(state_file.read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(pid, int) or not Path(f"/proc/{pid}").exists():
+        return None
+    return pid
+
+
+@dataclass
+class Sample:
+    t: float
+    """Unix time of the reading."""
+    energy_j: float | None
+    cpu_s: float | None
+
+
+class Timeline:
+    """Counter readings over time; values between readings are interpolated linearly."""
+
+    def __init__(self, max_samples: int = 36_000):
+        self._times: list[float] = []
+        self._samples: list[Sample] = []
+        self._max = max_samples
+        self._lock = threading.Lock()
+
+    def add(self, sample: Sample) -> None:
+        with self._lock:
+            if self._times and sample.t < self._times[-1]:
+                return  # the wall clock stepped back; drop rather than disorder
+            self._times.append(sample.t)
+            self._samples.append(sample)
+            if len(self._times) > self._max:
+                drop = len(self._times) - self._max // 2
+                del self._times[:drop], self._samples[:drop]
+
+    def last_time(self) -> float | None:
+        with self._lock:
+            return self._times[-1] if self._times else None
+
+    def usage(self, start: float, end: float, field: str) -> float | None:
+        """How much counter ``field`` grew between ``start`` and ``end``; None if unknown."""
+        with self._lock:
+            a, b = self._at(start, field), self._at(end, field)
+        if a is None or b is None:
+            return None
+        return max(0.0, b - a)
+
+    def _at(self, t: float, field: str) -> float | None:
+        i = bisect.bisect_left(self._times, t)
+        before = next((s for s in reversed(self._samples[max(0, i - 50):i])
+                       if getattr(s, field) is not None), None)
+        after = next((s for s in self._samples[i:i + 50] if getattr(s, field) is not None),
+                     None)
+        if before is None and after is None:
+            return None
+        if before is None or after is None or after.t == before.t:
+            return getattr(before or after, field)
+        va, vb = getattr(before, field), getattr(after, field)
+        return va + (vb - va) * (t - before.t) / (after.t - before.t)
+
+
+class Meter:
+    """Samples the host's counters on a background thread into a :class:`Timeline`.
+
+    ``device`` is ``cuda:<name>`` when NVML works, else ``cpu``. Energy comes from NVML on
+    GPU hosts and from RAPL on CPU hosts when readable; CPU time from the engine's process
+    tree when its pid is known.
+    """
+
+    def __init__(self, *, gpu: NvmlEnergy | None = None, rapl: RaplEnergy | None = None,
+                 cpu: ProcessTreeCpu | None = None, interval_s: float = 0.1,
+                 clock: Callable[[], float] = time.time):
+        self.gpu, self.rapl, self.cpu = gpu, rapl, cpu
+        self.device = gpu.device if gpu else "cpu"
+        self.interval_s = interval_s
+        self.timeline = Timeline()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+
+    @classmethod
+    def for_host(cls, *, interval_s: float = 0.1,
+                 engine_pid: Callable[[], int | None] | None = None) -> Meter:
+        gpu = open_nvml()
+        rapl = None if gpu else open_rapl()
+        cpu = ProcessTreeCpu(engine_pid or engine_pid_from_state) if os.path.isdir("/proc") \
+            else None
+        return cls(gpu=gpu, rapl=rapl, cpu=cpu, interval_s=interval_s)
+
+    @property
+    def measures_energy(self) -> bool:
+        return self.gpu is not None or self.rapl is not None
+
+    def sample(self) -> Sample:
+        """Read every counter now and add the reading to the timeline."""
+        energy = cpu = None
+        source = self.gpu or self.rapl
+        try:
+            energy = source.read() if source else None
+            cpu = self.cpu.read() if self.cpu else None
+            self._failures = 0
+        except Exception as exc:  # a flaky driver must not kill the sampler
+            self._failures += 1
+            if self._failures in (1, 100):
+                log.warning("energy counter read failed: %s", exc)
+        sample = Sample(t=self._clock(), energy_j=energy, cpu_s=cpu)
+        self.timeline.add(sample)
+        return sample
+
+    def start(self) -> None:
+        if self._thread is None and (self.gpu or self.rapl or self.cpu):
+            self.sample()
+            self._thread = threading.Thread(target=self._run, name="covey-meter", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        if self.gpu:
+            self.gpu.close()

@@ -1,0 +1,215 @@
+"""Reading the usage log: opening it for queries, filters, summaries, pruning.
+
+Summaries are computed by pure functions over rows, so they are testable without SQL.
+Definitions (also in docs/usage-log.md):
+
+- latency and ttft percentiles are over calls with status ``ok`` (linear interpolation,
+  numpy's default method);
+- acceptance rate = accepted ÷ calls the editor reported on;
+- LLM-equivalent $ = Σ ``llm_cost_usd`` over calls that were not escalated (an escalated
+  attempt is paid for by the baseline call that follows it);
+- spent $ = Σ ``local_cost_usd`` + Σ ``llm_cost_usd`` of baseline calls (real API spend);
+- saved $ = LLM-equivalent − spent; savings ratio = saved ÷ LLM-equivalent;
+  cost ratio = LLM-equivalent ÷ spent ("n times cheaper").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from covey_usage import schema
+
+GROUPS = ("task", "specialist", "model", "day", "client", "source", "device")
+STATUSES = ("ok", "cancelled", "error", "timeout", "escalated", "invalid")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class UsageDbError(Exception):
+    """The usage database cannot be used; the message is one line saying why."""
+
+
+def open_for_reading(path: Path) -> sqlite_utils.Database | None:
+    """The database at ``path`` ready for queries, or None if there is none yet.
+
+    Opens read-only when the schema is current, so a read-only file can still be queried;
+    an older schema is migrated first.
+    """
+    if not path.exists():
+        return None
+    try:
+        db = schema.connect(path, readonly=True)
+        if not schema.pending_migrations(db):
+            return db
+        db.close()
+        return schema.open_db(path)
+    except sqlite3.DatabaseError as exc:
+        raise UsageDbError(explain(path, exc)) from None
+
+
+def open_for_writing(path: Path) -> sqlite_utils.Database:
+    try:
+        return schema.open_db(path)
+    except (sqlite3.DatabaseError, OSError) as exc:
+        raise UsageDbError(explain(path, exc)) from None
+
+
+def explain(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return (f"{path} is not a readable SQLite database ({text}); move it aside and Covey "
+                "starts a new log")
+    if "locked" in text:
+        return f"{path} is locked by another process ({text}); try again in a moment"
+    if "readonly" in text or "read-only" in text or isinstance(exc, PermissionError):
+        return f"{path} is read-only ({text}); check its permissions"
+    if "disk is full" in text or "full" in text:
+        return f"the disk holding {path} is full ({text})"
+    return f"cannot use the usage log {path}: {text}"
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` → seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "")
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30m, 12h, 7d or 2w")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """A duration ago (``7d``) or an ISO date/time (``2025-06-01``, UTC) → Unix time."""
+    now = time.time() if now is None else now
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (7d, 12h) nor a date "
+                         "(2025-06-01 or 2025-06-01T12:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def fetch_calls(db: sqlite_utils.Database | None, *, since: float | None = None,
+                task: str | None = None, status: str | None = None,
+                client: str | None = None, limit: int | None = None,
+                newest_first: bool = False, columns: str = "*") -> list[dict]:
+    if db is None:
+        return []
+    where, params = [], []
+    for column, value in (("task", task), ("status", status), ("client", client)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(since)
+    sql = f"SELECT {columns} FROM calls"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_at " + ("DESC" if newest_first else "ASC")
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return list(db.query(sql, params))
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0–100) by linear interpolation between closest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def group_key(row: dict, by: str) -> str:
+    if by == "day":
+        return (row.get("datetime_utc") or "")[:10]
+    return str(row.get(by) or "")
+
+
+def summarize(rows: list[dict], by: str = "task") -> list[dict]:
+    """One summary per group, sorted by key, then an ``(all)`` row when there are rows."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(group_key(row, by), []).append(row)
+    out = [_summary(key, groups[key]) for key in sorted(groups)]
+    if rows and len(groups) > 1:
+        out.append(_summary("(all)", rows))
+    return out
+
+
+def _summary(key: str, rows: list[dict]) -> dict:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    rated = [r["accepted"] for r in rows if r.get("accepted") is not None]
+    baseline = [r for r in rows if r.get("source") == "baseline"]
+    local = sum(r.get("local_cost_usd") or 0.0 for r in rows)
+    spent = local + sum(r.get("llm_cost_usd") or 0.0 for r in baseline)
+    equivalent = sum(r.get("llm_cost_usd") or 0.0 for r in rows if r.get("status") != "escalated")
+    energies = [r["energy_j"] for r in rows if r.get("energy_j") is not None]
+    return {
+        "key": key,
+        "calls": len(rows),
+        "ok": len(ok),
+        "cancelled": sum(r.get("status") == "cancelled" for r in rows),
+        "failed": sum(r.get("status") in ("error", "timeout", "invalid") for r in rows),
+        "escalated": sum(r.get("status") == "escalated" for r in rows),
+        "rated": len(rated),
+        "accepted": sum(1 for v in rated if v),
+        "acceptance_rate": (sum(1 for v in rated if v) / len(rated)) if rated else None,
+        "ttft_p50_ms": percentile([r["ttft_ms"] for r in ok if r.get("ttft_ms") is not None], 50),
+        "ttft_p95_ms": percentile([r["ttft_ms"] for r in ok if r.get("ttft_ms") is not None], 95),
+        "latency_p50_ms": percentile([r["latency_ms"] for r in ok], 50),
+        "latency_p95_ms": percentile([r["latency_ms"] for r in ok], 95),
+        "prompt_tokens": sum(r.get("prompt_tokens") or 0 for r in rows),
+        "completion_tokens": sum(r.get("completion_tokens") or 0 for r in rows),
+        "energy_j": sum(energies) if energies else None,
+        "local_usd": local,
+        "spent_usd": spent,
+        "llm_equivalent_usd": equivalent,
+        "saved_usd": equivalent - spent,
+        "savings_ratio": (equivalent - spent) / equivalent if equivalent > 0 else None,
+        "cost_ratio": equivalent / spent if spent > 0 else None,
+    }
+
+
+def buckets(rows: list[dict], size: str = "day") -> list[dict]:
+    """Cost and latency per hour or day, oldest first, for charts."""
+    width = 10 if size == "day" else 13
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        grouped.setdefault((row.get("datetime_utc") or "")[:width], []).append(row)
+    out = []
+    for key in sorted(grouped):
+        s = _summary(key, grouped[key])
+        out.append({"bucket": key, "calls": s["calls"], "spent_usd": s["spent_usd"],
+                    "llm_equivalent_usd": s["llm_equivalent_usd"],
+                    "latency_p50_ms": s["latency_p50_ms"], "latency_p95_ms": s["latency_p95_ms"],
+                    "ttft_p50_ms": s["ttft_p50_ms"]})
+    return out
+
+
+def prune(db: sqlite_utils.Database, older_than_s: float, *, now: float | None = None,
+          dry_run: bool = False) -> int:
+    """Delete calls that started more than ``older_than_s`` ago; returns how many."""
+    cutoff = (time.time() if now is None else now) - older_than_s
+    count = db.execute("SELECT count(*) FROM calls WHERE started_at < ?", [cutoff]).fetchone()[0]
+    if count and not dry_run:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM calls WHERE started_at < ?", [cutoff])
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+    return count
