@@ -1,0 +1,153 @@
+"""Faster LoRA on vLLM's CPU backend: one matrix product per adapter in the batch.
+
+vLLM's CPU build has no LoRA kernels; its PyTorch fallback (``vllm.lora.ops.torch_ops``)
+gathers a copy of the adapter's matrices for every token (``weights[indices]``) and
+multiplies token by token with ``einsum``. A 700-token prompt thus copies each LoRA matrix
+700 times in each of the model's 30 layers, which made the first token through an adapter
+1.7x slower than through the base model (benchmarks/bench_engine.py).
+
+These replacements compute the same products, grouped by adapter: tokens that share a slot
+(usually all of them: the editor asks one specialist at a time) take one ``x @ W.T``, in
+float32 against a converted copy of the weights made once.
+Tokens without an adapter (slot -1) get no LoRA term at all, where the fallback's
+``weights[-1]`` silently borrowed the last slot's matrices (harmless only while that slot
+is empty). Products are float32 (the fallback's bf16 expand rounded before adding), cast to
+the output's dtype when written.
+
+Installed as a vLLM general plugin (pyproject's ``vllm.general_plugins`` entry point), so
+it reaches the engine-core process too; it acts only when Covey's engine manager sets
+``COVEY_CPU_LORA=grouped`` and the CPU punica wrapper is importable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+
+import torch
+
+log = logging.getLogger("covey.vllm_cpu_lora")
+
+ENV = "COVEY_CPU_LORA"
+MODE = "grouped"
+
+
+def lora_product(inputs: torch.Tensor, weights: torch.Tensor,
+                 indices: torch.Tensor) -> torch.Tensor | None:
+    """Each token's row of ``inputs`` times its adapter's matrix (transposed), in float32.
+
+    ``inputs`` is [tokens, in]; ``weights`` is [slots, (1,) out, in]; ``indices`` holds each
+    token's slot, -1 for none. Returns [tokens, out], or None when no token has an adapter.
+    """
+    x = inputs.float()
+    slots = set(indices[: x.shape[0]].tolist())
+    matrices = _float32_transposed(weights)
+    if len(slots) == 1:
+        (slot,) = slots
+        return None if slot < 0 else x @ matrices[slot]
+    token_slots = indices[: x.shape[0]]
+    out = x.new_zeros(x.shape[0], matrices.shape[2])
+    for slot in slots - {-1}:
+        rows = token_slots == slot
+        out[rows] = x[rows] @ matrices[slot]
+    return out
+
+
+_converted: dict[int, tuple[int, torch.Tensor]] = {}
+
+
+def _float32_transposed(weights: torch.Tensor) -> torch.Tensor:
+    """[slots, in, out] float32 copy of the stacked LoRA weights, made once per version.
+
+    Small bf16 products cost about ten times their float32 equivalent on CPUs without AMX,
+    and converting per call costs as much again. The stacked weights live as long as the
+    engine and change only in place (loading an adapter), which bumps ``_version``.
+    """
+    key = id(weights)
+    cached = _converted.get(key)
+    if cached is not None and cached[0] == weights._version:
+        return cached[1]
+    if cached is None:
+        weakref.finalize(weights, _converted.pop, key, None)
+    stacked = weights.squeeze(1) if weights.dim() == 4 else weights
+    matrices = stacked.float().transpose(1, 2).contiguous()
+    _converted[key] = (weights._version, matrices)
+    return matrices
+
+
+def bgmv_shrink(inputs, lora_a_weights, output_tensor, lora_indices_tensor, scaling=1.0):
+    out = lora_product(inputs, lora_a_weights, lora_indices_tensor)
+    width = lora_a_weights.shape[-2]
+    if out is None:
+        output_tensor[:, :width] = 0
+    else:
+        output_tensor[:, :width] = scaling * out
+
+
+def bgmv_expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs=True):
+    _expand_into(inputs, lora_b_weights, output_tensor, lora_indices_tensor, 0,
+                 output_tensor.shape[1], add_inputs)
+
+
+def bgmv_expand_slice(inputs, lora_b_weights, output_tensor, lora_indices_tensor,
+                      slice_offset, slice_size, add_inputs=True):
+    _expand_into(inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset,
+                 slice_size, add_inputs)
+
+
+def _expand_into(inputs, weights, output, indices, offset, size, add_inputs) -> None:
+    out = lora_product(inputs, weights, indices)
+    # the adapter and the model may pad their widths differently: write the common part
+    width = min(size, weights.shape[-2], output.shape[1] - offset)
+    target = output[:, offset:offset + width]  # one input row broadcasts, as in the fallback
+    if out is None:
+        if not add_inputs:
+            target.zero_()
+    elif add_inputs:
+        target += out[:, :width].to(output.dtype)
+    else:
+        target.copy_(out[:, :width])
+
+
+def _exploded(lora_indices_tensor, seq_len_tensor):
+    """Per-sequence slots → per-token slots (prefill batches hold whole prompts)."""
+    return torch.repeat_interleave(lora_indices_tensor, seq_len_tensor)
+
+
+def sgmv_shrink(inputs, lora_a_weights, output_tensor, b_seq_start_loc, seq_len_tensor,
+                lora_indices_tensor, batches, max_seq_length, token_nums, scaling):
+    bgmv_shrink(inputs, lora_a_weights, output_tensor,
+                _exploded(lora_indices_tensor, seq_len_tensor), scaling)
+
+
+def sgmv_expand(inputs, lora_b_weights, output_tensor, b_seq_start_loc, seq_len_tensor,
+                lora_indices_tensor, batches, max_seq_length, token_nums, add_inputs=False):
+    bgmv_expand(inputs, lora_b_weights, output_tensor,
+                _exploded(lora_indices_tensor, seq_len_tensor), add_inputs)
+
+
+def sgmv_expand_slice(inputs, lora_b_weights, output_tensor, b_seq_start_loc, seq_len_tensor,
+                      lora_indices_tensor, batches, max_seq_length, token_nums, slice_offset,
+                      slice_size, add_inputs=False):
+    bgmv_expand_slice(inputs, lora_b_weights, output_tensor,
+                      _exploded(lora_indices_tensor, seq_len_tensor), slice_offset,
+                      slice_size, add_inputs)
+
+
+OPS = {f.__name__: f for f in (bgmv_shrink, bgmv_expand, bgmv_expand_slice, sgmv_shrink,
+                               sgmv_expand, sgmv_expand_slice)}
+
+
+def register() -> None:
+    """vLLM general-plugin hook: swap the CPU punica wrapper's ops when Covey asks for it."""
+    if os.environ.get(ENV) != MODE:
+        return
+    try:
+        from vllm.lora.punica_wrapper import punica_cpu
+    except ImportError:  # a vLLM without the CPU wrapper: nothing to replace
+        return
+    for name, op in OPS.items():
+        if hasattr(punica_cpu, name):
+            setattr(punica_cpu, name, op)
+    log.info("grouped LoRA ops installed in vLLM's CPU punica wrapper")

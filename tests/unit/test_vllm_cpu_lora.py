@@ -1,0 +1,81 @@
+"""The grouped CPU LoRA ops compute what vLLM's own PyTorch fallback computes."""
+
+import pytest
+import torch
+
+from covey_specialists import vllm_cpu_lora as grouped
+
+torch_ops = pytest.importorskip("vllm.lora.ops.torch_ops")
+
+TOKENS, HIDDEN, RANK, OUT, SLOTS = 7, 48, 8, 40, 3
+
+
+def weights(*shape):
+    torch.manual_seed(sum(shape))
+    w = torch.randn(*shape, dtype=torch.bfloat16)
+    w[-1] = 0  # the spare slot is empty, so the fallback's weights[-1] adds nothing
+    return w
+
+
+@pytest.mark.parametrize("slots", [[1] * TOKENS, [0, 0, 1, 1, -1, 0, 1], [-1] * TOKENS])
+def test_shrink_matches_vllms_fallback(slots):
+    x = torch.randn(TOKENS, HIDDEN, dtype=torch.bfloat16)
+    a = weights(SLOTS, 1, RANK, HIDDEN)
+    idx = torch.tensor(slots)
+    ours, theirs = (torch.full((TOKENS, RANK), 7.0) for _ in range(2))
+    grouped.bgmv_shrink(x, a, ours, idx, 0.5)
+    torch_ops.bgmv_shrink(x, a, theirs, idx, 0.5)
+    torch.testing.assert_close(ours, theirs)
+
+
+# float32 outputs: the fallback then computes in float32 too, so results agree to rounding;
+# bfloat16 outputs: ours adds a float32 product, the fallback a bf16 one (one bf16 step apart)
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float32, {}),
+                                             (torch.bfloat16, {"atol": 3e-2, "rtol": 1e-2})])
+@pytest.mark.parametrize("add_inputs", [True, False])
+@pytest.mark.parametrize("slots", [[1] * TOKENS, [0, 1, 1, -1, 0, 0, 1], [-1] * TOKENS])
+def test_expand_and_expand_slice_match_vllms_fallback(slots, add_inputs, dtype, tolerance):
+    x = torch.randn(TOKENS, RANK, dtype=torch.float32)
+    b = weights(SLOTS, 1, OUT, RANK)
+    idx = torch.tensor(slots)
+    base = torch.randn(TOKENS, OUT + 16, dtype=dtype)
+    ours, theirs = base.clone(), base.clone()
+    grouped.bgmv_expand(x, b, ours, idx, add_inputs)
+    torch_ops.bgmv_expand(x, b, theirs, idx, add_inputs)
+    torch.testing.assert_close(ours, theirs, **tolerance)
+    ours, theirs = base.clone(), base.clone()
+    grouped.bgmv_expand_slice(x, b, ours, idx, 10, OUT, add_inputs)
+    torch_ops.bgmv_expand_slice(x, b, theirs, idx, 10, OUT, add_inputs)
+    torch.testing.assert_close(ours, theirs, **tolerance)
+
+
+def test_prefill_ops_explode_per_sequence_slots_like_vllm():
+    x = torch.randn(TOKENS, HIDDEN, dtype=torch.bfloat16)
+    a = weights(SLOTS, 1, RANK, HIDDEN)
+    seq_slots, seq_lens = torch.tensor([1, 0]), torch.tensor([4, 3])
+    ours, theirs = torch.zeros(TOKENS, RANK), torch.zeros(TOKENS, RANK)
+    args = (torch.tensor([0, 4]), seq_lens, seq_slots, 2, 4, TOKENS)
+    grouped.sgmv_shrink(x, a, ours, *args, 1.0)
+    torch_ops.sgmv_shrink(x, a, theirs, *args, 1.0)
+    torch.testing.assert_close(ours, theirs)
+    assert ours.abs().sum() > 0
+
+
+def test_a_token_without_an_adapter_gets_no_lora_term_even_when_every_slot_is_full():
+    x = torch.randn(2, HIDDEN, dtype=torch.bfloat16)
+    a = torch.randn(SLOTS, 1, RANK, HIDDEN, dtype=torch.bfloat16)  # no empty slot
+    out = torch.full((2, RANK), 3.0)
+    grouped.bgmv_shrink(x, a, out, torch.tensor([-1, 0]), 1.0)
+    assert out[0].abs().sum() == 0 and out[1].abs().sum() > 0
+
+
+def test_register_replaces_the_cpu_wrappers_ops_only_when_asked(monkeypatch):
+    punica_cpu = pytest.importorskip("vllm.lora.punica_wrapper.punica_cpu")
+    for name in grouped.OPS:
+        monkeypatch.setattr(punica_cpu, name, getattr(torch_ops, name))
+    monkeypatch.delenv(grouped.ENV, raising=False)
+    grouped.register()
+    assert punica_cpu.bgmv_shrink is torch_ops.bgmv_shrink
+    monkeypatch.setenv(grouped.ENV, grouped.MODE)
+    grouped.register()
+    assert punica_cpu.bgmv_shrink is grouped.bgmv_shrink
