@@ -21,8 +21,8 @@ from pathlib import Path
 
 from covey_specialists import base_model, engine
 from covey_specialists.client import EngineClient
-from covey_specialists.prompts import CompletionContext, completion_prompt
 from covey_specialists.table import load_table
+from covey_specialists.tasks.completion import CompletionContext, completion_prompt
 
 SOURCE_HOME = Path(os.environ.get("COVEY_HOME", Path(__file__).parent.parent / ".covey-home/test"))
 

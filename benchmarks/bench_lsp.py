@@ -27,11 +27,11 @@ import time
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from covey_server.context import Document, cursor_context
-from covey_server.edits import plan_completion
 from covey_server.triggers import decide
 from covey_specialists.client import EngineClient
+from covey_specialists.document import Document, cursor_context
 from covey_specialists.table import load_table
+from covey_specialists.tasks.completion import plan_completion
 
 SOURCE = '''import math
 
@@ -65,7 +65,7 @@ async def bench_server(url: str, key: str, n: int) -> tuple[list[float], list[fl
     spec = table.for_task("completion")
     doc = Document("file:///bench/fib.py", CURSOR_TEXT, "python")
     offset = doc.offset_at(LINE, COL)
-    plan = plan_completion(doc, offset, decide(doc, offset), spec, doc.uri)
+    plan = plan_completion(doc, offset, decide(doc, offset).multiline, spec, doc.uri)
 
     client = LanguageClient("covey-bench", "1")
     for method in ("covey/callFinished", "covey/engineStatus", types.WINDOW_SHOW_MESSAGE,

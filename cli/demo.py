@@ -15,22 +15,15 @@ from pathlib import Path
 
 import click
 
-from covey_server.context import Document
-from covey_server.edits import (
-    EditError,
-    finish_completion,
-    finish_docstring,
-    finish_refactor,
-    plan_completion,
-    plan_docstring,
-    plan_refactor,
-    unified_diff,
-)
 from covey_server.oneshot import call_model, read_document
 from covey_server.triggers import decide
 from covey_specialists import base_model, engine
-from covey_specialists.prompts import READY_INSTRUCTIONS
+from covey_specialists.document import Document
 from covey_specialists.table import TableError, load_table
+from covey_specialists.tasks.common import EditError, unified_diff
+from covey_specialists.tasks.completion import finish_completion, plan_completion
+from covey_specialists.tasks.doc import finish_docstring, plan_docstring
+from covey_specialists.tasks.refactor import READY_INSTRUCTIONS, finish_refactor, plan_refactor
 
 SAMPLE = "inventory.py"
 COMPLETION_LINE = "    return min(items, key=lambda item: item.price)"
@@ -118,7 +111,7 @@ def _complete(sample: Path):
     row = _line_of(doc, COMPLETION_CUT)
     offset = doc.offset_at(row, len(COMPLETION_CUT))
     spec = load_table().for_task("completion")
-    plan = plan_completion(doc, offset, decide(doc, offset), spec, str(sample))
+    plan = plan_completion(doc, offset, decide(doc, offset).multiline, spec, str(sample))
     result = call_model("completion", plan.prompt, "python", None)
     suggestion = finish_completion(plan, result.text)
     click.echo(f"cursor after {COMPLETION_CUT.strip()!r} in cheapest()")

@@ -97,8 +97,10 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
                 min_mean_logprob, min_token_logprob, as_json):
     """Run a suite against one or more systems and store the run in the usage log.
 
-    Systems: specialist (the table's specialists on the engine), base (the same engine and
-    prompts, untuned base model), baseline (an OpenAI-compatible LLM), routed (specialist
+    Systems: specialist (the table's specialists on the engine), base (the untuned base
+    model on the same engine, prompted fairly: plain continuation for completion, zero-shot
+    chat for doc and refactor), base-specialist-prompt (the untuned base sent the
+    specialist's own prompts), baseline (an OpenAI-compatible LLM), routed (specialist
     first, the baseline when the routing policy says so; without a baseline endpoint the
     untuned base stands in for it), oracle and empty (sanity bounds).
 

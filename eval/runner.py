@@ -15,10 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from covey_eval import scoring
+from covey_eval import execute
 from covey_eval.summary import summarise
 from covey_eval.systems import Answer, System
 from covey_eval.tasks import Task
+from covey_specialists.tasks import task_module
 
 ProgressFn = Callable[[str, int, int], None]
 ANSWER_CHARS = 4000
@@ -68,12 +69,12 @@ def score_all(tasks: list[Task], answers: dict[str, list[Answer]], *,
         for task, answer in zip(tasks, system_answers, strict=True):
             row = {"system": system, "task": task.id, "stratum": task.stratum,
                    "answer": answer.text[:ANSWER_CHARS], **_call_fields(answer)}
-            row.update(scoring.static_scores(task, answer.text))
-            job = scoring.execution_job(task, answer.text)
-            if job is not None:
-                jobs.append((row, scoring.execution_metric(task), job))
-            elif task.kind == "refactor" and task.meta.get("test_module"):
-                row["behaviour_preserved"] = 0.0  # did not parse: nothing to run
+            row.update(task_module(task.kind).scores(task, answer.text))
+            found = execute.job(task, answer.text)
+            if found is not None and found[1] is not None:
+                jobs.append((row, *found))
+            elif found is not None:
+                row[found[0]] = 0.0  # fails without running (e.g. does not parse)
             rows.append(row)
     if jobs:
         workers = workers or 4 * (os.cpu_count() or 1)  # process start-up is mostly waiting

@@ -15,6 +15,7 @@ import httpx
 from covey_eval import runner, store
 from covey_eval.systems import (
     STAND_IN_LABEL,
+    UNTUNED,
     BaselineSystem,
     EmptySystem,
     EngineSystem,
@@ -132,7 +133,7 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers,
     systems: list[System] = []
     engine_client = None
     table = None
-    if any(n in ("specialist", "base", "baseline", "routed") for n in names):
+    if any(n in ("specialist", *UNTUNED, "baseline", "routed") for n in names):
         from covey_specialists.table import TableError, load_table
 
         try:
@@ -140,7 +141,7 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers,
         except TableError as exc:
             raise SessionError(str(exc)) from None
     stand_in = baseline_cfg is None and ("routed" in names or "baseline" in names)
-    if any(n in ("specialist", "base", "routed") for n in names) or stand_in:
+    if any(n in ("specialist", *UNTUNED, "routed") for n in names) or stand_in:
         engine_client, served = await _engine_client(table, settings, usage)
         closers.append(engine_client.aclose)
         if any(n in ("specialist", "routed") for n in names):
@@ -159,9 +160,10 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers,
             systems.append(OracleSystem())
         elif name == "empty":
             systems.append(EmptySystem())
-        elif name in ("specialist", "base"):
+        elif name in ("specialist", *UNTUNED):
             systems.append(EngineSystem(name, engine_client, table, run_id,
-                                        untuned=name == "base", signals=settings.signals))
+                                        untuned=name in UNTUNED, fair_base=name == "base",
+                                        signals=settings.signals))
         elif name == "baseline":
             systems.append(BaselineSystem(baseline_client, table, run_id, label=baseline_label,
                                           signals=settings.signals))

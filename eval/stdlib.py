@@ -24,6 +24,7 @@ from pathlib import Path
 
 from covey_eval.splits import is_heldout, stdlib_root
 from covey_eval.tasks import Task
+from covey_specialists.tasks.refactor import READY_INSTRUCTIONS, nesting_depth
 
 EXCLUDED_TOP = {"test", "idlelib", "site-packages", "ensurepip", "lib2to3", "turtledemo",
                 "tkinter", "__pycache__", "venv", "this.py", "antigravity.py"}
@@ -214,15 +215,6 @@ def _has_list_append_loop(fn: ast.AST) -> bool:
     return False
 
 
-def nesting_depth(node: ast.AST, depth: int = 0) -> int:
-    blocks = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.AsyncFor, ast.AsyncWith)
-    best = depth
-    for child in ast.iter_child_nodes(node):
-        inner = depth + 1 if isinstance(child, blocks) else depth
-        best = max(best, nesting_depth(child, inner))
-    return best
-
-
 def choose_instruction(fn: ast.FunctionDef) -> str:
     """The ready instruction that applies to this function (checked later on the AST)."""
     args = [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
@@ -254,8 +246,6 @@ def _calls_super(fn: ast.AST) -> bool:
 
 
 def refactor_tasks() -> tuple[Task, ...]:
-    from covey_specialists.prompts import READY_INSTRUCTIONS
-
     out = []
     for rel in heldout_files():
         test_module = _test_module(rel)

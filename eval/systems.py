@@ -1,11 +1,17 @@
 """The systems under evaluation: each turns a task into an answer in the task's edit form.
 
 Answer forms: completion → the middle text; doc → the docstring block as it would be
-inserted (indented, triple-quoted); refactor → the rewritten code.
+inserted (indented, triple-quoted); refactor → the rewritten code. Each task's module
+(:mod:`covey_specialists.tasks`) builds the prompt and turns the model's text into the
+answer; a completion goes through the language server's own plan and finish steps.
 
 - ``oracle`` answers with the reference and ``empty`` with nothing: sanity bounds.
 - ``specialist`` calls the engine with the table's specialist (its adapter, if any).
-- ``base`` calls the same engine and prompts with the untuned base model (``model=base``).
+- ``base`` calls the same engine with the untuned base model (``model=base``), prompted
+  fairly: a plain continuation of the prefix for completion (it was never taught FIM
+  markers), zero-shot chat with the same instruction for doc and refactor.
+- ``base-specialist-prompt`` sends the untuned base the specialist's own prompt (FIM
+  markers and all): what the adapter adds to the same prompt.
 - ``baseline`` calls an OpenAI-compatible LLM endpoint.
 - ``routed`` asks the specialist first and escalates to the baseline per the routing policy
   (:mod:`covey_specialists.escalation`, the runner the language server uses).
@@ -20,16 +26,19 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from covey_eval.checks import validator
-from covey_eval.scoring import body_indent
+from covey_eval.execute import validator
 from covey_eval.tasks import Task
-from covey_specialists import escalation, prompts
+from covey_specialists import escalation
 from covey_specialists.baseline import BaselineClient, ask
 from covey_specialists.client import EngineClient
 from covey_specialists.table import Specialist, SpecialistsTable
+from covey_specialists.tasks import task_module
 from covey_usage.calls import ModelCall
 
-SYSTEM_NAMES = ("specialist", "base", "baseline", "routed", "oracle", "empty")
+SYSTEM_NAMES = ("specialist", "base", "base-specialist-prompt", "baseline", "routed", "oracle",
+                "empty")
+UNTUNED = ("base", "base-specialist-prompt")
+"""The systems that run the untuned base model on the engine."""
 STAND_IN_LABEL = "untuned base standing in for the baseline LLM"
 
 
@@ -61,9 +70,7 @@ class OracleSystem(System):
     name, label = "oracle", "oracle (the reference answer)"
 
     async def answer(self, task: Task) -> Answer:
-        if task.kind == "doc":
-            return Answer(prompts.postprocess_docstring(task.reference, body_indent(task.code)))
-        return Answer(task.reference)
+        return Answer(task_module(task.kind).oracle(task))
 
 
 class EmptySystem(System):
@@ -73,40 +80,35 @@ class EmptySystem(System):
         return Answer("")
 
 
-def build_prompt(task: Task, spec: Specialist, completion_format: str | None = None
-                 ) -> prompts.Prompt:
-    if task.kind == "completion":
-        ctx = prompts.CompletionContext(prefix=task.prefix, suffix=task.suffix,
-                                        language=task.language, multiline=task.multiline)
-        return prompts.completion_prompt(ctx, completion_format or spec.prompt_format,
-                                         spec.max_prompt_chars)
-    if task.kind == "doc":
-        return prompts.doc_prompt(task.code, task.language, spec.max_prompt_chars)
-    return prompts.refactor_prompt(task.code, task.instruction, task.language,
-                                   spec.max_prompt_chars)
+def plan(task: Task, spec: Specialist, *, fair_base: bool = False):
+    """The task module's plan for ``task`` (its ``prompt`` is what the model is sent);
+    ``fair_base``: the untuned base's fair prompt instead of the specialist's."""
+    return task_module(task.kind).plan_eval(task, spec, fair_base=fair_base)
 
 
-def postprocess(task: Task, raw: str, prompt: prompts.Prompt) -> str:
-    if task.kind == "completion":
-        return prompts.postprocess_completion(raw, prompt)
-    if task.kind == "doc":
-        return prompts.postprocess_docstring(raw, body_indent(task.code))
-    return prompts.postprocess_refactor(raw, task.code)
+def finish(task: Task, plan_, raw: str) -> str:
+    """Raw model text → the answer in the task's edit form, as the editor would show it."""
+    return task_module(task.kind).finish_eval(task, plan_, raw)
 
 
 class EngineSystem(System):
-    """A small model on the engine: the table's specialist, or the untuned base."""
+    """A small model on the engine: the table's specialist, or the untuned base (prompted
+    fairly, or with the specialist's own prompt)."""
 
     kind = "local"
 
     def __init__(self, name: str, client: EngineClient, table: SpecialistsTable,
-                 run_id: str | None, *, untuned: bool = False, signals: bool = False):
+                 run_id: str | None, *, untuned: bool = False, fair_base: bool = False,
+                 signals: bool = False):
         self.name, self.client, self.table, self.run_id = name, client, table, run_id
         self.untuned = untuned
+        self.fair_base = untuned and fair_base
         self.signals = signals
         spec = table.for_task("completion")
         base = spec.base if spec.base != "default" else "SmolLM2-135M-Instruct"
-        self.label = (f"base (untuned small model {base})" if untuned
+        prompted = ("prompted fairly: plain continuation, zero-shot chat" if self.fair_base
+                    else "sent the specialist's prompts")
+        self.label = (f"{name} (untuned small model {base}, {prompted})" if untuned
                       else f"specialist (small model {base}, adapters: "
                            f"{self._adapters() or 'none — untuned'})")
 
@@ -116,8 +118,8 @@ class EngineSystem(System):
 
     async def answer(self, task: Task) -> Answer:
         spec = self.table.for_task(task.kind)
-        prompt = build_prompt(task, spec)
-        result = await self.client.complete(spec, prompt, language=task.language,
+        planned = plan(task, spec, fair_base=self.fair_base)
+        result = await self.client.complete(spec, planned.prompt, language=task.language,
                                             eval_run_id=self.run_id, logprobs=self.signals,
                                             model="base" if self.untuned else None)
         extra = {}
@@ -125,10 +127,10 @@ class EngineSystem(System):
             extra = {"mean_logprob": result.call.mean_logprob,
                      "min_logprob": result.call.min_logprob, "invalid_reason": None}
             if result.ok:
-                extra["invalid_reason"] = await validator(task, prompt)(result.text)
+                extra["invalid_reason"] = await validator(task, planned)(result.text)
         if not result.ok:
             return Answer("", result.call, extra=extra)
-        return Answer(postprocess(task, result.text, prompt), result.call, extra=extra)
+        return Answer(finish(task, planned, result.text), result.call, extra=extra)
 
 
 class BaselineSystem(System):
@@ -143,15 +145,15 @@ class BaselineSystem(System):
 
     async def answer(self, task: Task) -> Answer:
         spec = self.table.for_task(task.kind)
-        prompt = build_prompt(task, spec)
-        reply, raw = await ask(self.client, spec, prompt, language=task.language,
+        planned = plan(task, spec)
+        reply, raw = await ask(self.client, spec, planned.prompt, language=task.language,
                                eval_run_id=self.run_id)
         extra = {"invalid_reason": None} if self.signals else {}
         if reply.call.status != "ok":
             return Answer("", reply.call, extra=extra)
         if self.signals:
-            extra["invalid_reason"] = await validator(task, prompt)(raw)
-        return Answer(postprocess(task, raw, prompt), reply.call, extra=extra)
+            extra["invalid_reason"] = await validator(task, planned)(raw)
+        return Answer(finish(task, planned, raw), reply.call, extra=extra)
 
 
 class RoutedSystem(System):
@@ -175,12 +177,12 @@ class RoutedSystem(System):
 
     async def answer(self, task: Task) -> Answer:
         spec = self.spec(task.kind)
-        prompt = build_prompt(task, spec)
-        routed = await escalation.answer(spec, prompt, engine=self.engine,
+        planned = plan(task, spec)
+        routed = await escalation.answer(spec, planned.prompt, engine=self.engine,
                                          baseline=self.baseline,
-                                         validate=validator(task, prompt),
+                                         validate=validator(task, planned),
                                          language=task.language, eval_run_id=self.run_id)
-        text = postprocess(task, routed.text, prompt) if routed.ok else ""
+        text = finish(task, planned, routed.text) if routed.ok else ""
         return Answer(text, routed.call, calls=routed.calls,
                       extra={"source": routed.source,
                              "escalated": float(routed.baseline is not None),

@@ -105,8 +105,8 @@ async def probe_requests(meter: Meter, url: str, key: str, requests: int) -> Non
     import sqlite_utils
 
     from covey_specialists.client import EngineClient
-    from covey_specialists.prompts import doc_prompt
     from covey_specialists.table import load_table
+    from covey_specialists.tasks.doc import doc_prompt
     from covey_usage import open_usage_log
 
     path = Path(tempfile.mkdtemp()) / "usage.db"

@@ -7,8 +7,9 @@ import logging
 
 from lsprotocol import types
 
-from covey_server.edits import EditError, definition_at
-from covey_specialists.prompts import READY_INSTRUCTIONS
+from covey_specialists.tasks.common import EditError
+from covey_specialists.tasks.doc import definition_at
+from covey_specialists.tasks.refactor import READY_INSTRUCTIONS
 
 log = logging.getLogger("covey.actions")
 

@@ -8,17 +8,11 @@ import logging
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from covey_server.edits import (
-    Edit,
-    EditError,
-    edit_problem,
-    finish_docstring,
-    finish_refactor,
-    plan_docstring,
-    plan_refactor,
-)
 from covey_server.features_actions import DOCSTRING, REFACTOR
-from covey_specialists.prompts import READY_INSTRUCTIONS
+from covey_specialists.tasks import task_module
+from covey_specialists.tasks.common import Edit, EditError
+from covey_specialists.tasks.doc import finish_docstring, plan_docstring
+from covey_specialists.tasks.refactor import READY_INSTRUCTIONS, finish_refactor, plan_refactor
 
 log = logging.getLogger("covey.commands")
 
@@ -72,9 +66,10 @@ async def run_edit(ls, doc, task: str, plan, finish, label: str) -> dict:
     """
     session = ls.require_session()
     snapshot = doc.snapshot()
+    check = task_module(task).edit_problem
     result = await session.router.call(
         task, plan.prompt, language=doc.language or "",
-        validate=lambda raw: edit_problem(snapshot, plan, raw, finish))
+        validate=lambda raw: check(snapshot, plan, raw))
     call_id = result.call.id
     if not result.ok:
         return refuse(ls, f"{label} failed: {result.call.error or result.call.status}", call_id)

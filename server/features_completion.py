@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from lsprotocol import types
 
-from covey_server.context import Document
-from covey_server.edits import completion_problem, finish_completion, plan_completion
 from covey_server.triggers import decide
+from covey_specialists.document import Document
+from covey_specialists.tasks.completion import edit_problem, finish_completion, plan_completion
 
 log = logging.getLogger("covey.completion")
 
@@ -51,10 +51,10 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
 
     async def work() -> Suggestion | None:
         spec = session.router.route("completion").specialist
-        plan = plan_completion(doc, offset, trigger, spec, uri)
+        plan = plan_completion(doc, offset, trigger.multiline, spec, uri)
         result = await session.router.call(
             "completion", plan.prompt, language=doc.language or "",
-            validate=lambda raw: completion_problem(doc, offset, plan, raw))
+            validate=lambda raw: edit_problem(doc, offset, plan, raw))
         if not result.ok or not still_current():
             return None
         text = finish_completion(plan, result.text)

@@ -15,24 +15,15 @@ from pathlib import Path
 
 import click
 
-from covey_server.context import Document, language_for
-from covey_server.edits import (
-    EditError,
-    finish_completion,
-    finish_docstring,
-    finish_refactor,
-    plan_completion,
-    plan_docstring,
-    plan_refactor,
-    unified_diff,
-)
 from covey_server.router import Router
 from covey_server.triggers import decide
 from covey_specialists.client import Completion, EngineClient
-from covey_specialists.prompts import (
-    READY_INSTRUCTIONS,
-)
+from covey_specialists.document import Document, language_for
 from covey_specialists.table import SpecialistsTable, TableError, load_table
+from covey_specialists.tasks.common import EditError, unified_diff
+from covey_specialists.tasks.completion import finish_completion, plan_completion
+from covey_specialists.tasks.doc import finish_docstring, plan_docstring
+from covey_specialists.tasks.refactor import READY_INSTRUCTIONS, finish_refactor, plan_refactor
 
 log = logging.getLogger("covey.oneshot")
 
@@ -148,7 +139,7 @@ def complete(file: str, line: int, col: int, force: bool, as_json: bool,
     if not trigger.call and not force:
         raise click.ClickException(f"no completion here: {trigger.reason} (--force asks anyway)")
     spec = _table().for_task("completion")
-    plan = plan_completion(doc, offset, trigger, spec, file)
+    plan = plan_completion(doc, offset, trigger.multiline, spec, file)
     started = time.perf_counter()
     result = call_model("completion", plan.prompt, doc.language or "", engine_url)
     text = finish_completion(plan, result.text)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from covey_specialists import escalation
 from covey_specialists.baseline import BaselineClient
 from covey_specialists.client import Completion, EngineClient
-from covey_specialists.prompts import Prompt
 from covey_specialists.table import Specialist, SpecialistsTable
+from covey_specialists.tasks.common import Prompt
 
 log = logging.getLogger("covey.router")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from covey_server.context import Document
+from covey_specialists.document import Document
 
 BLOCK_OPENERS = {"python": (":",), "javascript": ("{", "=>")}
 COMMENT_TYPES = {"comment", "line_comment", "block_comment"}

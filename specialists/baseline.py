@@ -20,15 +20,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from covey_specialists import prompts
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
+from covey_specialists.tasks import task_module
+from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
-CHAT_COMPLETION_SYSTEM = (
-    "You fill in missing code. The user shows a file with the cursor marked <CURSOR>. "
-    "Reply with only the code that belongs at the cursor — no explanation, no fences.")
 
 
 @dataclass(frozen=True)
@@ -167,53 +165,20 @@ class BaselineClient:
         return None, None
 
 
-@dataclass(frozen=True)
-class BaselineRequest:
-    messages: list[dict] | None
-    prompt: str | None
-    max_tokens: int
-    stop: list[str] | None
-
-
-def request_for(spec: Specialist, prompt: prompts.Prompt, api: str) -> BaselineRequest:
-    """The baseline's request for the specialist's ``prompt``.
-
-    Chat: a system turn per task and the user's code (a ``<CURSOR>`` mark for completion).
-    Completions: the plain prefix for completion (the baseline needs no FIM markers), the
-    specialist's own prompt text otherwise.
-    """
-    if api == "chat":
-        return BaselineRequest(chat_messages(prompt), None, max(spec.max_tokens, 256), None)
-    text = prompt.meta.get("prefix", "") if prompt.task == "completion" else prompt.text
-    return BaselineRequest(None, text, spec.max_tokens, list(spec.stop) or None)
-
-
-def chat_messages(prompt: prompts.Prompt) -> list[dict]:
-    if prompt.task == "completion":
-        user = f"{prompt.meta.get('prefix', '')}<CURSOR>{prompt.meta.get('suffix', '')}"
-        return [{"role": "system", "content": CHAT_COMPLETION_SYSTEM},
-                {"role": "user", "content": user}]
-    system = prompts.DOC_SYSTEM if prompt.task == "doc" else prompts.REFACTOR_SYSTEM
-    # the user turn of the specialist's ChatML prompt, without the template tokens
-    user = prompt.text.split("<|im_start|>user\n", 1)[-1].split("<|im_end|>", 1)[0]
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def reply_text(task: str, raw: str, api: str) -> str:
-    """The reply as the specialist would have written it: a chat model's code out of its
-    fences for completion (doc and refactor post-processing extract code themselves)."""
-    return prompts.extract_code(raw) if task == "completion" and api == "chat" else raw
-
-
-async def ask(client: BaselineClient, spec: Specialist, prompt: prompts.Prompt, *,
+async def ask(client: BaselineClient, spec: Specialist, prompt: Prompt, *,
               language: str = "", eval_run_id: str | None = None) -> tuple[BaselineReply, str]:
-    """Ask the baseline the specialist's question; (the reply, its text in specialist form)."""
+    """Ask the baseline the specialist's question; (the reply, its text in specialist form).
+
+    The task's module turns the prompt into the baseline's request and its reply into
+    text the task's post-processing accepts.
+    """
     api = client.config.api
-    req = request_for(spec, prompt, api)
+    task = task_module(prompt.task)
+    req = task.baseline_request(spec, prompt, api)
     reply = await client.complete(task=spec.task, messages=req.messages, prompt=req.prompt,
                                   max_tokens=req.max_tokens, stop=req.stop,
                                   eval_run_id=eval_run_id, language=language)
-    return reply, reply_text(spec.task, reply.text, api)
+    return reply, task.baseline_reply(reply.text, api)
 
 
 class _Failed(RuntimeError):

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from covey_specialists.prompts import Prompt, completion_done
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
+from covey_specialists.tasks import stream_done
+from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
 
 log = logging.getLogger("covey.client")
@@ -148,7 +149,7 @@ class EngineClient:
                     token_logprobs.extend(v for v in lp if isinstance(v, (int, float)))
                     finish = choice.get("finish_reason") or finish
                     text += piece
-                if completion_done(prompt, text):
+                if stream_done(prompt, text):
                     return "complete"
         return finish
 

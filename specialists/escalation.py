@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 from covey_specialists.baseline import BaselineClient, BaselineReply, ask
 from covey_specialists.client import Completion, EngineClient
-from covey_specialists.prompts import Prompt
 from covey_specialists.routing import Decision, Signals, asks_specialist, decide, wants_logprobs
 from covey_specialists.table import Specialist
+from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import ModelCall
 
 log = logging.getLogger("covey.escalation")

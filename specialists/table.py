@@ -134,7 +134,7 @@ def _engine(raw: dict, where: str) -> EngineSettings:
 
 
 def _specialist(key: str, raw: dict, where: str) -> Specialist:
-    from covey_specialists.prompts import FORMATS
+    from covey_specialists.tasks import FORMATS
 
     prefix = f"specialists.{key}"
     kwargs = _coerce(Specialist, {k: v for k, v in raw.items() if k != "key"}, where, prefix,

@@ -1,7 +1,8 @@
 """Acceptance figures for an adapter: the eval harness's suites, base vs adapter, locally.
 
-Uses the eval harness's own task definitions, prompt building, post-processing and scoring
-(``covey_eval.suites``, ``systems``, ``scoring``) — including sandboxed execution for
+Uses the eval harness's own task definitions, and the task modules' prompt building,
+post-processing and scoring (``covey_eval.suites``, ``systems``, ``execute``; the base
+prompted fairly, as the eval's ``base``) — including sandboxed execution for
 HumanEval pass@1 and for refactor behaviour (the module's tests with the function
 replaced) — with greedy generation through transformers, so no engine is needed.
 
@@ -23,31 +24,32 @@ SUITE_FOR = {"completion": "humaneval-sl", "doc": "stdlib-doc", "refactor": "std
 
 def evaluate(task: str, adapter: Path, base_model: Path, suite: str, limit: int, seed: int,
              batch_size: int = 8) -> dict:
-    from covey_eval import scoring, suites, systems
+    from covey_eval import execute, suites, systems
     from covey_specialists.table import load_table
-    from covey_training.gate import MAX_NEW_TOKENS, LocalGenerator
+    from covey_specialists.tasks import task_module
+    from covey_training.gate import LocalGenerator
 
+    module = task_module(task)
     spec = load_table().for_task(task)
     tasks = suites.load(suite, limit=limit, seed=seed)
-    built = [systems.build_prompt(t, spec) for t in tasks]
     out = {"suite": suite, "tasks": len(tasks), "seed": seed, "systems": {}}
     for name, adapter_dir in (("base", None), ("adapter", adapter)):
+        built = [systems.plan(t, spec, fair_base=adapter_dir is None) for t in tasks]
         generate = LocalGenerator(base_model, adapter_dir, min(spec.max_tokens,
-                                                               MAX_NEW_TOKENS[task]),
+                                                               module.GATE_MAX_NEW_TOKENS),
                                   batch_size=batch_size)
-        raws = generate([p.text for p in built])
+        raws = generate([p.prompt.text for p in built])
         rows = []
-        for t, prompt, raw in zip(tasks, built, raws, strict=True):
-            answer = systems.postprocess(t, raw, prompt)
-            row = dict(scoring.static_scores(t, answer))
-            job = scoring.execution_job(t, answer)
-            if job is not None:
-                row[scoring.execution_metric(t)] = float(job().passed)
-            elif t.kind == "refactor":
-                row["behaviour_preserved"] = 0.0  # did not parse: nothing to run
-            if t.kind == "refactor":
+        for t, planned, raw in zip(tasks, built, raws, strict=True):
+            answer = systems.finish(t, planned, raw)
+            row = dict(module.scores(t, answer))
+            found = execute.job(t, answer)
+            if found is not None:
+                metric, job = found
+                row[metric] = float(job().passed) if job is not None else 0.0
+            if "instruction_satisfied" in row:  # a refactor succeeds on all three
                 row["success"] = float(row["parses"] and row["instruction_satisfied"]
-                                       and row["behaviour_preserved"])
+                                       and row.get(module.EXECUTION_METRIC, 0.0))
             rows.append(row)
         keys = sorted({k for r in rows for k in r})
         out["systems"][name] = {k: round(mean(r[k] for r in rows if r.get(k) is not None), 4)

@@ -12,7 +12,7 @@ import re
 
 import libcst as cst
 
-from covey_specialists.prompts import READY_INSTRUCTIONS
+from covey_specialists.tasks.refactor import READY_INSTRUCTIONS
 
 
 def _names_in(node: cst.CSTNode) -> set[str]:

@@ -6,8 +6,9 @@ Three span kinds, mirroring what the editor asks for:
 - ``block``: a run of 2–6 consecutive statements (a multi-line completion).
 Line and block spans come in two variants: the cursor at the line start, or after the
 indentation (what an editor's auto-indent leaves, and what the eval suites use).
-Prompts are built with :func:`covey_specialists.prompts.completion_prompt`, the same code the
-server uses, so training and serving formats cannot drift.
+Prompts and targets are built by the completion task's module
+(:func:`covey_specialists.tasks.completion.training_example`), with the same code the server
+uses, so training and serving formats cannot drift.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import ast
 import random
 from collections.abc import Iterator
 
-from covey_specialists.prompts import CompletionContext, completion_prompt
-from covey_training.examples import END_OF_TARGET, Example
+from covey_specialists.tasks import completion
+from covey_training.examples import Example
 from covey_training.sources import SourceFile
 
 MAX_MIDDLE_CHARS = 320
@@ -109,13 +110,7 @@ def _example(src: SourceFile, kind: str, start: int, end: int, budget: int) -> E
     if src.text[end - 1:end] == "\n":
         end -= 1
     prefix, middle, suffix = src.text[:start], src.text[start:end], src.text[end:]
-    multiline = kind.startswith("block")
-    prompt = completion_prompt(CompletionContext(prefix=prefix, suffix=suffix,
-                                                 multiline=multiline, path=src.rel),
-                               "fim-smol", budget)
-    return Example(task="completion", prompt=prompt.text,
-                   target=middle + END_OF_TARGET["completion"],
-                   source=f"{src.rel}:{start}-{end}",
-                   meta={"kind": kind, "middle": middle, "multiline": multiline,
-                         "prefix_tail": prompt.meta["prefix"][-200:],
-                         "suffix_head": prompt.meta["suffix"][:200]})
+    built = completion.training_example(prefix, middle, suffix, kind.startswith("block"),
+                                        src.rel, budget)
+    return Example(task=completion.NAME, prompt=built.prompt, target=built.target,
+                   source=f"{src.rel}:{start}-{end}", meta={"kind": kind, **built.meta})

@@ -6,9 +6,9 @@ import ast
 import random
 import textwrap
 
-from covey_specialists.prompts import doc_prompt
+from covey_specialists.tasks import doc as doc_task
 from covey_training.data_completion import line_offsets
-from covey_training.examples import END_OF_TARGET, Example
+from covey_training.examples import Example
 from covey_training.sources import SourceFile
 
 MAX_CODE_CHARS = 1400
@@ -49,9 +49,9 @@ def doc_examples(src: SourceFile, rng: random.Random, per_file: int, budget: int
     rng.shuffle(candidates)
     out = []
     for node, doc, code, start, end in candidates[:per_file]:
-        prompt = doc_prompt(code, "python", budget)
-        out.append(Example(task="doc", prompt=prompt.text, target=doc + END_OF_TARGET["doc"],
+        built = doc_task.training_example(code, doc, budget)
+        out.append(Example(task=doc_task.NAME, prompt=built.prompt, target=built.target,
                            source=f"{src.rel}:{start}-{end}",
-                           meta={"code": code, "docstring": doc, "name": node.name,
+                           meta={**built.meta, "name": node.name,
                                  "kind": type(node).__name__}))
     return out

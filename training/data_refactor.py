@@ -7,10 +7,10 @@ import random
 import textwrap
 from itertools import zip_longest
 
-from covey_specialists.prompts import refactor_prompt
+from covey_specialists.tasks import refactor
 from covey_training.codemods import apply_all
 from covey_training.data_completion import line_offsets
-from covey_training.examples import END_OF_TARGET, Example
+from covey_training.examples import Example
 from covey_training.sources import SourceFile
 
 MAX_FUNCTION_CHARS = 800
@@ -51,10 +51,8 @@ def refactor_examples(src: SourceFile, rng: random.Random, per_file: int,
     ordered = [c for group in zip_longest(*by_mod.values()) for c in group if c is not None]
     out = []
     for node, code, start, end, instruction, rewritten, details in ordered[:per_file]:
-        prompt = refactor_prompt(code, instruction, "python", budget)
-        out.append(Example(task="refactor", prompt=prompt.text,
-                           target=rewritten.rstrip("\n") + END_OF_TARGET["refactor"],
+        built = refactor.training_example(code, instruction, rewritten, budget)
+        out.append(Example(task=refactor.NAME, prompt=built.prompt, target=built.target,
                            source=f"{src.rel}:{start}-{end}",
-                           meta={"code": code, "instruction": instruction,
-                                 "reference": rewritten, "name": node.name, **details}))
+                           meta={**built.meta, "name": node.name, **details}))
     return out

@@ -7,11 +7,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from covey_training.data_completion import completion_examples
+from covey_training.data_doc import doc_examples
+from covey_training.data_refactor import refactor_examples
 from covey_training.examples import Example, scrubbed
 from covey_training.scrub import ScrubReport
 from covey_training.sources import SourceFile, iter_sources
 
-TASKS = ("completion", "doc", "refactor")
+BUILDERS = {"completion": completion_examples, "doc": doc_examples,
+            "refactor": refactor_examples}
+"""Each task's example builder: the spans it picks from a file; the task's module builds the
+prompt and target."""
+TASKS = tuple(BUILDERS)
 # Characters of prompt context per task: smaller than serving budgets to keep CPU training
 # affordable; the format is identical.
 TRAIN_BUDGET = {"completion": 900, "doc": 1400, "refactor": 900}
@@ -30,16 +37,10 @@ class DatasetInfo:
 
 
 def _builder(task: str):
-    if task == "completion":
-        from covey_training.data_completion import completion_examples
-        return completion_examples
-    if task == "doc":
-        from covey_training.data_doc import doc_examples
-        return doc_examples
-    if task == "refactor":
-        from covey_training.data_refactor import refactor_examples
-        return refactor_examples
-    raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
+    try:
+        return BUILDERS[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})") from None
 
 
 def raw_examples(task: str, sources: list[SourceFile], seed: int,

@@ -9,9 +9,6 @@ from pathlib import Path
 
 from covey_training.scrub import ScrubReport, scrub_texts
 
-# What ends each task's target: the stop token the served format expects.
-END_OF_TARGET = {"completion": "<|endoftext|>", "doc": "<|im_end|>", "refactor": "<|im_end|>"}
-
 
 @dataclass(frozen=True)
 class Example:

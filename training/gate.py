@@ -1,8 +1,11 @@
 """The gate: score the new adapter against the untuned base on held-out examples.
 
-Generation is greedy with the served prompt format, either locally with transformers (the
-engine may not be running) or through an OpenAI-compatible engine. Post-processing is the
-server's own (``covey_specialists.prompts``), so the gate sees what the editor would.
+The adapter gets the served prompt format; the untuned base gets its fair prompt (a plain
+continuation of the prefix for completion, zero-shot chat for doc and refactor), so an
+adapter is not credited for teaching the base a format it was never shown. Generation is
+greedy, either locally with transformers (the engine may not be running) or through an
+OpenAI-compatible engine. Post-processing and scores are the task module's own
+(:mod:`covey_specialists.tasks`), so the gate sees what the editor would.
 """
 
 from __future__ import annotations
@@ -13,16 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
-from covey_specialists import prompts
-from covey_training import metrics
+from covey_specialists.tasks import task_module
 from covey_training.examples import Example
 
 log = logging.getLogger("covey.train.gate")
 
-MAX_NEW_TOKENS = {"completion": 64, "doc": 160, "refactor": 384}
 STOPS = ("<|endoftext|>", "<|im_end|>")
-PRIMARY = {"completion": "exact_match", "doc": "rouge_l", "refactor": "success"}
-SECONDARY = {"completion": "edit_similarity", "doc": "structure", "refactor": "parses"}
 
 
 @dataclass
@@ -42,31 +41,16 @@ class GateResult:
 
 def postprocess(ex: Example, raw: str) -> str:
     """The text the server would show for ``raw`` model output."""
-    if ex.task == "completion":
-        prompt = prompts.Prompt("completion", "fim-smol", ex.prompt,
-                                {"prefix": ex.meta.get("prefix_tail", ""),
-                                 "suffix": ex.meta.get("suffix_head", ""),
-                                 "multiline": ex.meta.get("multiline", False)})
-        return prompts.postprocess_completion(raw, prompt)
-    if ex.task == "doc":
-        return prompts.postprocess_docstring(raw, "    ")
-    return prompts.postprocess_refactor(raw, ex.meta["code"])
+    return task_module(ex.task).gate_postprocess(ex.prompt, ex.meta, raw)
 
 
 def score(ex: Example, output: str) -> dict[str, float]:
-    if ex.task == "completion":
-        reference = ex.meta["middle"]
-        return {"exact_match": float(metrics.exact_match(output, reference)),
-                "edit_similarity": metrics.edit_similarity(output, reference)}
-    if ex.task == "doc":
-        checks = metrics.docstring_structure(output, ex.meta["code"])
-        text = output.strip().strip('"').strip()
-        return {"rouge_l": metrics.rouge_l(text, ex.meta["docstring"]),
-                "structure": float(all(checks.values())),
-                **{k: float(v) for k, v in checks.items()}}
-    checks = metrics.refactor_checks(output, ex.meta)
-    return {"success": float(all(checks.values())), **{k: float(v) for k, v in checks.items()}}
+    return task_module(ex.task).gate_scores(ex.meta, output)
 
+
+def base_prompt(ex: Example) -> str:
+    """The untuned base's fair prompt for ``ex``."""
+    return task_module(ex.task).gate_base_prompt(ex.prompt, ex.meta)
 
 
 def summarise(scores: list[dict[str, float]]) -> dict[str, float]:
@@ -76,7 +60,8 @@ def summarise(scores: list[dict[str, float]]) -> dict[str, float]:
 
 def improved(task: str, base: dict, tuned: dict) -> bool:
     """Strictly better on the primary metric, or equal on it and better on the secondary."""
-    p, s = PRIMARY[task], SECONDARY[task]
+    module = task_module(task)
+    p, s = module.GATE_PRIMARY, module.GATE_SECONDARY
     if tuned.get(p, 0) != base.get(p, 0):
         return tuned.get(p, 0) > base.get(p, 0)
     return tuned.get(s, 0) > base.get(s, 0)
@@ -84,8 +69,8 @@ def improved(task: str, base: dict, tuned: dict) -> bool:
 
 def evaluate(task: str, examples: list[Example], generate_base: Callable[[list[str]], list[str]],
              generate_tuned: Callable[[list[str]], list[str]]) -> GateResult:
-    prompts_ = [ex.prompt for ex in examples]
-    raw_base, raw_tuned = generate_base(prompts_), generate_tuned(prompts_)
+    raw_base = generate_base([base_prompt(ex) for ex in examples])
+    raw_tuned = generate_tuned([ex.prompt for ex in examples])
     base_scores, tuned_scores, samples = [], [], []
     for ex, rb, rt in zip(examples, raw_base, raw_tuned, strict=True):
         ob, ot = postprocess(ex, rb), postprocess(ex, rt)
@@ -94,7 +79,7 @@ def evaluate(task: str, examples: list[Example], generate_base: Callable[[list[s
         samples.append({"source": ex.source, "base": ob, "tuned": ot})
     base, tuned = summarise(base_scores), summarise(tuned_scores)
     return GateResult(task=task, examples=len(examples), base=base, tuned=tuned,
-                      primary=PRIMARY[task], improved=improved(task, base, tuned),
+                      primary=task_module(task).GATE_PRIMARY, improved=improved(task, base, tuned),
                       samples=samples)
 
 

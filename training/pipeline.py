@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from covey_specialists.tasks import task_module
 from covey_training import gate as gate_mod
 from covey_training import registry
 from covey_training.card import write_card
@@ -49,7 +50,7 @@ class TrainOutcome:
 def heldout_examples(task: str, roots: list[Path], n: int, seed: int) -> list[Example]:
     """``n`` examples from held-out files, a fixed sample for a given seed."""
     examples, _ = build_dataset(task, roots, split="heldout", seed=seed)
-    if task == "completion":  # one example per file and kind, so no file dominates
+    if task_module(task).SPREAD_HELDOUT:  # one example per file and kind, so no file dominates
         seen, spread = set(), []
         for ex in examples:
             key = (ex.source.split(":")[0], ex.meta.get("kind"))
@@ -90,7 +91,7 @@ def run_gate(req: TrainRequest, adapter_dir: Path | None = None) -> dict:
     examples = heldout_examples(req.task, req.roots, req.gate_examples, req.config.seed)
     if not examples:
         raise ValueError("no held-out examples to gate on")
-    max_new = gate_mod.MAX_NEW_TOKENS[req.task]
+    max_new = task_module(req.task).GATE_MAX_NEW_TOKENS
     if req.engine_url:
         ok, message = registry.hot_load(req.engine_url, req.engine_key, f"{req.task}-candidate",
                                         adapter_dir)

@@ -12,17 +12,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from covey_specialists import prompts
-from covey_training.examples import END_OF_TARGET, Example
+from covey_specialists.tasks import task_module
+from covey_specialists.tasks.common import strip_markers
+from covey_training.examples import Example
 from covey_usage import home
 
 log = logging.getLogger("covey.train.usage")
-
-FORMAT_START = {
-    "completion": prompts.SMOL_FIM[1],  # fim-smol puts the suffix marker first
-    "doc": f"<|im_start|>system\n{prompts.DOC_SYSTEM}",
-    "refactor": f"<|im_start|>system\n{prompts.REFACTOR_SYSTEM}",
-}
 
 
 @dataclass
@@ -42,6 +37,7 @@ def accepted_examples(task: str, db_path: Path | None = None) -> tuple[list[Exam
     rows = [r for r in fetch_calls(db, task=task, status="ok") if r.get("accepted") == 1]
     if db is not None:
         db.close()
+    module = task_module(task)
     out = []
     for row in rows:
         stats.accepted += 1
@@ -49,10 +45,10 @@ def accepted_examples(task: str, db_path: Path | None = None) -> tuple[list[Exam
         if not prompt or not completion.strip():
             stats.without_text += 1
             continue
-        if not prompt.startswith(FORMAT_START[task]):
+        if not prompt.startswith(module.SERVED_PROMPT_START):
             stats.other_format += 1
             continue
-        target = prompts.strip_markers(completion).rstrip() + END_OF_TARGET[task]
+        target = strip_markers(completion).rstrip() + module.END_OF_TARGET
         out.append(Example(task=task, prompt=prompt, target=target, source=f"usage:{row['id']}",
                            meta={"kind": "accepted"}))
     stats.used = len(out)

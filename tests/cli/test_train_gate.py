@@ -80,7 +80,9 @@ def test_cli_refuses_an_adapter_that_does_not_improve(covey_home, tmp_path):
         "--base", str(base), "--out", str(out), "--no-usage", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
-    assert summary["gate"]["base"] == summary["gate"]["tuned"]
+    # the lr-0 adapter is the untuned base sent FIM markers it never learned; the gate's
+    # base is prompted fairly (a plain continuation), so the adapter cannot beat it
+    assert summary["gate"]["tuned"]["exact_match"] <= summary["gate"]["base"]["exact_match"]
     assert summary["gate"]["improved"] is False
     assert summary["registered"] is None and "not registered" in summary["message"]
     assert not (covey_home / "adapters" / "completion").exists()

@@ -13,13 +13,10 @@ from click.testing import CliRunner
 
 from covey_cli import main
 from covey_specialists.client import EngineClient
-from covey_specialists.prompts import (
-    CompletionContext,
-    completion_prompt,
-    doc_prompt,
-    refactor_prompt,
-)
 from covey_specialists.table import load_table
+from covey_specialists.tasks.completion import CompletionContext, completion_prompt
+from covey_specialists.tasks.doc import doc_prompt
+from covey_specialists.tasks.refactor import refactor_prompt
 
 pytestmark = pytest.mark.engine
 

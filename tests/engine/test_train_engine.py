@@ -123,8 +123,8 @@ def test_hot_load_reports_a_missing_adapter(lora_engine, tmp_path):
 
 
 def test_shipped_completion_adapter_fills_the_middle_in_the_engine(lora_engine):
-    from covey_specialists import prompts
     from covey_specialists.table import load_table
+    from covey_specialists.tasks import completion as prompts
 
     spec = load_table().for_task("completion")
     if not spec.adapter:

@@ -10,8 +10,8 @@ import pytest
 import sqlite_utils
 
 from covey_specialists.client import EngineClient
-from covey_specialists.prompts import doc_prompt
 from covey_specialists.table import load_table
+from covey_specialists.tasks.doc import doc_prompt
 from covey_usage import open_usage_log
 from covey_usage.energy import Meter
 

@@ -7,7 +7,7 @@ import random
 import pytest
 from lsprotocol import types
 
-from covey_server.context import (
+from covey_specialists.document import (
     Document,
     DocumentStore,
     cursor_context,

@@ -5,40 +5,41 @@ import math
 import pytest
 
 from covey_eval import metrics
+from covey_specialists.tasks import similarity
 
 
 def test_edit_similarity_kitten_sitting():
     # Levenshtein("kitten", "sitting") = 3, longer length 7
-    assert metrics.edit_similarity("kitten", "sitting") == pytest.approx(1 - 3 / 7)
-    assert metrics.edit_similarity("", "") == 1.0
-    assert metrics.edit_similarity("abc", "") == 0.0
+    assert similarity.edit_similarity("kitten", "sitting") == pytest.approx(1 - 3 / 7)
+    assert similarity.edit_similarity("", "") == 1.0
+    assert similarity.edit_similarity("abc", "") == 0.0
 
 
 def test_exact_match_ignores_trailing_whitespace_only():
-    assert metrics.exact_match("    return x  \n", "    return x") == 1.0
-    assert metrics.exact_match("return  x", "return x") == 0.0
+    assert similarity.exact_match("    return x  \n", "    return x") == 1.0
+    assert similarity.exact_match("return  x", "return x") == 0.0
 
 
 def test_rouge_l_lcs_f1():
     # LCS of [the cat sat on the mat] / [the cat is on the mat] = 5 tokens; P = R = 5/6
-    score = metrics.rouge_l("The cat sat on the mat", "the cat is on the mat")
+    score = similarity.rouge_l("The cat sat on the mat", "the cat is on the mat")
     assert score == pytest.approx(5 / 6)
     # P = 2/2, R = 2/4 → F1 = 2/3
-    assert metrics.rouge_l("a b", "a x b y") == pytest.approx(2 / 3)
-    assert metrics.rouge_l("", "") == 1.0
-    assert metrics.rouge_l("x", "") == 0.0
+    assert similarity.rouge_l("a b", "a x b y") == pytest.approx(2 / 3)
+    assert similarity.rouge_l("", "") == 1.0
+    assert similarity.rouge_l("x", "") == 0.0
 
 
 def test_bleu_smoothed_by_hand():
     # p1 = 3/4, p2 = (2+1)/(3+1), p3 = (1+1)/(2+1), p4 = (0+1)/(1+1), no brevity penalty
     expected = (3 / 4 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25
-    assert metrics.bleu("a b c d", "a b c e") == pytest.approx(expected)
-    assert metrics.bleu("the same words here", "the same words here") == pytest.approx(1.0)
+    assert similarity.bleu("a b c d", "a b c e") == pytest.approx(expected)
+    assert similarity.bleu("the same words here", "the same words here") == pytest.approx(1.0)
 
 
 def test_bleu_brevity_penalty():
     # every precision is 1, candidate 2 tokens vs reference 4: BP = exp(1 - 4/2)
-    assert metrics.bleu("a b", "a b c d") == pytest.approx(math.exp(-1))
+    assert similarity.bleu("a b", "a b c d") == pytest.approx(math.exp(-1))
 
 
 def test_percentile_interpolates():

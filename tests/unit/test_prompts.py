@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from covey_specialists.prompts import (
-    SMOL_FIM,
+from covey_specialists.tasks.common import SMOL_FIM
+from covey_specialists.tasks.completion import (
     CompletionContext,
     completion_done,
     completion_prompt,
-    doc_prompt,
     postprocess_completion,
-    postprocess_docstring,
-    postprocess_refactor,
 )
+from covey_specialists.tasks.doc import doc_prompt, postprocess_docstring
+from covey_specialists.tasks.refactor import postprocess_refactor
 
 
 def _prompt(prefix, suffix="", multiline=False, fmt="fim-smol"):

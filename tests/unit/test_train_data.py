@@ -8,13 +8,14 @@ import textwrap
 
 import pytest
 
-from covey_specialists import prompts
+from covey_specialists.tasks import common, completion, refactor
+from covey_specialists.tasks import doc as doc_task
+from covey_specialists.tasks.refactor import nesting_total
 from covey_training import codemods
 from covey_training.data_completion import completion_examples
 from covey_training.data_doc import doc_examples
 from covey_training.data_refactor import refactor_examples
 from covey_training.examples import read_jsonl, write_jsonl
-from covey_training.metrics import nesting_total
 from covey_training.sources import (
     SourceFile,
     default_roots,
@@ -65,16 +66,16 @@ def test_completion_examples_use_the_served_prompt_and_align_with_lines():
     src = _source()
     examples = completion_examples(src, random.Random(0), per_file=20, budget=3000)
     assert examples
-    pre, suf, mid = prompts.SMOL_FIM
+    pre, suf, mid = common.SMOL_FIM
     for ex in examples:
         start, end = map(int, ex.source.rsplit(":", 1)[1].split("-"))
         middle = ex.meta["middle"]
         assert src.text[start:end] == middle
         assert ex.target == middle + "<|endoftext|>"
         # the exact text the server would send for this cursor
-        ctx = prompts.CompletionContext(prefix=src.text[:start], suffix=src.text[end:],
+        ctx = completion.CompletionContext(prefix=src.text[:start], suffix=src.text[end:],
                                         multiline=ex.meta["multiline"])
-        assert ex.prompt == prompts.completion_prompt(ctx, "fim-smol", 3000).text
+        assert ex.prompt == completion.completion_prompt(ctx, "fim-smol", 3000).text
         assert ex.prompt.startswith(suf) and ex.prompt.endswith(mid) and pre in ex.prompt
         # spans end at a line end, and start at a line start, its indent or a syntax node
         assert src.text[end] == "\n"
@@ -88,10 +89,10 @@ def test_completion_examples_use_the_served_prompt_and_align_with_lines():
 def test_completion_targets_survive_postprocessing():
     src = _source()
     for ex in completion_examples(src, random.Random(1), per_file=20, budget=3000):
-        prompt = prompts.Prompt("completion", "fim-smol", ex.prompt,
+        prompt = common.Prompt("completion", "fim-smol", ex.prompt,
                                 {"prefix": ex.meta["prefix_tail"], "suffix": ex.meta["suffix_head"],
                                  "multiline": ex.meta["multiline"]})
-        shown = prompts.postprocess_completion(ex.target, prompt)
+        shown = completion.postprocess_completion(ex.target, prompt)
         assert shown.strip() == ex.meta["middle"].strip()
 
 
@@ -102,8 +103,8 @@ def test_doc_examples_remove_the_docstring_and_target_it():
     walk = by_name["walk"]
     assert walk.target == "Yield the files under root that end with suffix.<|im_end|>"
     assert '"""' not in walk.meta["code"] and "def walk(root" in walk.meta["code"]
-    assert walk.prompt == prompts.doc_prompt(walk.meta["code"], "python", 3000).text
-    block = prompts.postprocess_docstring(walk.target.removesuffix("<|im_end|>"), "    ")
+    assert walk.prompt == doc_task.doc_prompt(walk.meta["code"], "python", 3000).text
+    block = doc_task.postprocess_docstring(walk.target.removesuffix("<|im_end|>"), "    ")
     assert block == '    """Yield the files under root that end with suffix."""\n'
 
 
@@ -180,7 +181,7 @@ def test_refactor_examples_parse_and_carry_instruction():
     assert {ex.meta["codemod"] for ex in examples} >= {"comprehension"}
     for ex in examples:
         ast.parse(ex.meta["reference"])
-        assert ex.prompt == prompts.refactor_prompt(ex.meta["code"], ex.meta["instruction"],
+        assert ex.prompt == refactor.refactor_prompt(ex.meta["code"], ex.meta["instruction"],
                                                     "python", 3000).text
         assert ex.target.endswith("<|im_end|>")
 
@@ -213,6 +214,5 @@ def test_type_hints_codemod_annotates_everything_and_keeps_behaviour():
     assert new.startswith("def pad(text: object, width: int = 8, fill: str = \" \", "
                           "*rest: object, strict: bool = False, **options: object) -> object:")
     assert _run(code, "pad", "ab", 4, "-") == _run(new, "pad", "ab", 4, "-")
-    from covey_training.metrics import instruction_satisfied
-    assert instruction_satisfied(new, {"codemod": "type-hints", "code": code})
+    assert refactor.codemod_satisfied(new, {"codemod": "type-hints", "code": code})
     assert codemods.type_hints("def ping():\n    pass\n") is None  # nothing to annotate

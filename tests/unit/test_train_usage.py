@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from covey_specialists import prompts
+from covey_specialists.tasks import completion as prompts
 from covey_training.dataset import build_dataset
 from covey_training.usage_data import accepted_examples
 from covey_usage import open_usage_log

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from covey_server.context import Document
 from covey_server.triggers import decide
+from covey_specialists.document import Document
 
 PY = '''import os
 

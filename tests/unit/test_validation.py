@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from covey_specialists import validation as v
-from covey_specialists.baseline import BaselineConfig, chat_messages, reply_text, request_for
+from covey_specialists.baseline import BaselineConfig
 from covey_specialists.escalation import pick
-from covey_specialists.prompts import CompletionContext, completion_prompt, doc_prompt
 from covey_specialists.routing import Decision
 from covey_specialists.table import Specialist
+from covey_specialists.tasks import completion, doc, refactor
+from covey_specialists.tasks.completion import CompletionContext, completion_prompt
+from covey_specialists.tasks.doc import doc_prompt
 
 PREFIX = "def add(a, b):\n    return "
 
@@ -22,12 +23,12 @@ PREFIX = "def add(a, b):\n    return "
     ("(a, b", "does not parse"),
 ])
 def test_completion_problem(middle, problem):
-    assert v.completion_problem(PREFIX, middle, "\n", "python") == problem
+    assert completion.answer_problem(PREFIX, middle, "\n", "python") == problem
 
 
 def test_completion_in_surroundings_that_never_parse_is_not_held_against_it():
-    assert v.completion_problem("x = (\n  def", "a +", "", "python") is None
-    assert v.completion_problem("let x = ", "{", "", "javascript") is None  # not checked
+    assert completion.answer_problem("x = (\n  def", "a +", "", "python") is None
+    assert completion.answer_problem("let x = ", "{", "", "javascript") is None  # not checked
 
 
 @pytest.mark.parametrize("code, language, params", [
@@ -38,17 +39,17 @@ def test_completion_in_surroundings_that_never_parse_is_not_held_against_it():
     ("const f = (x, y) => x * y", "javascript", ["x", "y"]),
 ])
 def test_function_params(code, language, params):
-    assert v.function_params(code, language) == params
+    assert doc.function_params(code, language) == params
 
 
 def test_docstring_problem_names_missing_parameters():
     code = "def scale(values, factor, offset=0):\n    pass"
-    assert v.docstring_problem(code, "Scale values by factor, plus offset.") is None
-    assert v.docstring_problem(code, "Scale the values.") == \
+    assert doc.docstring_problem(code, "Scale values by factor, plus offset.") is None
+    assert doc.docstring_problem(code, "Scale the values.") == \
         "docstring misses parameters factor, offset"
-    assert v.docstring_problem(code, "Multiply each value by the factors.") == \
+    assert doc.docstring_problem(code, "Multiply each value by the factors.") == \
         "docstring misses parameters values, factor, offset"  # whole words only
-    assert v.docstring_problem(code, "   ") == "empty docstring"
+    assert doc.docstring_problem(code, "   ") == "empty docstring"
 
 
 @pytest.mark.parametrize("after, problem", [
@@ -61,11 +62,11 @@ def test_docstring_problem_names_missing_parameters():
 ])
 def test_refactor_problem(after, problem):
     before = "def f(xs):\n    out = []\n"
-    assert v.refactor_problem(before, after) == problem
+    assert refactor.refactor_problem(before, after) == problem
 
 
 def test_refactor_of_a_fragment_that_does_not_parse_alone_is_not_checked_for_syntax():
-    assert v.refactor_problem("    if x:\n", "    if y:\n") is None
+    assert refactor.refactor_problem("    if x:\n", "    if y:\n") is None
 
 
 @pytest.mark.parametrize("escalate, specialist_ok, baseline_ok, source", [
@@ -96,11 +97,13 @@ def test_baseline_requests_from_specialist_prompts():
     spec = Specialist(key="completion", task="completion", prompt_format="fim-smol",
                       max_tokens=64, stop=("\n\n\n",))
     prompt = completion_prompt(CompletionContext("x = ", "\ny = 2"), "fim-smol", 3000)
-    chat = request_for(spec, prompt, "chat")
+    chat = completion.baseline_request(spec, prompt, "chat")
     assert chat.messages[1]["content"] == "x = <CURSOR>\ny = 2" and chat.max_tokens == 256
-    plain = request_for(spec, prompt, "completions")
+    plain = completion.baseline_request(spec, prompt, "completions")
     assert plain.prompt == "x = " and plain.stop == ["\n\n\n"] and plain.max_tokens == 64
-    doc = chat_messages(doc_prompt("def f(): pass", "python", 1000))
-    assert doc[1]["content"].startswith("Write the docstring") and "<|im" not in doc[1]["content"]
-    assert reply_text("completion", "```py\n1\n```", "chat") == "1"
-    assert reply_text("doc", "```py\n1\n```", "chat") == "```py\n1\n```"
+    messages = doc.baseline_request(spec, doc_prompt("def f(): pass", "python", 1000),
+                                    "chat").messages
+    assert messages[1]["content"].startswith("Write the docstring") and \
+        "<|im" not in messages[1]["content"]
+    assert completion.baseline_reply("```py\n1\n```", "chat") == "1"
+    assert doc.baseline_reply("```py\n1\n```", "chat") == "```py\n1\n```"

@@ -1,0 +1,332 @@
+"""Code completion at the cursor: its prompts, post-processing, checks, eval scores and
+training examples.
+
+The language server, the one-shot CLI, the eval and the gate all go through
+:func:`plan_completion` and :func:`finish_completion`, so the eval scores exactly the text
+the editor would show.
+
+Prompts, per kind of model:
+- the specialist: the table's ``prompt_format`` (``fim-smol`` etc., fill-in-the-middle);
+- the untuned base, prompted fairly: ``prefix``, a plain continuation of the text before
+  the cursor, cut at the hole's end by the same one-line/block post-processing;
+- the baseline LLM: chat messages with a ``<CURSOR>`` mark, or the plain prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from covey_specialists.document import Document, cursor_context
+from covey_specialists.tasks import similarity
+from covey_specialists.tasks.common import (
+    FIM_MARKERS,
+    SMOL_FIM,
+    BaselineRequest,
+    Edit,
+    EditError,
+    Prompt,
+    Run,
+    TrainingExample,
+    check_parses,
+    extract_code,
+    parse_python,
+    strip_markers,
+)
+
+NAME = "completion"
+FORMATS = {"prefix", "fim-smol", "fim-qwen", "fim-starcoder"}
+FAIR_BASE_FORMAT = "prefix"
+"""The untuned base model's fair prompt: it was never taught FIM markers."""
+END_OF_TARGET = "<|endoftext|>"
+SERVED_PROMPT_START = SMOL_FIM[1]
+"""How a prompt in the served format (``fim-smol``, suffix first) starts."""
+CHAT_SYSTEM = (
+    "You fill in missing code. The user shows a file with the cursor marked <CURSOR>. "
+    "Reply with only the code that belongs at the cursor — no explanation, no fences.")
+EXECUTION_METRIC = "pass@1"
+VALIDATE_BY_RUNNING = False
+"""Routing's check runs nothing for a completion (scoring may: HumanEval, repo tests)."""
+GATE_PRIMARY, GATE_SECONDARY = "exact_match", "edit_similarity"
+GATE_MAX_NEW_TOKENS = 64
+SPREAD_HELDOUT = True
+"""The gate takes one held-out example per file and span kind first, so no file dominates."""
+
+
+@dataclass(frozen=True)
+class CompletionContext:
+    """What the completion specialist sees around the cursor."""
+
+    prefix: str
+    suffix: str = ""
+    language: str = "python"
+    path: str = ""
+    multiline: bool = False
+
+
+def _clip(prefix: str, suffix: str, budget: int) -> tuple[str, str]:
+    """Keep at most ``budget`` characters, three quarters for the prefix, cut at line starts."""
+    if len(prefix) + len(suffix) <= budget:
+        return prefix, suffix
+    suffix_budget = min(len(suffix), budget // 4)
+    prefix_budget = budget - suffix_budget
+    prefix = prefix[-prefix_budget:] if len(prefix) > prefix_budget else prefix
+    if len(prefix) == prefix_budget and "\n" in prefix:
+        prefix = prefix[prefix.index("\n") + 1:]
+    suffix = suffix[:suffix_budget]
+    if len(suffix) == suffix_budget and "\n" in suffix:
+        suffix = suffix[: suffix.rindex("\n") + 1]
+    return prefix, suffix
+
+
+def completion_prompt(ctx: CompletionContext, fmt: str, budget: int) -> Prompt:
+    prefix, suffix = _clip(ctx.prefix, ctx.suffix, budget)
+    if fmt == "prefix":
+        text = prefix
+    elif fmt == "fim-smol":
+        pre, suf, mid = SMOL_FIM
+        # suffix first (SPM) so the model's middle runs straight on from the prefix
+        text = f"{suf}{suffix}{pre}{prefix}{mid}"
+    elif fmt in FIM_MARKERS:
+        pre, suf, mid = FIM_MARKERS[fmt]
+        text = f"{pre}{prefix}{suf}{suffix}{mid}"
+    else:
+        raise ValueError(f"{fmt!r} is not a completion format")
+    return Prompt(NAME, fmt, text, {"prefix": prefix, "suffix": suffix,
+                                    "multiline": ctx.multiline})
+
+
+# ---------------------------------------------------------------- post-processing
+
+def trim_repeated_suffix(middle: str, suffix: str) -> str:
+    """Cut the middle where it starts repeating the text that follows the cursor."""
+    first = next((line.strip() for line in suffix.splitlines() if line.strip()), "")
+    if not first:
+        return middle
+    lines = middle.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if i > 0 and line.strip() == first:
+            return "".join(lines[:i])
+    # same-line overlap: model re-emits the rest of the current line
+    rest_of_line = suffix.split("\n", 1)[0]
+    if rest_of_line.strip() and middle.rstrip("\n").endswith(rest_of_line):
+        return middle.rstrip("\n")[: -len(rest_of_line)]
+    return middle
+
+
+def _block_indent(prefix: str) -> int:
+    """Indentation of the block the cursor is in: the current line's own, or the cursor's
+    column on a blank line."""
+    current_line = prefix.rsplit("\n", 1)[-1]
+    if current_line.strip():
+        return len(current_line) - len(current_line.lstrip())
+    return len(current_line)
+
+
+def stop_at_block_end(middle: str, prefix: str) -> str:
+    """Stop a block completion where indentation drops below the cursor's block."""
+    base_indent = _block_indent(prefix)
+    lines = middle.split("\n")
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if line.strip() and len(line) - len(line.lstrip()) < base_indent:
+            break
+        kept.append(line)
+    return "\n".join(kept).rstrip()
+
+
+def completion_done(prompt: Prompt, text: str) -> bool:
+    """Whether the streamed ``text`` already holds everything post-processing will keep, so
+    the client can stop reading (closing the stream stops the engine) instead of letting
+    the model run on to max_tokens: a one-line completion ends with its first line, a block
+    with the first later line that dedents below the cursor's block."""
+    prefix = prompt.meta.get("prefix", "")
+    if not prompt.meta.get("multiline", True):
+        if not prefix.rsplit("\n", 1)[-1].strip():
+            text = text.lstrip("\n")  # as postprocess_completion: the next line is the answer
+        return "\n" in text
+    base_indent = _block_indent(prefix)
+    # a later line's indentation is known as soon as it has a visible character
+    return any(line.strip() and len(line) - len(line.lstrip()) < base_indent
+               for line in text.split("\n")[1:])
+
+
+stream_done = completion_done
+
+
+def postprocess_completion(raw: str, prompt: Prompt) -> str:
+    text = strip_markers(raw)
+    prefix, suffix = prompt.meta.get("prefix", ""), prompt.meta.get("suffix", "")
+    text = trim_repeated_suffix(text, suffix)
+    if not prompt.meta.get("multiline"):
+        # one line: the rest of the current line, or the next line if the cursor is at a break
+        text = text.lstrip("\n") if not prefix.rsplit("\n", 1)[-1].strip() else text
+        text = text.split("\n", 1)[0]
+    else:
+        text = stop_at_block_end(text, prefix)
+    return text.rstrip() if text.strip() else ""
+
+
+# ---------------------------------------------------------------- the edit
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    prompt: Prompt
+    held_back: str
+    """Spaces cut from the end of the prompt (see :func:`plan_completion`)."""
+
+
+def plan_completion(doc: Document, offset: int, multiline: bool, spec, path: str = "",
+                    fmt: str | None = None) -> CompletionPlan:
+    """The completion prompt for a cursor at ``offset`` (``fmt``: the specialist's own
+    ``prompt_format`` unless given, e.g. :data:`FAIR_BASE_FORMAT`).
+
+    Spaces at the end of a non-blank line are held back from the prompt: tokenizers attach
+    a word's leading space to the word, so a prompt ending in a space pushes the model
+    towards odd tokens (``return .x``). The model writes the space itself and
+    :func:`finish_completion` removes it again.
+    """
+    ctx = cursor_context(doc, offset, spec.max_prompt_chars)
+    prefix, held_back = ctx.prefix, ""
+    line = prefix.rsplit("\n", 1)[-1]
+    if line.strip() and line != line.rstrip(" \t"):
+        held_back = line[len(line.rstrip(" \t")):]
+        prefix = prefix[: len(prefix) - len(held_back)]
+    context = CompletionContext(prefix, ctx.suffix, ctx.language, path, multiline)
+    return CompletionPlan(completion_prompt(context, fmt or spec.prompt_format,
+                                            spec.max_prompt_chars), held_back)
+
+
+def finish_completion(plan: CompletionPlan, raw: str) -> str:
+    """The text to insert at the cursor: post-processed, without the held-back spaces."""
+    text = postprocess_completion(raw, plan.prompt)
+    if plan.held_back:
+        text = text[len(plan.held_back):] if text.startswith(plan.held_back) else text.lstrip(
+            " \t")
+    return text if text.strip() else ""
+
+
+def edit_problem(doc: Document, offset: int, plan: CompletionPlan, raw: str) -> str | None:
+    """Why a completion answer is unusable in ``doc`` (escalation's check), or None."""
+    text = finish_completion(plan, raw)
+    if not text:
+        return "empty answer"
+    try:
+        check_parses(doc, Edit(offset, offset, text))
+    except EditError as exc:
+        return str(exc)
+    return None
+
+
+def answer_problem(prefix: str, middle: str, suffix: str, language: str) -> str | None:
+    """An empty middle, or (Python) a file that no longer parses once it is filled in.
+
+    Only when the file parsed with *some* middle is a failure held against this one: a
+    prefix and suffix that cannot parse whatever goes between them say nothing about it.
+    """
+    if not middle.strip():
+        return "empty answer"
+    if language != "python":
+        return None
+    if parse_python(prefix + middle + suffix) is not None:
+        return None
+    if parse_python(prefix + suffix) is None and parse_python(prefix + "pass" + suffix) is None:
+        return None  # the surroundings do not parse on their own (e.g. a clipped window)
+    return "does not parse"
+
+
+# ---------------------------------------------------------------- the baseline LLM
+
+def baseline_request(spec, prompt: Prompt, api: str) -> BaselineRequest:
+    """Chat: the file with a ``<CURSOR>`` mark; completions: the plain prefix (the baseline
+    needs no FIM markers)."""
+    if api == "chat":
+        user = f"{prompt.meta.get('prefix', '')}<CURSOR>{prompt.meta.get('suffix', '')}"
+        messages = [{"role": "system", "content": CHAT_SYSTEM},
+                    {"role": "user", "content": user}]
+        return BaselineRequest(messages, None, max(spec.max_tokens, 256), None)
+    return BaselineRequest(None, prompt.meta.get("prefix", ""), spec.max_tokens,
+                           list(spec.stop) or None)
+
+
+def baseline_reply(raw: str, api: str) -> str:
+    """The reply as the specialist would have written it: a chat model's code out of its
+    fences."""
+    return extract_code(raw) if api == "chat" else raw
+
+
+# ---------------------------------------------------------------- the eval
+
+def eval_document(task) -> tuple[Document, int]:
+    """The eval task as the editor holds it: its file, and the cursor at the hole."""
+    doc = Document(f"file:///eval/{task.id}", task.prefix + task.suffix,
+                   task.language or None)
+    return doc, len(task.prefix)
+
+
+def plan_eval(task, spec, *, fair_base: bool = False) -> CompletionPlan:
+    """The editor's plan for the eval task's cursor (the fair base: a plain continuation)."""
+    doc, offset = eval_document(task)
+    return plan_completion(doc, offset, task.multiline, spec,
+                           fmt=FAIR_BASE_FORMAT if fair_base else None)
+
+
+def finish_eval(task, plan: CompletionPlan, raw: str) -> str:
+    return finish_completion(plan, raw)
+
+
+def oracle(task) -> str:
+    return task.reference
+
+
+def eval_problem(task, answer: str) -> str | None:
+    return answer_problem(task.prefix, answer, task.suffix, task.language)
+
+
+def scores(task, answer: str) -> dict:
+    """The scores that need no execution."""
+    return {"exact_match": similarity.exact_match(answer, task.reference),
+            "edit_similarity": similarity.edit_similarity(answer, task.reference)}
+
+
+def execution(task, answer: str) -> Run | None:
+    """HumanEval-style tests appended to the program, or the repository's test command."""
+    if task.test:
+        return Run(EXECUTION_METRIC, "program", task.program(answer))
+    if task.meta.get("test_command"):
+        return Run(EXECUTION_METRIC, "repo-tests")
+    return None
+
+
+# ---------------------------------------------------------------- training and the gate
+
+def training_example(prefix: str, middle: str, suffix: str, multiline: bool, path: str,
+                     budget: int, fmt: str = "fim-smol") -> TrainingExample:
+    """A fill-in-the-middle example in the served format, with the fair base's prompt for
+    the gate."""
+    ctx = CompletionContext(prefix=prefix, suffix=suffix, multiline=multiline, path=path)
+    prompt = completion_prompt(ctx, fmt, budget)
+    return TrainingExample(prompt.text, middle + END_OF_TARGET,
+                           {"middle": middle, "multiline": multiline,
+                            "prefix_tail": prompt.meta["prefix"][-200:],
+                            "suffix_head": prompt.meta["suffix"][:200],
+                            "base_prompt": completion_prompt(ctx, FAIR_BASE_FORMAT,
+                                                             budget).text})
+
+
+def gate_base_prompt(prompt_text: str, meta: dict) -> str:
+    """The untuned base's fair prompt for a training example: the plain prefix."""
+    return meta.get("base_prompt", prompt_text)
+
+
+def gate_postprocess(prompt_text: str, meta: dict, raw: str) -> str:
+    """The text the server would show for ``raw`` model output."""
+    prompt = Prompt(NAME, "fim-smol", prompt_text,
+                    {"prefix": meta.get("prefix_tail", ""), "suffix": meta.get("suffix_head", ""),
+                     "multiline": meta.get("multiline", False)})
+    return postprocess_completion(raw, prompt)
+
+
+def gate_scores(meta: dict, output: str) -> dict[str, float]:
+    reference = meta["middle"]
+    return {"exact_match": similarity.exact_match(output, reference),
+            "edit_similarity": similarity.edit_similarity(output, reference)}

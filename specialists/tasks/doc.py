@@ -1,0 +1,376 @@
+"""Docstrings: prompts, post-processing, checks, the edit, eval scores and training examples.
+
+Prompts, per kind of model: the specialist and the untuned base both get a zero-shot
+ChatML turn with the same instruction (the base model is an instruct model, so that is
+its fair prompt too); the baseline LLM gets the same turn as chat messages, or the same
+text on ``/v1/completions``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import textwrap
+from dataclasses import dataclass
+
+import tree_sitter
+
+from covey_specialists.document import DEFINITION_TYPES, Document
+from covey_specialists.tasks import similarity
+from covey_specialists.tasks.common import (
+    BaselineRequest,
+    Edit,
+    EditError,
+    Prompt,
+    Run,
+    TrainingExample,
+    chat_user_turn,
+    chatml,
+    check_parses,
+    extract_code,
+    indent_of,
+    line_start,
+    next_line_start,
+    parse_python,
+)
+
+NAME = "doc"
+FORMATS = {"chatml-doc"}
+SYSTEM = "You write concise, accurate docstrings for code. Reply with the docstring text only."
+END_OF_TARGET = "<|im_end|>"
+SERVED_PROMPT_START = f"<|im_start|>system\n{SYSTEM}"
+EXECUTION_METRIC = None
+VALIDATE_BY_RUNNING = False
+GATE_PRIMARY, GATE_SECONDARY = "rouge_l", "structure"
+GATE_MAX_NEW_TOKENS = 160
+SPREAD_HELDOUT = False
+
+_JS_PARAMS = re.compile(r"\(([^)]*)\)")
+"""The first parenthesised list of a definition: its parameters (function, method, arrow)."""
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+def doc_prompt(code: str, language: str, budget: int) -> Prompt:
+    code = code[:budget]
+    user = f"Write the docstring for this {language} code:\n```{language}\n{code}\n```"
+    return Prompt(NAME, "chatml-doc", chatml(SYSTEM, user), {"code": code})
+
+
+def stream_done(prompt: Prompt, text: str) -> bool:
+    return False  # the reply ends with the model's own end of turn
+
+
+# ---------------------------------------------------------------- post-processing
+
+def postprocess_docstring(raw: str, indent: str) -> str:
+    """Model text → a triple-quoted docstring block indented for the body of a def/class."""
+    text = extract_code(raw).strip()
+    text = re.sub(r'^[rRuU]?("""|\'\'\')', "", text)
+    text = re.sub(r'("""|\'\'\')$', "", text).strip()
+    text = text.replace('"""', "'''")
+    if not text:
+        return ""
+    lines = textwrap.dedent(text).splitlines()
+    if len(lines) == 1:
+        return f'{indent}"""{lines[0].strip()}"""\n'
+    body = "\n".join(indent + line if line.strip() else "" for line in lines[1:])
+    return f'{indent}"""{lines[0].strip()}\n{body}\n{indent}"""\n'
+
+
+def jsdoc(raw: str, indent: str) -> str:
+    text = extract_code(raw).strip()
+    text = text.removeprefix("/**").removesuffix("*/")
+    lines = [ln.strip().removeprefix("*").rstrip() for ln in text.splitlines()]
+    lines = textwrap.dedent("\n".join(lines)).strip("\n").splitlines()
+    if not any(ln.strip() for ln in lines):
+        return ""
+    body = "".join(f"{indent} *{' ' + ln if ln.strip() else ''}\n" for ln in lines)
+    return f"{indent}/**\n{body.replace('*/', '* /')}{indent} */\n"
+
+
+# ---------------------------------------------------------------- answer checks
+
+def function_params(code: str, language: str = "python") -> list[str]:
+    """The parameter names of the first function in ``code`` (not ``self``/``cls``)."""
+    if language == "python":
+        tree = parse_python(code)
+        fn = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef,
+                                                                ast.AsyncFunctionDef))),
+                  None) if tree else None
+        if fn is None:
+            return []
+        a = fn.args
+        ordered = (*a.posonlyargs, *a.args, a.vararg, *a.kwonlyargs, a.kwarg)
+        return [x.arg for x in ordered if x is not None and x.arg not in ("self", "cls")]
+    match = _JS_PARAMS.search(code)
+    if not match:
+        return []
+    names = []
+    for part in match.group(1).split(","):
+        part = part.strip().lstrip(".").split("=")[0].split(":")[0].strip()
+        if _IDENT.fullmatch(part):
+            names.append(part)
+    return names
+
+
+def missing_params(code: str, docstring: str, language: str = "python") -> list[str]:
+    """Parameters of the function in ``code`` that ``docstring`` never names."""
+    return [p for p in function_params(code, language)
+            if not re.search(rf"(?<![\w$]){re.escape(p)}(?![\w$])", docstring)]
+
+
+def docstring_problem(code: str, docstring: str, language: str = "python") -> str | None:
+    """No docstring text, or one that leaves parameters of the function unmentioned."""
+    if not docstring.strip():
+        return "empty docstring"
+    missing = missing_params(code, docstring, language)
+    if missing:
+        return f"docstring misses parameter{'s' if len(missing) > 1 else ''} " \
+               f"{', '.join(missing)}"
+    return None
+
+
+# ---------------------------------------------------------------- the edit
+
+@dataclass(frozen=True)
+class DocPlan:
+    prompt: Prompt
+    name: str
+    language: str
+    insert_at: int
+    replace_end: int
+    """End of an existing docstring being replaced (== ``insert_at`` when inserting)."""
+    indent: str
+
+
+def definition_at(doc: Document, line: int) -> tree_sitter.Node:
+    """The innermost function or class whose lines include ``line``."""
+    if doc.tree is None:
+        raise EditError(f"cannot parse this document (language: {doc.language or 'unknown'})")
+    if not 0 <= line < doc.line_count:
+        raise EditError(f"line {line + 1} is outside the document (1–{doc.line_count})")
+    kinds = DEFINITION_TYPES.get(doc.language or "", {})
+    best = None
+    stack = [doc.tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.start_point[0] <= line <= node.end_point[0]:
+            if node.type in kinds and node.type != "arrow_function":
+                best = node  # children are visited later, so the innermost wins
+            stack.extend(node.children)
+    if best is None:
+        raise EditError(f"no function or class at line {line + 1}")
+    return best
+
+
+def plan_docstring(doc: Document, line: int, budget: int) -> DocPlan:
+    node = definition_at(doc, line)
+    name_node = node.child_by_field_name("name")
+    name = doc.source(name_node) if name_node is not None else "this definition"
+    code = doc.source(_statement(node))  # with its decorators
+    prompt = doc_prompt(code, doc.language or "python", budget)
+    if doc.language == "python":
+        return _python_doc_plan(doc, node, prompt, name)
+    # JavaScript: a JSDoc block on the lines above the definition
+    at = line_start(doc, _statement(node).start_byte)
+    indent = indent_of(doc.line(doc.position_at(at)[0]))
+    existing = _jsdoc_before(doc, _statement(node))
+    start = existing[0] if existing else at
+    end = existing[1] if existing else at
+    return DocPlan(prompt, name, "javascript", start, end, indent)
+
+
+def _python_doc_plan(doc: Document, node, prompt: Prompt, name: str) -> DocPlan:
+    body = node.child_by_field_name("body")
+    if body is None or not body.named_children:
+        raise EditError(f"{name} has no body")
+    if body.start_point[0] == node.start_point[0]:
+        raise EditError(f"{name} is written on one line; put its body on its own line first")
+    first = body.named_children[0]
+    indent = indent_of(doc.line(first.start_point[0]))
+    start = line_start(doc, first.start_byte)
+    end = start
+    if first.type == "expression_statement" and first.named_children and \
+            first.named_children[0].type == "string":
+        end = next_line_start(doc, first.end_byte)  # replace the existing docstring
+    return DocPlan(prompt, name, "python", start, end, indent)
+
+
+def finish_docstring(doc: Document, plan: DocPlan, raw: str) -> Edit:
+    if plan.language == "python":
+        block = postprocess_docstring(raw, plan.indent)
+    else:
+        block = jsdoc(raw, plan.indent)
+    if not block.strip():
+        raise EditError(f"the model wrote no docstring for {plan.name}")
+    edit = Edit(plan.insert_at, plan.replace_end, block)
+    check_parses(doc, edit)
+    return edit
+
+
+def edit_problem(doc: Document, plan: DocPlan, raw: str) -> str | None:
+    """Why a docstring answer is unusable (escalation's check), or None: what
+    :func:`finish_docstring` refuses, or a docstring that misses parameters."""
+    try:
+        edit = finish_docstring(doc, plan, raw)
+    except EditError as exc:
+        return str(exc)
+    return docstring_problem(plan.prompt.meta.get("code", ""), edit.new_text, plan.language)
+
+
+def _statement(node):
+    """The node that owns the lines a doc comment goes above (export, decorator…)."""
+    while node.parent is not None and node.parent.type in (
+            "export_statement", "decorated_definition", "lexical_declaration",
+            "variable_declarator"):
+        node = node.parent
+    return node
+
+
+def _jsdoc_before(doc: Document, node) -> tuple[int, int] | None:
+    prev = node.prev_sibling
+    if prev is not None and prev.type == "comment" and doc.source(prev).startswith("/**") \
+            and node.start_point[0] - prev.end_point[0] <= 1:
+        return line_start(doc, prev.start_byte), next_line_start(doc, prev.end_byte)
+    return None
+
+
+# ---------------------------------------------------------------- the baseline LLM
+
+def baseline_request(spec, prompt: Prompt, api: str) -> BaselineRequest:
+    """Chat: the specialist's system and user turns; completions: its prompt text."""
+    if api == "chat":
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": chat_user_turn(prompt.text)}]
+        return BaselineRequest(messages, None, max(spec.max_tokens, 256), None)
+    return BaselineRequest(None, prompt.text, spec.max_tokens, list(spec.stop) or None)
+
+
+def baseline_reply(raw: str, api: str) -> str:
+    return raw  # post-processing extracts the code itself
+
+
+# ---------------------------------------------------------------- the eval
+
+@dataclass(frozen=True)
+class EvalPlan:
+    prompt: Prompt
+
+
+def plan_eval(task, spec, *, fair_base: bool = False) -> EvalPlan:
+    """The zero-shot chat prompt; the same for the specialist and the fair base."""
+    return EvalPlan(doc_prompt(task.code, task.language, spec.max_prompt_chars))
+
+
+def finish_eval(task, plan: EvalPlan, raw: str) -> str:
+    """The docstring block as it would be inserted (indented, triple-quoted)."""
+    return postprocess_docstring(raw, body_indent(task.code))
+
+
+def oracle(task) -> str:
+    return postprocess_docstring(task.reference, body_indent(task.code))
+
+
+def eval_problem(task, answer: str) -> str | None:
+    return docstring_problem(task.code, answer, task.language)
+
+
+def insert_docstring(code: str, block: str) -> str:
+    """Put a docstring block (already indented for the body) after the def's signature."""
+    tree = ast.parse(code)
+    fn = tree.body[0]
+    lines = code.splitlines(keepends=True)
+    at = fn.body[0].lineno - 1
+    if block and not block.endswith("\n"):
+        block += "\n"
+    return "".join(lines[:at]) + block + "".join(lines[at:])
+
+
+def body_indent(code: str) -> str:
+    fn = ast.parse(code).body[0]
+    line = code.splitlines()[fn.body[0].lineno - 1]
+    return line[: len(line) - len(line.lstrip())]
+
+
+def scores(task, block: str) -> dict:
+    """``block`` is the docstring as it would be inserted (indented, triple-quoted)."""
+    text = ""
+    parses = 0.0
+    if block.strip():
+        try:
+            fn = ast.parse(insert_docstring(task.code, block)).body[0]
+            text = ast.get_docstring(fn) or ""
+            parses = float(bool(text))
+        except SyntaxError:
+            text = block
+    params = task.meta.get("params", [])
+    documented = (sum(1 for p in params if p in similarity.tokens(text) or p in text)
+                  / len(params) if params else (1.0 if text else 0.0))
+    return {"rouge_l": similarity.rouge_l(text, task.reference),
+            "bleu": similarity.bleu(text, task.reference),
+            "parses": parses, "params_documented": documented}
+
+
+def execution(task, answer: str) -> Run | None:
+    return None  # a docstring has no tests to run
+
+
+# ---------------------------------------------------------------- training and the gate
+
+def training_example(code: str, docstring: str, budget: int, language: str = "python"
+                     ) -> TrainingExample:
+    """The definition without its docstring → the docstring text."""
+    prompt = doc_prompt(code, language, budget)
+    return TrainingExample(prompt.text, docstring + END_OF_TARGET,
+                           {"code": code, "docstring": docstring})
+
+
+def gate_base_prompt(prompt_text: str, meta: dict) -> str:
+    return prompt_text  # zero-shot chat is the base's fair prompt too
+
+
+def gate_postprocess(prompt_text: str, meta: dict, raw: str) -> str:
+    return postprocess_docstring(raw, "    ")
+
+
+def docstring_structure(block: str, code: str) -> dict[str, bool]:
+    """Checks on a post-processed docstring block inserted into ``code``'s definition."""
+    text = block.strip().strip('"').strip()
+    first = text.splitlines()[0].strip() if text else ""
+    checks = {
+        "non_empty": bool(text),
+        "summary_line": bool(first) and len(first) <= 120
+        and not first.startswith(("def ", "class ")),
+        "no_code_echo": not any(line.strip().startswith(("def ", "class ", "return "))
+                                for line in text.splitlines()),
+    }
+    checks["inserts_cleanly"] = bool(text) and _inserts_cleanly(block, code)
+    return checks
+
+
+def _inserts_cleanly(block: str, code: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef
+                                                         | ast.ClassDef)), None)
+    if node is None:
+        return False
+    lines = code.splitlines(keepends=True)
+    at = node.body[0].lineno - 1
+    new = "".join(lines[:at]) + block + "".join(lines[at:])
+    try:
+        new_tree = ast.parse(new)
+    except SyntaxError:
+        return False
+    new_node = next(n for n in new_tree.body if isinstance(n, type(node)))
+    return ast.get_docstring(new_node) is not None
+
+
+def gate_scores(meta: dict, output: str) -> dict[str, float]:
+    checks = docstring_structure(output, meta["code"])
+    text = output.strip().strip('"').strip()
+    return {"rouge_l": similarity.rouge_l(text, meta["docstring"]),
+            "structure": float(all(checks.values())),
+            **{k: float(v) for k, v in checks.items()}}
