@@ -203,3 +203,4 @@ def test_isolation_probe_reports_why_it_failed(monkeypatch):
         assert "NETWORK NOT ISOLATED" in iso.describe()
     finally:
         sandbox.isolation.cache_clear()
+
