@@ -11,10 +11,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from covey_eval import render, store, suites
+from covey_eval import render, sandbox, store, suites
 from covey_eval.summary import QUALITY
 from covey_eval.systems import SYSTEM_NAMES
 from covey_specialists.table import ROUTING_POLICIES
+
+
+def _require_isolation(tasks) -> None:
+    """Refuse, before any model is asked, a suite whose scores run generated code that
+    cannot be isolated here (one line, not a traceback)."""
+    if any(t.test or t.meta.get("test_command") or t.meta.get("test_module") for t in tasks):
+        try:
+            sandbox.isolation().require()
+        except sandbox.IsolationUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _model_options(command):
@@ -120,6 +130,7 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
                             repo_options={"path": repo_path, "test_command": test_command})
     except (suites.SuiteError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    _require_isolation(tasks)
     routing_fields = {"routing": routing, "min_mean_logprob": min_mean_logprob,
                       "min_token_logprob": min_token_logprob}
     settings = session.Settings(engine_url=engine_url, engine_key=engine_key,
@@ -131,7 +142,7 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
             result = session.run_eval(suite_name, list(dict.fromkeys(systems)), tasks, settings,
                                       limit=limit, seed=seed, concurrency=concurrency,
                                       workers=workers, progress=bar)
-    except session.SessionError as exc:
+    except (session.SessionError, sandbox.IsolationUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2,
@@ -206,6 +217,7 @@ def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, 
         tasks = suites.load(suite_name, limit=limit, seed=seed)
     except (suites.SuiteError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    _require_isolation(tasks)
     settings = session.Settings(engine_url=engine_url, engine_key=engine_key,
                                 baseline_url=baseline_url, baseline_model=baseline_model,
                                 baseline_api=baseline_api, signals=True, stand_in=True)
@@ -220,7 +232,7 @@ def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, 
                                       settings, limit=limit, seed=seed,
                                       concurrency=concurrency, workers=workers, progress=bar,
                                       extend=attach)
-    except (session.SessionError, ValueError) as exc:
+    except (session.SessionError, sandbox.IsolationUnavailable, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     _show_sweep(result, output, as_json)
 

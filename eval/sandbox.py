@@ -4,18 +4,22 @@ Each candidate gets:
 - its own process and temporary working directory (removed afterwards);
 - CPU-time, address-space, file-size, open-file and process-count limits (``setrlimit``);
 - a wall-clock timeout, after which its whole process tree is killed;
-- a scrubbed environment (only PATH, HOME=its directory, LANG), and ``python -I -S``;
-- no network and its own PID namespace when ``unshare`` works here (root, or a kernel that
-  allows unprivileged user namespaces); killing the namespace's first process kills every
-  process the candidate started;
-- when Covey runs as root, the candidate itself runs as ``nobody``: it cannot write outside
-  its directory (except world-writable places such as /tmp, bounded by the file-size limit),
-  cannot read other users' files or /proc/*/environ, and RLIMIT_NPROC applies (the kernel
-  exempts root from it). Python cannot import modules as ``nobody`` when the interpreter
-  lives under a private home (pyenv in /root), so the modules the candidate imports
-  statically are loaded before the privileges are dropped.
+- a scrubbed environment (only PATH, HOME=TMPDIR=its directory, LANG), and ``python -I -S``;
+- no network and its own PID namespace, through ``unshare``: as root directly, otherwise in
+  a user namespace (``unshare --user --map-root-user --net``); killing the namespace's first
+  process kills every process the candidate started;
+- where the kernel has Landlock (Linux >= 5.13): writing only inside its directory (so not
+  /tmp either), reading only there and in system and interpreter directories (not the
+  user's home), no TCP, and no signals to processes outside;
+- when Covey runs as root, the candidate itself runs as ``nobody``: it cannot read other
+  users' files or /proc/*/environ, and RLIMIT_NPROC applies (the kernel exempts root).
 
-:func:`isolation` says which of these this machine gives; the eval report shows it.
+Nothing of the candidate is read before the limits, Landlock and the uid drop are in place
+(see :mod:`covey_eval.sandbox_child`). Where no network namespace can be had, execution is
+refused with :class:`IsolationUnavailable`, never run unisolated. Without Landlock, a
+candidate that is not dropped to ``nobody`` can write where the invoking user can
+(``describe()`` says so). :func:`isolation` says what this machine gives; the eval report
+shows it.
 """
 
 from __future__ import annotations
@@ -32,11 +36,18 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from covey_eval import sandbox_child
+
 NOBODY = 65534
 UNSHARE = ("unshare", "--net", "--pid", "--fork", "--kill-child")
 UNSHARE_USER = ("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork",
                 "--kill-child")
+CHILD = os.path.abspath(sandbox_child.__file__)
 TAIL = 2000
+
+
+class IsolationUnavailable(RuntimeError):
+    """Generated code cannot be isolated here; execution-based metrics are refused."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,8 @@ class Limits:
     memory_mb: int = 1024
     """Address-space limit; Python itself needs about 30 MiB."""
     nproc: int = 32
-    """Processes the sandbox user may have in all (only enforced for non-root users)."""
+    """Processes the sandbox may start (counted per user; root is exempt, so as root it
+    binds candidates, which run as nobody, but not ``run_command``)."""
     file_mb: int = 16
     open_files: int = 64
 
@@ -57,6 +69,10 @@ class Isolation:
     """The ``unshare`` prefix used, or empty when namespaces are unavailable."""
     run_as: int | None
     """The uid candidates run as, or None to stay the invoking user."""
+    landlock: int = 0
+    """The kernel's Landlock ABI version (0: none): confines writes and reads."""
+    reason: str = ""
+    """Why there is no network namespace, when there is none."""
 
     @property
     def network(self) -> bool:
@@ -65,9 +81,18 @@ class Isolation:
     def describe(self) -> str:
         parts = ["own process", "rlimits", "wall timeout", "temp dir", "scrubbed env"]
         parts.append("no network + own PID namespace" if self.network
-                     else "NETWORK NOT ISOLATED (unshare unavailable)")
+                     else f"NETWORK NOT ISOLATED ({self.reason}): execution refused")
+        parts.append(f"landlock v{self.landlock} (writes only in its dir)" if self.landlock
+                     else "no landlock (writes wherever its user may)")
         parts.append("runs as nobody" if self.run_as is not None else "runs as the invoking user")
         return ", ".join(parts)
+
+    def require(self) -> None:
+        """Raise :class:`IsolationUnavailable` (one line) unless candidates can be isolated."""
+        if not self.network:
+            raise IsolationUnavailable(
+                f"cannot isolate generated code here ({self.reason}); execution-based "
+                "metrics (pass@1, tests, behaviour checks) need network isolation")
 
 
 @dataclass
@@ -87,13 +112,19 @@ class Outcome:
 @functools.cache
 def isolation() -> Isolation:
     """Probe once what this machine allows."""
+    root = os.geteuid() == 0
+    prefix = UNSHARE if root else UNSHARE_USER
     namespace: tuple[str, ...] = ()
-    candidates = [UNSHARE] if os.geteuid() == 0 else [UNSHARE_USER]
-    for prefix in candidates:
-        if shutil.which(prefix[0]) and _probe([*prefix, "true"]):
-            namespace = prefix
-            break
-    return Isolation(namespace=namespace, run_as=NOBODY if os.geteuid() == 0 else None)
+    reason = ""
+    if not shutil.which(prefix[0]):
+        reason = "no unshare command"
+    elif _probe([*prefix, "true"]):
+        namespace = prefix
+    else:
+        reason = ("unshare --net is not permitted" if root else
+                  "unprivileged user namespaces are not permitted for this user")
+    return Isolation(namespace=namespace, run_as=NOBODY if root else None,
+                     landlock=sandbox_child.landlock_abi(), reason=reason)
 
 
 def _probe(argv: list[str]) -> bool:
@@ -103,52 +134,13 @@ def _probe(argv: list[str]) -> bool:
         return False
 
 
-# Runs inside the sandbox process before the candidate: pre-import, limit, drop, run.
-_BOOTSTRAP = r"""
-import ast, os, resource, sys
-d, cpu, mem, nproc, fsize, nofile, uid = sys.argv[1:8]
-src = open(os.path.join(d, "candidate.py"), encoding="utf-8").read()
-try:
-    tree = ast.parse(src)
-except SyntaxError:
-    tree = None
-if tree is not None:
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names.update(node.module + "." + a.name for a in node.names)
-    for name in sorted(names):
-        try:
-            __import__(name)
-        except BaseException:
-            pass
-for enc in ("utf_16", "utf_32", "latin_1", "ascii", "cp1252", "unicode_escape", "idna"):
-    __import__("encodings." + enc)
-def lim(res, value):
-    resource.setrlimit(res, (value, value))
-lim(resource.RLIMIT_CPU, int(cpu))
-lim(resource.RLIMIT_AS, int(mem) * 1024 * 1024)
-lim(resource.RLIMIT_FSIZE, int(fsize) * 1024 * 1024)
-lim(resource.RLIMIT_NOFILE, int(nofile))
-lim(resource.RLIMIT_CORE, 0)
-lim(resource.RLIMIT_NPROC, int(nproc))
-if uid != "-":
-    os.setgroups([])
-    os.setgid(int(uid))
-    os.setuid(int(uid))
-os.chdir(d)
-sys.argv = ["candidate.py"]
-code = compile(open("candidate.py", encoding="utf-8").read(), "candidate.py", "exec")
-exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-"""
-
-
 def run_python(source: str, limits: Limits = Limits()) -> Outcome:
-    """Run ``source`` as a Python program in a fresh sandbox; exit status 0 means passed."""
+    """Run ``source`` as a Python program in a fresh sandbox; exit status 0 means passed.
+
+    Raises :class:`IsolationUnavailable` where the candidate cannot be kept off the network.
+    """
     iso = isolation()
+    iso.require()
     workdir = tempfile.mkdtemp(prefix="covey-sandbox-")
     try:
         path = os.path.join(workdir, "candidate.py")
@@ -159,7 +151,7 @@ def run_python(source: str, limits: Limits = Limits()) -> Outcome:
             os.chown(path, iso.run_as, iso.run_as)
         nproc = limits.nproc if iso.run_as is not None else _user_process_count() + limits.nproc
         uid = "-" if iso.run_as is None else str(iso.run_as)
-        argv = [*iso.namespace, sys.executable, "-I", "-S", "-c", _BOOTSTRAP, workdir,
+        argv = [*iso.namespace, sys.executable, "-I", "-S", CHILD, workdir,
                 str(limits.cpu_s), str(limits.memory_mb), str(nproc), str(limits.file_mb),
                 str(limits.open_files), uid]
         return _run(argv, workdir, limits.wall_s)
@@ -171,9 +163,14 @@ def run_command(argv: list[str], cwd: str, limits: Limits, env: dict | None = No
     """Run a test command (e.g. a repository's pytest) with limits, namespaces and a timeout.
 
     Unlike :func:`run_python` it runs as the invoking user, because a repository's test
-    tooling lives in the user's environment; network and process-tree isolation still apply.
+    tooling lives in the user's environment; network and process-tree isolation, the
+    process-count limit and (with Landlock) writing only beneath ``cwd`` still apply.
+    Raises :class:`IsolationUnavailable` where there is no network isolation.
     """
     iso = isolation()
+    iso.require()
+    nproc = limits.nproc + (_user_process_count() if os.geteuid() != 0 else 0)
+    scratch = tempfile.mkdtemp(prefix="covey-sandbox-tmp-")
 
     def limit() -> None:
         import resource
@@ -181,16 +178,24 @@ def run_command(argv: list[str], cwd: str, limits: Limits, env: dict | None = No
         for res, value in ((resource.RLIMIT_CPU, limits.cpu_s),
                            (resource.RLIMIT_AS, limits.memory_mb * 1024 * 1024),
                            (resource.RLIMIT_FSIZE, limits.file_mb * 1024 * 1024),
+                           (resource.RLIMIT_NPROC, nproc),
                            (resource.RLIMIT_CORE, 0)):
             resource.setrlimit(res, (value, value))
 
-    full_env = {**_clean_env(cwd), **(env or {})}
-    return _run([*iso.namespace, *argv], cwd, limits.wall_s, preexec=limit, env=full_env)
+    confine = ([sys.executable, "-I", "-S", CHILD, "--confine", cwd, scratch, "--"]
+               if iso.landlock else [])
+    full_env = {**_clean_env(cwd), "TMPDIR": scratch, **(env or {})}
+    try:
+        return _run([*iso.namespace, *confine, *argv], cwd, limits.wall_s, preexec=limit,
+                    env=full_env)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run_many(sources: Iterable[str], limits: Limits = Limits(), workers: int | None = None,
              on_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
     """Run many programs in parallel sandboxes; results keep the input order."""
+    isolation().require()
     sources = list(sources)
     results: list[Outcome | None] = [None] * len(sources)
     workers = workers or max(1, os.cpu_count() or 1)
@@ -206,9 +211,8 @@ def run_many(sources: Iterable[str], limits: Limits = Limits(), workers: int | N
 
 
 def _clean_env(home: str) -> dict[str, str]:
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1"}
-
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home,
+            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 
 def _run(argv: list[str], cwd: str, wall_s: float, preexec=None,
          env: dict | None = None) -> Outcome:

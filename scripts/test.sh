@@ -23,3 +23,7 @@ log "extension: lint, unit tests"
 (cd editor-ext && npm run --silent lint && npm test --silent)
 log "pytest"
 python -m pytest "$@"
+if [ "$(id -u)" -eq 0 ]; then
+  log "sandbox escape tests as an unprivileged user"
+  scripts/test-sandbox-unprivileged.sh
+fi

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcServerNotInitialized
@@ -29,6 +31,30 @@ log = logging.getLogger("covey.server")
 
 CALL_FINISHED = "covey/callFinished"
 ENGINE_STATUS = "covey/engineStatus"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Bodies announced as larger are not read (a hostile Content-Length must not make the
+server allocate it); their bytes are then skipped as header noise."""
+MAX_HEADER_LINE = 64 * 1024
+OVERSIZED = b'{"jsonrpc": "2.0", "method": "$/covey/oversizedMessage"}'
+"""Handed to pygls in place of a body that was not read: a notification it ignores."""
+
+
+class BoundedInput:
+    """stdin for pygls' reader with bounded reads: a header line is read at most
+    ``MAX_HEADER_LINE`` bytes at a time, and a body above ``MAX_MESSAGE_BYTES`` is refused
+    (pygls would allocate the announced length at once: MemoryError, and the server died)."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+
+    def readline(self) -> bytes:
+        return self.raw.readline(MAX_HEADER_LINE)
+
+    def read(self, n: int) -> bytes:
+        if n > MAX_MESSAGE_BYTES:
+            log.warning("ignored a message of %d bytes (at most %d)", n, MAX_MESSAGE_BYTES)
+            return OVERSIZED
+        return self.raw.read(n)
 
 
 class NotifyingSink:
@@ -85,6 +111,9 @@ class CoveyServer(LanguageServer):
         super().__init__("covey", __version__)
         self.session: Session | None = None
         self.pending_messages: list[str] = []
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None):
+        super().start_io(BoundedInput(stdin or sys.stdin.buffer), stdout)
 
     def require_session(self) -> Session:
         if self.session is None:
