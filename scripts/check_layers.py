@@ -2,8 +2,8 @@
 
 Every import is read from the syntax tree, including imports inside functions (a hidden
 import is still a dependency). Exit status 1 when a package imports one above it, when the
-package graph has a cycle, or when more than MAX_TASK_SWITCHES comparisons with a task name
-sit outside the task modules.
+package graph or the module graph has a cycle, or when more than MAX_TASK_SWITCHES
+comparisons with a task name sit outside the task modules.
 
     python scripts/check_layers.py          # prints the graph and the switch count
 """
@@ -29,6 +29,24 @@ MAX_TASK_SWITCHES = 6
 def python_files():
     for folder in FOLDERS:
         yield from sorted((ROOT / folder).rglob("*.py"))
+
+
+def module_name(rel: str) -> str:
+    folder, rest = rel.split("/", 1)
+    dotted = rest.removesuffix(".py").replace("/", ".").removesuffix("__init__").rstrip(".")
+    return FOLDERS[folder] + ("." + dotted if dotted else "")
+
+
+def imported_modules(tree: ast.AST, known: set[str]) -> set[str]:
+    """Covey modules this file imports (``from pkg import submodule`` names the submodule)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in known)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{alias.name}" for alias in node.names} & known
+            found.update(subs or ({node.module} & known))
+    return found
 
 
 def imported_packages(tree: ast.AST) -> set[str]:
@@ -82,12 +100,15 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def main() -> int:
     graph: dict[str, set[str]] = defaultdict(set)
+    modules: dict[str, set[str]] = {}
     upward: list[str] = []
     switches: list[str] = []
-    for path in python_files():
-        rel = path.relative_to(ROOT).as_posix()
+    trees = {path.relative_to(ROOT).as_posix(): ast.parse(path.read_text(), str(path))
+             for path in python_files()}
+    known = {module_name(rel) for rel in trees}
+    for rel, tree in trees.items():
         package = FOLDERS[rel.split("/", 1)[0]]
-        tree = ast.parse(path.read_text(), rel)
+        modules[module_name(rel)] = imported_modules(tree, known) - {module_name(rel)}
         for target in imported_packages(tree) - {package}:
             graph[package].add(target)
             if LAYERS.index(target) > LAYERS.index(package):
@@ -97,11 +118,13 @@ def main() -> int:
     for package in LAYERS:
         print(f"{package} -> {', '.join(sorted(graph.get(package, ()))) or '(nothing)'}")
     cycle = find_cycle(graph)
+    module_cycle = find_cycle(modules)
     print(f"task-name comparisons outside the task modules: {len(switches)} "
           f"(at most {MAX_TASK_SWITCHES})")
     for where in switches:
         print(f"  {where}")
     problems = upward + ([f"cycle: {' -> '.join(cycle)}"] if cycle else [])
+    problems += [f"module cycle: {' -> '.join(module_cycle)}"] if module_cycle else []
     if len(switches) > MAX_TASK_SWITCHES:
         problems.append(f"{len(switches)} task-name comparisons outside the task modules")
     for problem in problems:

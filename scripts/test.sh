@@ -19,6 +19,8 @@ scripts/build-extension.sh
 
 log "ruff"
 ruff check .
+log "layers: imports point one way, no cycles"
+python scripts/check_layers.py
 log "extension: lint, unit tests"
 (cd editor-ext && npm run --silent lint && npm test --silent)
 log "pytest"

@@ -17,7 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcServerNotInitialized
 from pygls.lsp.server import LanguageServer
 
-from covey_server import __version__
+from covey_server import __version__, protocol
 from covey_server.config import ServerConfig, engine_endpoint, load_config
 from covey_server.router import Router
 from covey_server.scheduler import Scheduler
@@ -29,8 +29,6 @@ from covey_usage.calls import CallSink, LogSink, ModelCall
 
 log = logging.getLogger("covey.server")
 
-CALL_FINISHED = "covey/callFinished"
-ENGINE_STATUS = "covey/engineStatus"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Bodies announced as larger are not read (a hostile Content-Length must not make the
 server allocate it); their bytes are then skipped as header noise."""
@@ -169,7 +167,7 @@ def start_session(ls: CoveyServer, init_options) -> Session:
     url, api_key = engine_endpoint(config, table)
 
     def notify(call: ModelCall) -> None:
-        ls.protocol.notify(CALL_FINISHED, call_payload(call))
+        ls.protocol.notify(protocol.CALL_FINISHED, call_payload(call))
         if call.status in ("error", "escalated") and "unreachable" in call.error:
             ls.notice("engine-down", f"Covey: the engine at {url} is not running; "
                       "start it with `covey engine up` (or the covey.engineStart command).")

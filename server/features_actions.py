@@ -7,14 +7,13 @@ import logging
 
 from lsprotocol import types
 
+from covey_server import protocol
 from covey_specialists.tasks.common import EditError
 from covey_specialists.tasks.doc import definition_at
 from covey_specialists.tasks.refactor import READY_INSTRUCTIONS
 
 log = logging.getLogger("covey.actions")
 
-DOCSTRING = "covey.generateDocstring"
-REFACTOR = "covey.refactor"
 
 
 def range_json(rng: types.Range) -> dict:
@@ -31,7 +30,7 @@ def actions_for(doc, rng: types.Range) -> list[types.CodeAction]:
         title = f"Covey: Generate docstring for {name}"
         actions.append(types.CodeAction(
             title=title, kind=types.CodeActionKind.RefactorRewrite,
-            command=types.Command(title=title, command=DOCSTRING,
+            command=types.Command(title=title, command=protocol.GENERATE_DOCSTRING,
                                   arguments=[doc.uri, rng.start.line])))
     except EditError as exc:
         log.debug("no docstring action: %s", exc)
@@ -39,13 +38,13 @@ def actions_for(doc, rng: types.Range) -> list[types.CodeAction]:
         title = "Covey: Refactor selection…"
         actions.append(types.CodeAction(
             title=title, kind=types.CodeActionKind.RefactorRewrite,
-            command=types.Command(title=title, command=REFACTOR,
+            command=types.Command(title=title, command=protocol.REFACTOR,
                                   arguments=[doc.uri, range_json(rng), None])))
         for key, instruction in READY_INSTRUCTIONS.items():
             title = f"Covey: Refactor: {instruction.rstrip('.')}"
             actions.append(types.CodeAction(
                 title=title, kind=types.CodeActionKind.RefactorRewrite,
-                command=types.Command(title=title, command=REFACTOR,
+                command=types.Command(title=title, command=protocol.REFACTOR,
                                       arguments=[doc.uri, range_json(rng), key])))
     return actions
 

@@ -8,7 +8,7 @@ import logging
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from covey_server.features_actions import DOCSTRING, REFACTOR
+from covey_server import protocol
 from covey_specialists.tasks import task_module
 from covey_specialists.tasks.common import Edit, EditError
 from covey_specialists.tasks.doc import finish_docstring, plan_docstring
@@ -96,7 +96,7 @@ def refuse(ls, message: str, call_id: str | None = None) -> dict:
 
 
 def register(ls) -> None:
-    @ls.command(DOCSTRING)
+    @ls.command(protocol.GENERATE_DOCSTRING)
     async def generate_docstring(ls, *args):
         session = ls.require_session()
         doc = _document(session, _arg(args, 0, str, "uri"))
@@ -108,7 +108,7 @@ def register(ls) -> None:
             return refuse(ls, f"docstring: {exc}")
         return await run_edit(ls, doc, "doc", plan, finish_docstring, f"docstring for {plan.name}")
 
-    @ls.command(REFACTOR)
+    @ls.command(protocol.REFACTOR)
     async def refactor(ls, *args):
         session = ls.require_session()
         doc = _document(session, _arg(args, 0, str, "uri"))
@@ -125,12 +125,12 @@ def register(ls) -> None:
             return refuse(ls, f"refactor: {exc}")
         return await run_edit(ls, doc, "refactor", plan, finish_refactor, "refactor")
 
-    @ls.command("covey.accept")
+    @ls.command(protocol.ACCEPT)
     def accept(ls, *args):
         ls.require_session().sink.mark_accepted(_arg(args, 0, str, "callId"), True)
         return {"callId": args[0], "accepted": True}
 
-    @ls.command("covey.reject")
+    @ls.command(protocol.REJECT)
     def reject(ls, *args):
         ls.require_session().sink.mark_accepted(_arg(args, 0, str, "callId"), False)
         return {"callId": args[0], "accepted": False}

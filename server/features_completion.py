@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from lsprotocol import types
 
+from covey_server import protocol
 from covey_server.triggers import decide
 from covey_specialists.document import Document
 from covey_specialists.tasks.completion import edit_problem, finish_completion, plan_completion
@@ -74,7 +75,7 @@ def _enabled(session, doc: Document) -> bool:
 
 
 def _accept_command(call_id: str) -> types.Command:
-    return types.Command(title="Accept", command="covey.accept", arguments=[call_id])
+    return types.Command(title="Accept", command=protocol.ACCEPT, arguments=[call_id])
 
 
 def register(ls) -> None:

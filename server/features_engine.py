@@ -12,7 +12,7 @@ import logging
 
 from lsprotocol import types
 
-from covey_server.app import ENGINE_STATUS
+from covey_server import protocol
 
 log = logging.getLogger("covey.engine-link")
 
@@ -36,7 +36,7 @@ async def check_engine(ls) -> None:
     """At start: is the engine there? Warn once if not (and start it only if configured)."""
     session = ls.require_session()
     status = await engine_status(ls)
-    ls.protocol.notify(ENGINE_STATUS, status)
+    ls.protocol.notify(protocol.ENGINE_STATUS, status)
     if status["state"] in ("up", "remote"):
         return
     if session.config.engine.autostart and not session.config.engine.url:
@@ -53,7 +53,7 @@ async def start_engine(ls) -> dict:
         return await engine_status(ls)
     from covey_specialists import engine
 
-    ls.protocol.notify(ENGINE_STATUS, {"state": "starting", "url": session.engine_url,
+    ls.protocol.notify(protocol.ENGINE_STATUS, {"state": "starting", "url": session.engine_url,
                                        "device": "", "models": [], "reason": ""})
     try:
         await asyncio.to_thread(engine.ensure_up, session.table)
@@ -64,7 +64,7 @@ async def start_engine(ls) -> dict:
     status = await engine_status(ls)
     if status["state"] in ("up", "remote"):
         ls.clear_notice("engine-down")
-    ls.protocol.notify(ENGINE_STATUS, status)
+    ls.protocol.notify(protocol.ENGINE_STATUS, status)
     return status
 
 
@@ -75,19 +75,19 @@ async def stop_engine(ls) -> dict:
 
         await asyncio.to_thread(engine.down, session.table)
     status = await engine_status(ls)
-    ls.protocol.notify(ENGINE_STATUS, status)
+    ls.protocol.notify(protocol.ENGINE_STATUS, status)
     return status
 
 
 def register(ls) -> None:
-    @ls.command("covey.engineStart")
+    @ls.command(protocol.ENGINE_START)
     async def engine_start(ls, *args):
         return await start_engine(ls)
 
-    @ls.command("covey.engineStop")
+    @ls.command(protocol.ENGINE_STOP)
     async def engine_stop(ls, *args):
         return await stop_engine(ls)
 
-    @ls.feature(ENGINE_STATUS)
+    @ls.feature(protocol.ENGINE_STATUS)
     async def engine_status_request(ls, params=None):
         return await engine_status(ls)

@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 
 from pygls.exceptions import JsonRpcInvalidParams
 
+from covey_server import protocol
 from covey_usage import home, queries
-
-USAGE_SUMMARY = "covey/usageSummary"
 
 
 def since_time(since: str | None, now: float | None = None) -> float | None:
@@ -53,7 +52,7 @@ def usage_summary(since: float | None) -> dict:
 
 
 def register(ls) -> None:
-    @ls.feature(USAGE_SUMMARY)
+    @ls.feature(protocol.USAGE_SUMMARY)
     async def usage_summary_request(ls, params=None):
         ls.require_session()
         since = params.get("since") if isinstance(params, dict) else getattr(params, "since",
