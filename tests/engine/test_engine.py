@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 
 import httpx
 import pytest
@@ -116,17 +115,6 @@ def test_engine_up_refuses_a_second_instance(engine):
     result = CliRunner().invoke(main, ["engine", "up"])
     assert result.exit_code == 1
     assert "already up" in result.output
-
-
-def test_busy_port_is_a_clear_error(covey_home):
-    from covey_specialists import engine as manager
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        with pytest.raises(manager.EngineError, match=f"port {port} .* is busy"):
-            manager.up(load_table(), port=port)
 
 
 async def test_single_line_completion_stops_reading_after_its_line(engine):
