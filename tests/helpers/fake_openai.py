@@ -4,7 +4,8 @@ It stands in for the engine where a test checks a *mechanism* (stop reading afte
 confidence from log-probs, cancellation, refusing a bad answer) and must not depend on
 what a real model happens to say, and for the baseline in escalation tests.
 
-Each POST takes the next entry of ``script`` (then ``reply`` for every later request). An
+Each POST gets the answer ``by_model`` holds for the model it names, else the next entry of
+``script``, else ``reply``. An
 entry is a string (streamed in 4-character pieces) or a :class:`Scripted` answer: tokens
 one per chunk, optional log-probs, and optionally an endless tail that runs until the
 client closes the stream. Every request is recorded in ``requests`` with how many tokens
@@ -75,9 +76,12 @@ class FakeOpenAI:
     def __init__(self, reply: str | Scripted = "    return 0", *,
                  script: Sequence[str | Scripted] = (), fail_first: int = 0,
                  fail_status: int = 429, retry_after: str | None = "0",
-                 models: Sequence[str] | None = None):
+                 models: Sequence[str] | None = None,
+                 by_model: dict[str, str | Scripted] | None = None):
         self.reply = reply
         self.script = list(script)
+        self.by_model = dict(by_model or {})
+        """Answers for requests naming a model (the specialist's served name), every time."""
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.retry_after = retry_after
@@ -112,7 +116,10 @@ class FakeOpenAI:
                 with fake.lock:
                     fake.requests.append(request)
                     failing = len(fake.requests) <= fake.fail_first
-                    answer = fake.script.pop(0) if fake.script else fake.reply
+                    if body.get("model") in fake.by_model:
+                        answer = fake.by_model[body["model"]]
+                    else:
+                        answer = fake.script.pop(0) if fake.script else fake.reply
                 try:
                     if failing:
                         self._fail()
