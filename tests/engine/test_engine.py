@@ -115,17 +115,3 @@ def test_engine_up_refuses_a_second_instance(engine):
     result = CliRunner().invoke(main, ["engine", "up"])
     assert result.exit_code == 1
     assert "already up" in result.output
-
-
-async def test_single_line_completion_stops_reading_after_its_line(engine):
-    """A one-line completion closes its stream at the first newline, with usage intact."""
-    spec = load_table().for_task("completion")
-    ctx = CompletionContext(prefix="import os\n\n\ndef main():\n    path = ", suffix="\n",
-                            multiline=False)
-    prompt = completion_prompt(ctx, spec.prompt_format, 2000)
-    async with EngineClient(engine.url, engine.api_key) as client:
-        result = await client.complete(spec, prompt, max_tokens=200,
-                                       extra_body={"ignore_eos": True, "stop": []})
-    assert result.ok and result.finish_reason == "complete"
-    assert "\n" in result.text and result.call.completion_tokens < 200
-    assert result.call.prompt_tokens > 0
