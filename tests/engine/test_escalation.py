@@ -25,8 +25,10 @@ PROMPT = completion_prompt(CompletionContext("def add(a, b):\n    return", "\n")
 def spec(policy, **fields):
     base = load_table().for_task("completion")
     # the untuned base: these tests are about routing, and any engine serves it
+    # a generous timeout: on a loaded machine the shipped 10 s turns answers into timeouts
     return dataclasses.replace(base, **{"routing": policy, "max_tokens": 6, "adapter": "",
-                                        "prompt_format": "prefix", **fields})
+                                        "prompt_format": "prefix", "timeout_s": 120.0,
+                                        **fields})
 
 
 async def run(engine_url, key, specialist, baseline_url, *, validate=None, reply=" a + b"):
