@@ -214,9 +214,9 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None) -
     if current.state in ("up", "starting"):
         raise EngineError(f"an engine is already {current.state} (pid {current.pid}, "
                           f"{current.url}); run `covey engine down` first")
-    _cleanup_stale()
+    crashed = _cleanup_stale()
     port = port or table.engine.port
-    if not _port_free(table.engine.host, port):
+    if not _port_released(table.engine.host, port, crashed):
         raise EngineError(f"port {port} on {table.engine.host} is busy; free it or set "
                           "[engine] port in $COVEY_HOME/specialists.toml")
     bases = {s.base for s in table.specialists.values()}
@@ -278,10 +278,36 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _cleanup_stale() -> None:
+def _cleanup_stale() -> dict:
+    """Forget an engine whose process is gone; returns its state (empty if none)."""
     state = _read_state()
     if state and not _alive(state.get("pid")):
         _state_file().unlink(missing_ok=True)
+        return state
+    return {}
+
+
+CRASH_RELEASE_WAIT_S = 20.0
+"""How long ``up`` waits, after a crash, for the dead engine's processes and port to go."""
+
+
+def _port_released(host: str, port: int, crashed: dict) -> bool:
+    """Whether ``port`` is free to listen on. After a crash (``crashed`` is the dead
+    engine's state) the rest of its process group may hold the port for a few seconds
+    while it dies: wait, bounded, for the group to go and the port to close. A port held
+    by anything else is answered at once."""
+    if _port_free(host, port):
+        return True
+    if not crashed.get("pid") or crashed.get("port") != port:
+        return False
+    deadline = time.monotonic() + CRASH_RELEASE_WAIT_S
+    log.info("waiting up to %gs for the crashed engine (group %s) to release port %s",
+             CRASH_RELEASE_WAIT_S, crashed["pid"], port)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if not _group_alive(crashed["pid"]) and _port_free(host, port):
+            return True
+    return _port_free(host, port)
 
 
 def down(table: SpecialistsTable, timeout_s: float = 15.0) -> bool:

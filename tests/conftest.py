@@ -54,7 +54,11 @@ def engine() -> Engine:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests that kill and restart the shared engine run last."""
+    """Every test that uses the real engine is marked ``engine`` (so ``-m "not engine"``
+    leaves them out); tests that kill and restart the shared engine run last."""
+    for item in items:
+        if "engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
     items.sort(key=lambda item: item.get_closest_marker("restarts_engine") is not None)
 
 

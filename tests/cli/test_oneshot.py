@@ -4,10 +4,11 @@ one-line errors for bad files, lines and a dead engine."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from click.testing import CliRunner
+from helpers.fake_openai import FakeOpenAI
+from helpers.net import dead_url
 
 from covey_cli import main
 
@@ -48,28 +49,9 @@ def run(covey_home):
     return invoke
 
 
-def dead_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 @pytest.fixture
-def live(real_engine):
-    return ["--engine-url", real_engine.url], {"COVEY_ENGINE_API_KEY": real_engine.api_key}
-
-
-@pytest.fixture(scope="session")
-def real_engine(request):
-    from test_lsp import dev_engine
-
-    try:
-        return request.getfixturevalue("engine")
-    except pytest.FixtureLookupError:
-        found = dev_engine()
-        if found is None:
-            pytest.skip("no engine available")
-        return found
+def live(engine):
+    return ["--engine-url", engine.url], {"COVEY_ENGINE_API_KEY": engine.api_key}
 
 
 # ---------------------------------------------------------------------- errors, no engine
@@ -116,22 +98,70 @@ def test_complete_prints_the_completion_and_timing(run, tmp_path, live):
     assert text.exit_code == 0 and "ms (first token" in text.output
 
 
-def test_doc_prints_a_diff_that_parses(run, sample, live):
+def outcome_holds_for_any_answer(result, sample) -> None:
+    """Exit 0 with a diff and the file written, or one ``Error:`` line and the file as it
+    was; the file parses either way."""
+    written = sample.read_text()
+    assert "Traceback" not in result.output
+    assert (result.exit_code == 0) is (written != SOURCE)
+    assert (result.exit_code == 0) is result.output.startswith("--- a/")
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == int(result.exit_code != 0)
+    compile(written, "sample.py", "exec")
+
+
+def test_doc_with_the_real_engine(run, sample, live):
     opts, env = live
-    result = run("doc", sample, "--line", 2, "--write", *opts, env=env)
-    if result.exit_code == 0:
-        assert "+++ b/" in result.output and '+    """' in result.output
-        compile(sample.read_text(), "sample.py", "exec")
-    else:  # the model's answer was refused, with the reason in one line
-        assert "Error:" in result.output and sample.read_text() == SOURCE
+    outcome_holds_for_any_answer(run("doc", sample, "--line", 2, "--write", *opts, env=env),
+                                 sample)
 
 
-def test_refactor_prints_a_diff_that_parses(run, sample, live):
+def test_refactor_with_the_real_engine(run, sample, live):
     opts, env = live
     result = run("refactor", sample, "--lines", "7-11", "--instruction", "comprehension",
                  "--write", *opts, env=env)
-    if result.exit_code == 0:
-        assert result.output.startswith("--- a/")
-        compile(sample.read_text(), "sample.py", "exec")
-    else:
-        assert "Error:" in result.output and sample.read_text() == SOURCE
+    outcome_holds_for_any_answer(result, sample)
+    assert sample.read_text().startswith(SOURCE.split("def total")[0])
+
+
+# ---------------------------------------------------------------------- scripted answers
+
+DOCSTRING = "Return the n-th Fibonacci number for index n."
+REFACTORED = "```python\ndef total(items):\n    return sum(item for item in items)\n```"
+
+
+def test_doc_prints_and_writes_the_exact_diff(run, sample):
+    with FakeOpenAI(by_model={"doc": DOCSTRING}) as fake:
+        result = run("doc", sample, "--line", 2, "--write", "--engine-url", fake.url)
+    assert result.exit_code == 0, result.output
+    expected = SOURCE.replace("def fibonacci(n):\n", f'def fibonacci(n):\n    """{DOCSTRING}"""\n')
+    assert sample.read_text() == expected
+    assert f'+    """{DOCSTRING}"""' in result.output.splitlines()
+    changed = [ln for ln in result.output.splitlines()
+               if ln.startswith(("+", "-")) and not ln.startswith("-- ")]  # not the timing
+    assert changed == [
+        f"--- a/{sample}", f"+++ b/{sample}", f'+    """{DOCSTRING}"""']
+
+
+def test_refactor_prints_and_writes_the_exact_diff(run, sample):
+    with FakeOpenAI(by_model={"refactor": REFACTORED}) as fake:
+        result = run("refactor", sample, "--lines", "7-11", "--instruction", "use sum",
+                     "--write", "--engine-url", fake.url)
+    assert result.exit_code == 0, result.output
+    assert sample.read_text() == SOURCE.split("def total")[0] + \
+        "def total(items):\n    return sum(item for item in items)\n"
+    assert "+    return sum(item for item in items)" in result.output.splitlines()
+
+
+@pytest.mark.parametrize(("args", "answer", "message"), [
+    (["doc", "--line", 2], {"doc": "```\n```"}, "the model wrote no docstring for fibonacci"),
+    (["refactor", "--lines", "7-11", "--instruction", "use sum"],
+     {"refactor": "```python\ndef total(items:\n    return sum(items\n```"}, "does not parse"),
+])
+def test_a_refused_answer_is_one_error_line_and_no_write(run, sample, args, answer, message):
+    with FakeOpenAI(by_model=answer) as fake:
+        result = run(args[0], sample, *args[1:], "--write", "--engine-url", fake.url)
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines
+    assert sample.read_text() == SOURCE

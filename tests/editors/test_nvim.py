@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_lsp import real_engine  # noqa: F401 - the shared engine fixture
+from helpers.fake_openai import FakeOpenAI
 
 SCRIPT = Path(__file__).parent / "nvim" / "covey_flow.lua"
 SOURCE = '''def fibonacci(n):
@@ -19,18 +19,21 @@ SOURCE = '''def fibonacci(n):
         return n
     return <CURSOR>
 '''.replace("<CURSOR>", "")
+BUFFER = SOURCE.rstrip("\n")  # as Neovim's lines, joined
+DOCSTRING = "Return the Fibonacci number at index n."
+CALL = "fibonacci(n - 1) + fibonacci(n - 2)"
 
 pytestmark = pytest.mark.skipif(shutil.which("nvim") is None,
                                 reason="Neovim is not installed (apt-get install -y neovim)")
 
 
-def test_neovim_drives_the_server(tmp_path, real_engine):  # noqa: F811
+def drive_neovim(tmp_path: Path, engine_url: str, api_key: str = "") -> dict:
+    """Run the Lua flow in headless Neovim against ``engine_url``; its results JSON."""
     source = tmp_path / "fib.py"
     source.write_text(SOURCE)
     out = tmp_path / "results.json"
     env = {**os.environ, "COVEY_PYTHON": sys.executable, "COVEY_NVIM_OUT": str(out),
-           "COVEY_NVIM_ENGINE_URL": real_engine.url,
-           "COVEY_ENGINE_API_KEY": real_engine.api_key,
+           "COVEY_NVIM_ENGINE_URL": engine_url, "COVEY_ENGINE_API_KEY": api_key,
            "COVEY_HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "state"),
            "XDG_CACHE_HOME": str(tmp_path / "cache")}
     run = subprocess.run(["nvim", "--headless", "--clean", "-c", f"luafile {SCRIPT}",
@@ -40,13 +43,35 @@ def test_neovim_drives_the_server(tmp_path, real_engine):  # noqa: F811
     results = json.loads(out.read_text())
     print(json.dumps(results, indent=1))
     assert "covey.generateDocstring" in results["commands"]
-    assert results["completion"].strip()
-    assert results["inline"].strip()
-    assert results["accepted"] is True
     assert results["action"] == "Covey: Generate docstring for fibonacci"
-    if results["applied"]:
-        buffer = results["buffer"]
-        assert buffer.split("\n")[1].lstrip().startswith('"""')
-        compile(buffer.replace("    return \n", "    return 0\n"), "fib.py", "exec")
-    else:
-        assert results["reason"]
+    assert results["accepted"] is True
+    return results
+
+
+def test_neovim_applies_the_exact_docstring_edit(tmp_path):
+    with FakeOpenAI(f" {CALL}", by_model={"doc": DOCSTRING}) as fake:
+        results = drive_neovim(tmp_path, fake.url)
+    assert results["completion"] == CALL and results["inline"] == CALL
+    assert results["applied"] is True and results.get("reason") is None
+    assert results["buffer"] == BUFFER.replace("def fibonacci(n):\n",
+                                               f'def fibonacci(n):\n    """{DOCSTRING}"""\n')
+
+
+def test_neovim_leaves_the_buffer_alone_when_the_answer_is_refused(tmp_path):
+    with FakeOpenAI(f" {CALL}", by_model={"doc": "```\n```"}) as fake:
+        results = drive_neovim(tmp_path, fake.url)
+    assert results["applied"] is False and "no docstring" in results["reason"]
+    assert results["buffer"] == BUFFER
+
+
+def test_neovim_with_the_real_engine(tmp_path, engine):
+    """What holds for any answer: text for both completions, an ``applied`` flag that
+    matches the buffer, a reason exactly when refused, and a buffer that parses."""
+    results = drive_neovim(tmp_path, engine.url, engine.api_key)
+    assert results["completion"].strip() and results["inline"].strip()
+    assert isinstance(results["applied"], bool)
+    assert (results["buffer"] != BUFFER) is results["applied"]
+    assert bool(results.get("reason")) is not results["applied"]
+    lines = results["buffer"].split("\n")
+    assert lines[0] == "def fibonacci(n):" and lines[-3:] == BUFFER.split("\n")[-3:]
+    compile(results["buffer"] + "0", "fib.py", "exec")  # the cursor line, finished

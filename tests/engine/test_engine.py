@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 
 import httpx
 import pytest
@@ -113,28 +112,3 @@ def test_engine_up_refuses_a_second_instance(engine):
     result = CliRunner().invoke(main, ["engine", "up"])
     assert result.exit_code == 1
     assert "already up" in result.output
-
-
-def test_busy_port_is_a_clear_error(covey_home):
-    from covey_specialists import engine as manager
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        with pytest.raises(manager.EngineError, match=f"port {port} .* is busy"):
-            manager.up(load_table(), port=port)
-
-
-async def test_single_line_completion_stops_reading_after_its_line(engine):
-    """A one-line completion closes its stream at the first newline, with usage intact."""
-    spec = load_table().for_task("completion")
-    ctx = CompletionContext(prefix="import os\n\n\ndef main():\n    path = ", suffix="\n",
-                            multiline=False)
-    prompt = completion_prompt(ctx, spec.prompt_format, 2000)
-    async with EngineClient(engine.url, engine.api_key) as client:
-        result = await client.complete(spec, prompt, max_tokens=200,
-                                       extra_body={"ignore_eos": True, "stop": []})
-    assert result.ok and result.finish_reason == "complete"
-    assert "\n" in result.text and result.call.completion_tokens < 200
-    assert result.call.prompt_tokens > 0

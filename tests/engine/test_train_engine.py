@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import httpx
 import pytest
+from helpers.net import free_port
 
 from covey_training.dataset import build_dataset
 from covey_training.lora import TrainConfig, train
@@ -23,12 +23,6 @@ from covey_training.sources import default_roots
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 KEY = "train-e2e-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +47,7 @@ def lora_engine(tiny_adapter, tmp_path_factory):
     from covey_specialists.table import load_table
 
     adapter, _ = tiny_adapter
-    port = _free_port()
+    port = free_port()
     table = load_table()
     # the shipped adapters too, under their specialists' served names
     adapters = {spec.key: path for spec in table.specialists.values()

@@ -1,194 +1,52 @@
 """End-to-end tests of the language server, driven by pytest-lsp over stdio.
 
-The features run against the real engine (the ``engine`` fixture from tests/conftest.py, or
-a dev engine at $COVEY_DEV_ENGINE_URL). Only the engine *faults* (slow, dropped, malformed
-streams) use a fake OpenAI-compatible server, in test_lsp_faults.py.
+The features run against the real engine (the ``engine`` fixture from tests/conftest.py),
+asserting what holds for any answer. Where a test needs a given answer (the exact edit a
+docstring or refactor makes, or an answer that must be refused) the engine is a scripted
+fake (helpers/fake_openai.py); engine faults are in test_lsp_faults.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-import tempfile
-import typing
-from types import SimpleNamespace
 
-import httpx
 import pytest
 import pytest_asyncio
+from helpers.fake_openai import FakeOpenAI
+from helpers.lsp_client import (
+    PY_SOURCE,
+    apply_workspace_edit,
+    end_of,
+    engine_options,
+    inline_params,
+    metric,
+    open_doc,
+    start_client,
+    stop_client,
+    wait_until_generating,
+    wait_until_idle,
+)
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
-from pytest_lsp.client import make_test_lsp_client
-
-SERVER = [sys.executable, "-m", "covey_server", "-vv"]
-
-PY_SOURCE = '''import math
-
-
-def circle_area(radius):
-    return math.pi * radius * radius
-
-
-def fibonacci(n):
-    """Return the n-th Fibonacci number."""
-    if n < 2:
-        return n
-    return <CURSOR>
-
-
-def total(items):
-    result = 0
-    for item in items:
-        result = result + item
-    return result
-'''.replace("<CURSOR>", "")
-
-
-# ---------------------------------------------------------------------- shared helpers
-
-def dev_engine() -> SimpleNamespace | None:
-    url = os.environ.get("COVEY_DEV_ENGINE_URL", "http://127.0.0.1:8765")
-    try:
-        if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-            return SimpleNamespace(url=url, api_key=os.environ.get("COVEY_DEV_ENGINE_KEY", "k"))
-    except httpx.HTTPError:
-        pass
-    return None
-
-
-@pytest.fixture(scope="session")
-def real_engine(request):
-    """The engine fixture from tests/conftest.py when it exists, else the dev engine."""
-    try:
-        return request.getfixturevalue("engine")
-    except pytest.FixtureLookupError:
-        pass
-    found = dev_engine()
-    if found is None:
-        pytest.skip("no engine: neither the `engine` fixture nor a dev engine is available")
-    return found
-
-
-def capabilities() -> types.ClientCapabilities:
-    """VS Code's capabilities, plus inline completion (the snapshot predates it)."""
-    caps = client_capabilities("visual-studio-code")
-    caps.text_document.inline_completion = types.InlineCompletionClientCapabilities()
-    return caps
-
-
-def make_client() -> LanguageClient:
-    client = make_test_lsp_client()
-    client.applied_edits = []
-    client.calls = []
-    client.engine_statuses = []
-
-    @client.feature(types.WORKSPACE_APPLY_EDIT)
-    def apply_edit(ls, params: types.ApplyWorkspaceEditParams):
-        client.applied_edits.append(params.edit)
-        return types.ApplyWorkspaceEditResult(applied=True)
-
-    @client.feature("covey/callFinished")
-    def call_finished(ls, params):
-        client.calls.append(params)
-
-    @client.feature("covey/engineStatus")
-    def engine_status(ls, params):
-        client.engine_statuses.append(params)
-
-    # lsprotocol 2025 parses any CodeAction with a `command` field as a Command.
-    conv = client.protocol._converter
-    conv.register_structure_hook(
-        typing.Union[types.Command, types.CodeAction],  # noqa: UP007 - lsprotocol's own key
-        lambda o, _: conv.structure(
-            o, types.Command if isinstance(o.get("command"), str) else types.CodeAction))
-    return client
-
-
-async def start_client(init_options: dict, env: dict | None = None) -> LanguageClient:
-    home = tempfile.mkdtemp(prefix="covey-lsp-home-")
-    config = ClientServerConfig(server_command=SERVER, client_factory=make_client,
-                                server_env={**os.environ, "COVEY_HOME": home, **(env or {})})
-    client = await config.start()
-    client.covey_home = home
-    client.init_result = await client.initialize_session(types.InitializeParams(
-        capabilities=capabilities(), initialization_options=init_options,
-        root_uri="file:///tmp"))
-    return client
-
-
-async def stop_client(client: LanguageClient) -> None:
-    await client.shutdown_session()
-    await client.stop()
-
-
-def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python",
-             version: int = 1) -> None:
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
-
-
-def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
-    return types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character),
-        context=types.InlineCompletionContext(
-            trigger_kind=types.InlineCompletionTriggerKind.Automatic))
-
-
-def end_of(text: str, needle: str) -> tuple[int, int]:
-    """(line, character) just after the first ``needle`` in ``text``."""
-    offset = text.index(needle) + len(needle)
-    line = text.count("\n", 0, offset)
-    return line, offset - (text.rfind("\n", 0, offset) + 1)
-
-
-def metric(url: str, name: str, **labels) -> float:
-    """Sum of a Prometheus counter from the engine's /metrics, over matching label sets."""
-    body = httpx.get(f"{url}/metrics", timeout=5).text
-    total = 0.0
-    for line in body.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-async def wait_until_generating(url: str, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if metric(url, "vllm:num_requests_running") > 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the engine never started generating")
-
+from pytest_lsp import LanguageClient
 
 # ---------------------------------------------------------------------- fixtures
 
-def engine_options(engine, **extra) -> dict:
-    # The untuned base continues plain code well; FIM markers need the completion adapter.
-    specialists = {"completion": {"promptFormat": "prefix", "maxTokens": 24}}
-    specialists.update(extra.pop("specialists", {}))
-    return {"engine": {"url": engine.url}, "debounceMs": 10, "specialists": specialists,
-            **extra}
-
-
 @pytest_asyncio.fixture
-async def client(real_engine):
-    c = await start_client(engine_options(real_engine),
-                           env={"COVEY_ENGINE_API_KEY": real_engine.api_key})
+async def client(engine):
+    c = await start_client(engine_options(engine),
+                           env={"COVEY_ENGINE_API_KEY": engine.api_key})
     yield c
     await stop_client(c)
 
 
 @pytest_asyncio.fixture
-async def long_client(real_engine):
+async def long_client(engine):
     """A server whose completions run long, so they can be cancelled mid-generation."""
-    opts = engine_options(real_engine, specialists={
+    opts = engine_options(engine, specialists={
         "completion": {"promptFormat": "prefix", "maxTokens": 600, "stop": [],
                        "timeoutS": 120.0}}, debounceMs=0)
-    c = await start_client(opts, env={"COVEY_ENGINE_API_KEY": real_engine.api_key})
+    c = await start_client(opts, env={"COVEY_ENGINE_API_KEY": engine.api_key})
     yield c
     await stop_client(c)
 
@@ -264,8 +122,20 @@ async def test_no_model_call_where_it_cannot_help(client: LanguageClient):
     assert client.calls == [], "the model was not called"
 
 
-async def test_docstring_action_applies_an_edit_that_parses(client: LanguageClient):
-    uri = "file:///tmp/area.py"
+DOCSTRING = "Return the area of a circle of the given radius."
+REFACTORED = """```python
+def total(items):
+    acc = 0
+    for item in items:
+        acc = acc + item
+    return acc
+```"""
+TOTAL_LINES = (PY_SOURCE.splitlines().index("def total(items):"),
+               PY_SOURCE.splitlines().index("def total(items):") + 5)
+
+
+async def docstring_for_circle_area(client: LanguageClient, uri: str) -> dict:
+    """List the code actions on circle_area's body, then run the docstring one."""
     open_doc(client, uri, PY_SOURCE)
     line = PY_SOURCE.splitlines().index("def circle_area(radius):")
     actions = await client.text_document_code_action_async(types.CodeActionParams(
@@ -276,77 +146,153 @@ async def test_docstring_action_applies_an_edit_that_parses(client: LanguageClie
     assert docstring and docstring[0].command.command == "covey.generateDocstring"
     assert not client.calls, "listing actions calls no model"
     cmd = docstring[0].command
-    result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+    return await client.workspace_execute_command_async(types.ExecuteCommandParams(
         command=cmd.command, arguments=cmd.arguments))
-    assert client.calls, "the model was called for the chosen action"
-    if result["applied"]:
-        new_text = apply_workspace_edit(PY_SOURCE, client.applied_edits[-1], uri)
-        compile(new_text, "area.py", "exec")
-        body = new_text.split("def circle_area(radius):\n", 1)[1]
-        assert body.startswith('    """')
-    else:  # the model's text did not make a valid docstring: refused, with one message
-        assert not client.applied_edits
-        assert sum("Covey:" in m.message for m in client.messages) == 1
 
 
-async def test_refactor_command_applies_an_edit_that_parses(client: LanguageClient):
-    uri = "file:///tmp/total.py"
+async def refactor_total(client: LanguageClient, uri: str, instruction: str) -> dict:
     open_doc(client, uri, PY_SOURCE)
-    lines = PY_SOURCE.splitlines()
-    first = lines.index("def total(items):")
+    first, end = TOTAL_LINES
+    return await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="covey.refactor",
+        arguments=[uri, {"start": {"line": first, "character": 0},
+                         "end": {"line": end, "character": 0}}, instruction]))
+
+
+def covey_messages(client: LanguageClient) -> list[str]:
+    return [m.message for m in client.messages if m.message.startswith("Covey:")]
+
+
+@pytest_asyncio.fixture
+async def scripted():
+    """A server whose engine is a scripted fake; ``fake.by_model`` sets its answers."""
+    with FakeOpenAI("unused") as fake:
+        c = await start_client({"engine": {"url": fake.url}, "debounceMs": 10})
+        c.fake = fake
+        yield c
+        await stop_client(c)
+
+
+async def test_docstring_command_applies_the_exact_edit(scripted):
+    scripted.fake.by_model["doc"] = DOCSTRING
+    uri = "file:///tmp/area.py"
+    result = await docstring_for_circle_area(scripted, uri)
+    assert result["applied"] is True and "reason" not in result
+    (edit,) = scripted.applied_edits
+    expected = PY_SOURCE.replace("def circle_area(radius):\n",
+                                 f'def circle_area(radius):\n    """{DOCSTRING}"""\n')
+    assert apply_workspace_edit(PY_SOURCE, edit, uri) == expected
+    assert covey_messages(scripted) == []
+
+
+async def test_docstring_command_refuses_an_empty_answer_with_one_message(scripted):
+    scripted.fake.by_model["doc"] = "```\n```"
+    result = await docstring_for_circle_area(scripted, "file:///tmp/area.py")
+    assert result["applied"] is False and "no docstring" in result["reason"]
+    assert scripted.applied_edits == []
+    assert covey_messages(scripted) == [f"Covey: {result['reason']}"]
+
+
+async def test_refactor_command_applies_the_exact_edit(scripted):
+    scripted.fake.by_model["refactor"] = REFACTORED
+    uri = "file:///tmp/total.py"
+    result = await refactor_total(scripted, uri, "Rename the variable result to acc.")
+    assert result["applied"] is True
+    (edit,) = scripted.applied_edits
+    assert apply_workspace_edit(PY_SOURCE, edit, uri) == PY_SOURCE.replace("result", "acc")
+    body = scripted.fake.completions()[0].body
+    assert body["model"] == "refactor" and "Rename the variable result to acc." in body["prompt"]
+
+
+async def test_refactor_command_refuses_code_that_does_not_parse(scripted):
+    scripted.fake.by_model["refactor"] = "```python\ndef total(items:\n    return sum(items\n```"
+    result = await refactor_total(scripted, "file:///tmp/total.py", "Use sum().")
+    assert result["applied"] is False and "does not parse" in result["reason"]
+    assert scripted.applied_edits == []
+    assert covey_messages(scripted) == [f"Covey: {result['reason']}"]
+
+
+async def test_refactor_without_an_instruction_asks_for_one(scripted):
+    first, _ = TOTAL_LINES
+    uri = "file:///tmp/total.py"
+    open_doc(scripted, uri, PY_SOURCE)
     rng = types.Range(types.Position(first, 0), types.Position(first + 5, 0))
-    actions = await client.text_document_code_action_async(types.CodeActionParams(
+    actions = await scripted.text_document_code_action_async(types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(uri), range=rng,
         context=types.CodeActionContext(diagnostics=[])))
     titles = [a.title for a in actions]
     assert "Covey: Refactor selection…" in titles
     assert any(t.startswith("Covey: Refactor: Simplify") for t in titles)
-    result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="covey.refactor",
-        arguments=[uri, {"start": {"line": first, "character": 0},
-                         "end": {"line": first + 5, "character": 0}},
-                   "Rename the variable result to acc."]))
-    if result["applied"]:
-        new_text = apply_workspace_edit(PY_SOURCE, client.applied_edits[-1], uri)
-        compile(new_text, "total.py", "exec")
-        assert new_text.startswith(PY_SOURCE.split("def total")[0])
-    else:
-        assert result["reason"] and not client.applied_edits
-    # a refactor without an instruction asks for one instead of calling the model
-    before = len(client.calls)
-    asked = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+    asked = await scripted.workspace_execute_command_async(types.ExecuteCommandParams(
         command="covey.refactor", arguments=[uri, {"start": {"line": first, "character": 0},
                                                    "end": {"line": first + 1, "character": 0}},
                                              None]))
     assert asked["applied"] is False and "instruction" in asked["reason"]
-    assert len(client.calls) == before
+    assert scripted.fake.completions() == [] and scripted.calls == []
+
+
+def check_any_edit_outcome(client: LanguageClient, result: dict, uri: str) -> str:
+    """What holds for any model answer: an ``applied`` flag that matches the edits the
+    client received, a reason and one message exactly when nothing was applied, and a
+    document that still parses. Returns the document after the edits."""
+    assert isinstance(result["applied"], bool)
+    assert len(client.applied_edits) == int(result["applied"])
+    assert bool(result.get("reason")) is not result["applied"]
+    assert len(covey_messages(client)) == int(not result["applied"])
+    assert client.calls, "the model was called for the chosen action"
+    text = PY_SOURCE
+    for edit in client.applied_edits:
+        text = apply_workspace_edit(text, edit, uri)
+    compile(text, uri, "exec")
+    return text
+
+
+async def test_docstring_command_with_the_real_engine(client: LanguageClient):
+    uri = "file:///tmp/area.py"
+    result = await docstring_for_circle_area(client, uri)
+    new_text = check_any_edit_outcome(client, result, uri)
+    # an edit only inserts a docstring block at the top of circle_area's body
+    head, _, body = new_text.partition("def circle_area(radius):\n")
+    assert head == PY_SOURCE.partition("def circle_area(radius):\n")[0]
+    assert body.endswith(PY_SOURCE.partition("def circle_area(radius):\n")[2])
+    inserted = body[: len(body) - len(PY_SOURCE.partition("def circle_area(radius):\n")[2])]
+    assert inserted == "" or inserted.startswith('    """')
+    assert (inserted != "") is result["applied"]
+
+
+async def test_refactor_command_with_the_real_engine(client: LanguageClient):
+    uri = "file:///tmp/total.py"
+    result = await refactor_total(client, uri, "Rename the variable result to acc.")
+    new_text = check_any_edit_outcome(client, result, uri)
+    # only the selected lines may change
+    assert new_text.startswith(PY_SOURCE.split("def total")[0])
 
 
 async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_closed(
-        long_client, real_engine):
+        long_client, engine):
     """Each request may generate 600 tokens. The first is superseded by a second, which the
     client then cancels. Both are answered, and the engine's generated-token counter stops
     far short of 2 × 600: closing the streams made vLLM stop generating."""
     client = long_client
     uri = "file:///tmp/long.py"
     open_doc(client, uri, "def fibonacci(n):\n    ")
-    tokens_before = metric(real_engine.url, "vllm:generation_tokens_total")
+    tokens_before = metric(engine.url, "vllm:generation_tokens_total")
     first = asyncio.ensure_future(
         client.text_document_inline_completion_async(inline_params(uri, 1, 4)))
-    await wait_until_generating(real_engine.url)
+    await wait_until_generating(engine.url)
     await asyncio.sleep(0.5)
     # a newer request for the same document supersedes the first: answered, empty
     second = asyncio.wrap_future(client.protocol.send_request(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 4), msg_id="second"))
     assert (await asyncio.wait_for(first, 10)).items == ()
-    await wait_until_generating(real_engine.url)
+    await wait_until_generating(engine.url)
     await asyncio.sleep(0.5)
     # the client cancels the second ($/cancelRequest): answered with RequestCancelled
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="second"))
     with pytest.raises(JsonRpcRequestCancelled):
         await asyncio.wait_for(second, 10)
-    await wait_until_idle(real_engine.url)
-    generated = metric(real_engine.url, "vllm:generation_tokens_total") - tokens_before
+    await wait_until_idle(engine.url)
+    generated = metric(engine.url, "vllm:generation_tokens_total") - tokens_before
     # (the engine may be shared with other test runs; their tokens count here too, which
     # only makes this bound harder to meet)
     assert 0 < generated < 300, f"{generated} tokens generated for two cancelled requests"
@@ -354,28 +300,3 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
     assert [c.status for c in client.calls] == ["cancelled", "cancelled"]
 
 
-async def wait_until_idle(url: str, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if metric(url, "vllm:num_requests_running") == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the engine kept generating")
-
-
-def apply_workspace_edit(text: str, edit: types.WorkspaceEdit, uri: str) -> str:
-    """Apply a single-document WorkspaceEdit (``changes`` or ``documentChanges``) to text."""
-    if edit.document_changes:
-        edits = [e for dc in edit.document_changes if dc.text_document.uri == uri
-                 for e in dc.edits]
-    else:
-        edits = edit.changes[uri]
-    lines = text.splitlines(keepends=True)
-
-    def offset(pos: types.Position) -> int:
-        return sum(len(ln) for ln in lines[:pos.line]) + pos.character
-
-    for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character),
-                    reverse=True):
-        text = text[: offset(e.range.start)] + e.new_text + text[offset(e.range.end):]
-    return text

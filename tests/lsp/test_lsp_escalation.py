@@ -8,8 +8,7 @@ import asyncio
 
 import pytest
 from helpers.fake_openai import FakeOpenAI
-from lsprotocol import types
-from test_lsp import (
+from helpers.lsp_client import (
     PY_SOURCE,
     apply_workspace_edit,
     end_of,
@@ -19,6 +18,7 @@ from test_lsp import (
     start_client,
     stop_client,
 )
+from lsprotocol import types
 
 pytestmark = pytest.mark.engine
 

@@ -15,9 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import pytest_asyncio
+from helpers.lsp_client import SERVER, inline_params, open_doc, start_client, stop_client
+from helpers.net import free_port
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
-from test_lsp import SERVER, inline_params, open_doc, start_client, stop_client
 
 CODE = "def add(a, b):\n    return \n"
 CURSOR = (1, 11)
@@ -74,12 +75,6 @@ def fake_engine():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def options(url: str) -> dict:

@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from helpers.calls import make_call
 
 from covey_usage import open_usage_log, schema
-from covey_usage.calls import CallSink, ModelCall, new_call_id
-
-
-def make_call(**fields) -> ModelCall:
-    base = dict(id=new_call_id(), task="completion", specialist="completion", model="completion",
-                adapter="builtin:completion", base_model="smol", engine_url="http://127.0.0.1:1",
-                client="editor", language="python", started_at=time.time() - 1,
-                prompt_tokens=120, completion_tokens=30, ttft_ms=80.0, latency_ms=400.0,
-                prompt_text="def add(a, b):\n    return ", completion_text="a + b")
-    base.update(fields)
-    return ModelCall(**base)
+from covey_usage.calls import CallSink
 
 
 def rows(path: Path, sql: str = "SELECT * FROM calls ORDER BY started_at") -> list[dict]:

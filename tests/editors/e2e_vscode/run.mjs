@@ -289,6 +289,12 @@ async function statusText(page) {
   });
 }
 
+/** Text compared across the DOM and the trace: non-breaking spaces and runs of white space
+ * as one space, no white space at the ends. */
+function squash(text) {
+  return text.replace(/\u00a0/g, ' ').replace(/\s+/g, ' ').trim();
+}
+
 async function ghostText(page) {
   return page.evaluate(() => {
     const parts = [...document.querySelectorAll('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text')];
@@ -354,12 +360,13 @@ async function editingScenario(page, dirs, result) {
   let attempt;
   let ghost = '';
   let before = '';
+  let seen = 0;
   for (const candidate of ATTEMPTS) {
     attempt = candidate;
     await page.keyboard.press('Control+End');
     await page.keyboard.type(candidate.type, { delay: 40 });
     before = await saveAndRead(page, dirs);
-    const seen = inlineResponses(fs.readFileSync(logFile, 'utf8')).length;
+    seen = inlineResponses(fs.readFileSync(logFile, 'utf8')).length;
     const keyAt = Date.now();
     await page.keyboard.press(candidate.last);
     ghost = await waitForGhost(page, logFile, seen);
@@ -380,40 +387,44 @@ async function editingScenario(page, dirs, result) {
   log(`ghost text after ${result.ghostLatencyMs} ms: ${JSON.stringify(ghost)}`);
   await shot(page, '2-ghost-text');
 
-  // What the server answered, from the LSP trace in the Covey output channel's log.
-  const answered = inlineResponses(fs.readFileSync(logFile, 'utf8'))
-    .map((r) => itemsOf(r.result)[0]?.insertText)
-    .filter((t) => typeof t === 'string' && t.length > 0);
-  check(answered.length > 0, 'the LSP trace shows no non-empty inline completion from the server');
-  const served = answered[answered.length - 1];
+  // The item behind the ghost text on screen: among the answers the extension received
+  // for this attempt (the LSP trace in the Covey output channel's log), the one whose text
+  // is what the editor shows. The DOM alone renders spaces and line breaks its own way, and
+  // the trace alone cannot tell which answer is on screen; together they name the item.
+  const servedItem = await waitFor('the shown ghost text among the served items', async () => {
+    const items = inlineResponses(fs.readFileSync(logFile, 'utf8')).slice(seen)
+      .filter((r) => !r.failed).map((r) => itemsOf(r.result)[0])
+      .filter((item) => typeof item?.insertText === 'string' && item.insertText.length > 0);
+    return items.reverse().find((item) => squash(item.insertText) === squash(ghost)) ?? null;
+  }, 10_000);
+  const served = servedItem.insertText;
   result.servedText = served;
   // The model call's own latency (covey/callFinished for the served item's callId), so the
   // figure splits into model time and everything else (debounce, LSP, rendering).
   const callTrace = fs.readFileSync(logFile, 'utf8');
-  const servedItem = inlineResponses(callTrace).map((r) => itemsOf(r.result)[0]).filter(Boolean).pop();
   const callId = servedItem?.command?.arguments?.[0];
   const finished = [...callTrace.matchAll(/Received notification 'covey\/callFinished'\.\nParams: /g)]
     .map((m) => parseJsonAt(callTrace, m.index + m[0].length))
     .find((p) => p?.callId === callId);
   result.modelLatencyMs = finished?.latencyMs ?? null;
 
-  // Accept with Tab and check exactly the served text landed on disk.
+  // Accept with Tab: the file must be exactly the text before, the key pressed, the
+  // indentation Enter may have added, and the whole served text (the cursor was at the end
+  // of the file, so nothing follows it).
   await page.keyboard.press('Tab');
   await sleep(300);
   const accepted = await saveAndRead(page, dirs);
   await shot(page, '3-accepted');
   const lastChar = attempt.last === 'Enter' ? '\n' : attempt.last;
   check(accepted.startsWith(before + lastChar), 'the text before the cursor changed');
-  // Enter may have auto-indented the new line; the ghost text starts after that indent.
   const rest = accepted.slice(before.length + lastChar.length);
-  const leading = rest.match(/^[ \t]*/)[0];
-  let inserted;
-  for (let cut = leading.length; cut >= 0 && inserted === undefined; cut--) {
-    if (rest.slice(cut).startsWith(served)) inserted = rest.slice(cut, cut + served.length);
-  }
   result.insertedText = rest;
-  check(inserted === served, `Tab inserted ${JSON.stringify(rest)} but the server served ${JSON.stringify(served)}`);
-  log(`accepted: ${JSON.stringify(inserted)}`);
+  // The server's text may itself start with (part of) that indentation.
+  const indent = rest.match(/^[ \t]*/)[0];
+  let matches = false;
+  for (let cut = 0; cut <= indent.length; cut++) matches ||= rest.slice(cut) === served;
+  check(matches, `Tab inserted ${JSON.stringify(rest)} but the editor showed ${JSON.stringify(served)}`);
+  log(`accepted: ${JSON.stringify(rest)}`);
   result.checks.tabInsertsServedText = true;
 
   // Accepting runs covey.accept, which must reach the server.

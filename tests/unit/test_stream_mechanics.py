@@ -1,0 +1,119 @@
+"""The engine client's stream mechanisms, against a fake engine that streams scripted
+tokens: a one-line completion stops reading at the end of its line, cancelling closes the
+stream, and low confidence comes from the streamed log-probs. The real engine cannot be
+made to say a given thing; tests/engine checks what holds for any output."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from helpers.calls import Collect
+from helpers.fake_openai import FakeOpenAI, Scripted
+
+from covey_specialists import escalation
+from covey_specialists.baseline import BaselineClient, BaselineConfig
+from covey_specialists.client import EngineClient
+from covey_specialists.prompts import CompletionContext, completion_prompt
+from covey_specialists.table import load_table
+
+ONE_LINE = completion_prompt(CompletionContext("import os\n\n\ndef main():\n    path = ", "\n",
+                                               multiline=False), "prefix", 2000)
+BLOCK = completion_prompt(CompletionContext("def add(a, b):\n", "", multiline=True), "prefix",
+                          2000)
+
+
+def spec(**fields):
+    base = load_table().for_task("completion")
+    return dataclasses.replace(base, **{"adapter": "", "prompt_format": "prefix", "stop": (),
+                                        "max_tokens": 20_000, "timeout_s": 60.0, **fields})
+
+
+async def test_one_line_completion_closes_the_stream_after_its_line(covey_home):
+    answer = Scripted(tokens=[" os", ".getcwd", "()", "\n"], endless="    x = 1")
+    with FakeOpenAI(script=[answer]) as fake:
+        sink = Collect()
+        async with EngineClient(fake.url, sink=sink) as client:
+            result = await client.complete(spec(), ONE_LINE)
+        request = fake.completions()[0].wait()
+    assert result.ok and result.finish_reason == "complete"
+    assert result.text.startswith(" os.getcwd()\n")
+    assert request.disconnected, "the client read the endless tail to its end"
+    assert request.sent < answer.limit
+    assert [c.status for c in sink.calls] == ["ok"]
+
+
+async def test_a_block_is_read_until_the_engine_ends_it(covey_home):
+    """The control case: without a line end to stop at, the client reads the whole answer."""
+    answer = Scripted(tokens=["    return", " a + b"])
+    with FakeOpenAI(script=[answer]) as fake:
+        async with EngineClient(fake.url, sink=Collect()) as client:
+            result = await client.complete(spec(), BLOCK)
+        request = fake.completions()[0].wait()
+    assert result.text == "    return a + b" and not request.disconnected
+    assert request.sent == 2 and result.call.completion_tokens == 2
+
+
+async def test_cancelling_closes_the_stream_and_reports_once(covey_home):
+    answer = Scripted(tokens=["    x"], endless=" = 1", pause_s=0.01)
+    with FakeOpenAI(script=[answer]) as fake:
+        sink = Collect()
+        async with EngineClient(fake.url, sink=sink) as client:
+            task = asyncio.create_task(client.complete(spec(), BLOCK))
+            while not fake.completions() or fake.completions()[0].sent < 5:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        request = fake.completions()[0].wait()
+    assert request.disconnected and request.sent < answer.limit
+    assert [c.status for c in sink.calls] == ["cancelled"]
+
+
+async def test_logprobs_give_mean_and_min(covey_home):
+    answer = Scripted(tokens=[" a", " +", " b"], logprobs=[-0.5, -1.5, -0.1])
+    with FakeOpenAI(script=[answer]) as fake:
+        async with EngineClient(fake.url, sink=Collect()) as client:
+            result = await client.complete(spec(), BLOCK, logprobs=True)
+    assert fake.completions()[0].body["logprobs"] == 1
+    assert result.call.mean_logprob == pytest.approx(-0.7)
+    assert result.call.min_logprob == pytest.approx(-1.5)
+
+
+async def test_no_logprobs_asked_none_recorded(covey_home):
+    with FakeOpenAI(script=[Scripted(tokens=[" a"])]) as fake:
+        async with EngineClient(fake.url, sink=Collect()) as client:
+            result = await client.complete(spec(), BLOCK)
+    assert "logprobs" not in fake.completions()[0].body
+    assert result.call.mean_logprob is None and result.call.min_logprob is None
+
+
+@pytest.mark.parametrize(("mean_floor", "token_floor", "reason"), [
+    (-0.5, -9.0, "low confidence: mean log-prob -0.70 < -0.5"),
+    (-1.0, -1.0, "low confidence: token log-prob -1.50 < -1"),
+    (-1.0, -9.0, None),
+])
+async def test_low_confidence_escalates_on_the_scripted_logprobs(covey_home, mean_floor,
+                                                                 token_floor, reason):
+    specialist = spec(routing="on-low-confidence", min_mean_logprob=mean_floor,
+                      min_token_logprob=token_floor, max_tokens=8)
+    engine_answer = Scripted(tokens=[" a", " +", " b"], logprobs=[-0.5, -1.5, -0.1])
+    with FakeOpenAI(script=[engine_answer]) as engine, FakeOpenAI("a - b") as baseline_fake:
+        sink = Collect()
+        client = EngineClient(engine.url, sink=sink)
+        baseline = BaselineClient(BaselineConfig(url=baseline_fake.url, model="gpt-4.1",
+                                                 api="chat", max_retries=0), sink=sink)
+        try:
+            routed = await escalation.answer(specialist, BLOCK, engine=client,
+                                             baseline=baseline, validate=lambda t: None)
+        finally:
+            await client.aclose()
+            await baseline.aclose()
+    assert engine.completions()[0].body["logprobs"] == 1
+    assert routed.specialist.call.mean_logprob == pytest.approx(-0.7)
+    assert routed.escalated is (reason is not None)
+    assert len(baseline_fake.requests) == int(reason is not None)
+    assert routed.text == ("a - b" if reason else " a + b")
+    if reason is not None:  # the reason names the signal that tripped
+        assert routed.decision.reason == reason
