@@ -50,9 +50,11 @@ def total(items):
 
 def dev_engine() -> SimpleNamespace | None:
     url = os.environ.get("COVEY_DEV_ENGINE_URL", "http://127.0.0.1:8765")
+    key = os.environ.get("COVEY_DEV_ENGINE_KEY", "k")
     try:
-        if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-            return SimpleNamespace(url=url, api_key=os.environ.get("COVEY_DEV_ENGINE_KEY", "k"))
+        if httpx.get(f"{url}/health", timeout=2,
+                     headers={"Authorization": f"Bearer {key}"}).status_code == 200:
+            return SimpleNamespace(url=url, api_key=key)
     except httpx.HTTPError:
         pass
     return None
@@ -143,9 +145,10 @@ def end_of(text: str, needle: str) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1)
 
 
-def metric(url: str, name: str, **labels) -> float:
+def metric(engine, name: str, **labels) -> float:
     """Sum of a Prometheus counter from the engine's /metrics, over matching label sets."""
-    body = httpx.get(f"{url}/metrics", timeout=5).text
+    body = httpx.get(f"{engine.url}/metrics", timeout=5,
+                     headers={"Authorization": f"Bearer {engine.api_key}"}).text
     total = 0.0
     for line in body.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
@@ -155,10 +158,10 @@ def metric(url: str, name: str, **labels) -> float:
     return total
 
 
-async def wait_until_generating(url: str, timeout: float = 20.0) -> None:
+async def wait_until_generating(engine, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        if metric(url, "vllm:num_requests_running") > 0:
+        if metric(engine, "vllm:num_requests_running") > 0:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the engine never started generating")
@@ -330,23 +333,23 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
     client = long_client
     uri = "file:///tmp/long.py"
     open_doc(client, uri, "def fibonacci(n):\n    ")
-    tokens_before = metric(real_engine.url, "vllm:generation_tokens_total")
+    tokens_before = metric(real_engine, "vllm:generation_tokens_total")
     first = asyncio.ensure_future(
         client.text_document_inline_completion_async(inline_params(uri, 1, 4)))
-    await wait_until_generating(real_engine.url)
+    await wait_until_generating(real_engine)
     await asyncio.sleep(0.5)
     # a newer request for the same document supersedes the first: answered, empty
     second = asyncio.wrap_future(client.protocol.send_request(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 4), msg_id="second"))
     assert (await asyncio.wait_for(first, 10)).items == ()
-    await wait_until_generating(real_engine.url)
+    await wait_until_generating(real_engine)
     await asyncio.sleep(0.5)
     # the client cancels the second ($/cancelRequest): answered with RequestCancelled
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="second"))
     with pytest.raises(JsonRpcRequestCancelled):
         await asyncio.wait_for(second, 10)
-    await wait_until_idle(real_engine.url)
-    generated = metric(real_engine.url, "vllm:generation_tokens_total") - tokens_before
+    await wait_until_idle(real_engine)
+    generated = metric(real_engine, "vllm:generation_tokens_total") - tokens_before
     # (the engine may be shared with other test runs; their tokens count here too, which
     # only makes this bound harder to meet)
     assert 0 < generated < 300, f"{generated} tokens generated for two cancelled requests"
@@ -354,10 +357,10 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
     assert [c.status for c in client.calls] == ["cancelled", "cancelled"]
 
 
-async def wait_until_idle(url: str, timeout: float = 20.0) -> None:
+async def wait_until_idle(engine, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        if metric(url, "vllm:num_requests_running") == 0:
+        if metric(engine, "vllm:num_requests_running") == 0:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the engine kept generating")
