@@ -177,7 +177,10 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers,
 def _endpoint(table, settings) -> tuple[str, str]:
     from covey_specialists import engine
 
-    url, key = engine.endpoint(table)
+    try:
+        url, key = engine.endpoint(table)
+    except engine.EngineError as exc:
+        raise SessionError(str(exc)) from None
     return settings.engine_url or url, settings.engine_key or key
 
 

@@ -57,7 +57,10 @@ def _engine(table: SpecialistsTable, engine_url: str | None) -> tuple[str, str]:
         return engine_url.rstrip("/"), os.environ.get("COVEY_ENGINE_API_KEY", "")
     from covey_specialists import engine
 
-    return engine.endpoint(table)
+    try:
+        return engine.endpoint(table)
+    except engine.EngineError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _sink():

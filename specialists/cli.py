@@ -94,7 +94,8 @@ def engine_group() -> None:
 @click.option("--no-wait", is_flag=True, help="Return once the process has started.")
 def engine_up(port: int | None, no_wait: bool) -> None:
     """Start one vLLM process serving the base model and every specialist's adapter,
-    on 127.0.0.1 with a random API key. Refuses a second instance.
+    on 127.0.0.1 with a random API key checked on every route. Refuses a second instance,
+    and a non-loopback host unless [engine] allow_remote = true.
 
     Example:
 
@@ -128,19 +129,25 @@ def engine_down() -> None:
 @engine_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 def engine_status(as_json: bool) -> None:
-    """Show whether the engine is up, its URL, device, served models and uptime.
+    """Show whether the engine is up, how to reach it (URL and where its key is), device,
+    served models and uptime.
 
     Example:
 
         covey engine status --json
     """
-    st = engine.status(_table())
+    try:
+        st = engine.status(_table())
+    except engine.EngineError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         _echo_json(st.as_dict())
         return
     click.echo(f"{st.state}  {st.url}" + (f"  pid {st.pid}" if st.pid else "")
                + (f"  {st.device}" if st.device else "")
                + (f"  up {st.uptime_s:.0f}s" if st.uptime_s else ""))
+    if st.key:
+        click.echo(f"key: {st.key} (sent as a bearer token on every request)")
     if st.models:
         click.echo("models: " + ", ".join(st.models))
     if st.reason:

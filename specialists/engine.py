@@ -1,13 +1,18 @@
 """The engine manager: one local vLLM process serving the base model plus every
-specialist's LoRA adapter, bound to 127.0.0.1 and guarded by a random API key.
+specialist's LoRA adapter, bound to 127.0.0.1, with a random API key checked on every
+route (``engine_guard``; docs/engine-security.md says why vLLM's own check is not enough).
 
-State lives in ``$COVEY_HOME/engine/``: ``api_key`` (mode 0600), ``engine.json`` (pid,
-port, what is served) and ``engine.log``. A user can instead point Covey at an existing
-engine with ``[engine] url`` in the specialists table or ``COVEY_ENGINE_URL``.
+State lives in ``$COVEY_HOME/engine/`` (mode 0700): ``api_key`` (mode 0600, refused when
+wider or someone else's), ``engine.json`` (pid, port, what is served), ``routes.json``
+(the routes the running app registers) and ``engine.log``. A non-loopback ``[engine] host``
+needs ``allow_remote = true``. A user can instead point Covey at an existing engine with
+``[engine] url`` in the specialists table or ``COVEY_ENGINE_URL``; Covey then sends
+``COVEY_ENGINE_API_KEY`` and changes nothing else.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -20,16 +25,21 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from stat import S_IMODE
 
 import httpx
 
 from covey_specialists.base_model import ModelError, resolve_base
-from covey_specialists.table import Specialist, SpecialistsTable
+from covey_specialists.engine_guard import ROUTES_ENV
+from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
 from covey_usage import home
 
 log = logging.getLogger("covey.engine")
 
 BASE_SERVED_NAME = "base"
+GUARD = "covey_specialists.engine_guard.KeyGuard"
+"""vLLM ``--middleware`` that checks the API key on every route, not only under /v1."""
+REMOTE_KEY_MIN_CHARS = 32
 
 
 class EngineError(RuntimeError):
@@ -41,6 +51,11 @@ class EngineStatus:
     state: str
     """up, down, starting or remote."""
     url: str
+    """Where clients reach the engine (HTTP; every route wants the bearer key)."""
+    key: str = ""
+    """Where that key comes from: the key file, or ``$COVEY_ENGINE_API_KEY`` (remote)."""
+    listen: str = ""
+    """host:port the local engine is bound to; empty for a remote engine."""
     pid: int | None = None
     device: str = ""
     models: list[str] = field(default_factory=list)
@@ -64,11 +79,32 @@ def log_file() -> Path:
     return home.engine_dir() / "engine.log"
 
 
+def key_file() -> Path:
+    return home.engine_dir() / "api_key"
+
+
+def routes_file() -> Path:
+    """The routes the running engine's app registers, written by the guard at startup."""
+    return home.engine_dir() / "routes.json"
+
+
 def api_key(create: bool = False) -> str:
-    """The local engine's API key; created with mode 0600 when asked."""
-    path = home.engine_dir() / "api_key"
-    if path.is_file():
-        return path.read_text().strip()
+    """The local engine's API key; created with mode 0600 when asked.
+
+    A key file wider than 0600 or owned by someone else is refused: anyone who can read it
+    can use the engine."""
+    path = key_file()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        fd = None
+    except OSError as exc:
+        raise EngineError(f"cannot read the engine key {path}: {exc.strerror}; remove it "
+                          f"(`rm {path}`) and `covey engine up` makes a new one") from None
+    if fd is not None:
+        with os.fdopen(fd) as fh:
+            check_key_file(path, os.fstat(fh.fileno()))
+            return fh.read().strip()
     if not create:
         return ""
     key = secrets.token_urlsafe(32)
@@ -78,18 +114,64 @@ def api_key(create: bool = False) -> str:
     return key
 
 
+def check_key_file(path: Path, st: os.stat_result) -> None:
+    """Refuse, in one line naming the file and the fix, a key others could read."""
+    if st.st_uid != os.getuid():
+        raise EngineError(f"refusing the engine key {path}: it belongs to uid {st.st_uid}, "
+                          f"not to you (uid {os.getuid()}); remove it (`rm {path}`) and "
+                          "`covey engine up` makes a new one")
+    mode = S_IMODE(st.st_mode)
+    if mode & ~0o600:
+        raise EngineError(f"refusing the engine key {path}: mode {mode:04o} is wider than "
+                          f"0600; run `chmod 600 {path}`")
+
+
 def remote_url(table: SpecialistsTable) -> str:
     return os.environ.get("COVEY_ENGINE_URL") or table.engine.url
 
 
 def endpoint(table: SpecialistsTable) -> tuple[str, str]:
-    """(base URL, API key) of the engine Covey should talk to."""
+    """(base URL, API key) of the engine Covey should talk to: plain HTTP to a loopback
+    port (or the configured host), the key sent as a bearer token on every request."""
     url = remote_url(table)
     if url:
         return url.rstrip("/"), os.environ.get("COVEY_ENGINE_API_KEY", "")
     state = _read_state()
+    host = state.get("host", table.engine.host)
     port = state.get("port", table.engine.port)
-    return f"http://{table.engine.host}:{port}", api_key()
+    return _local_url(host, port), api_key()
+
+
+def _local_url(host: str, port: int) -> str:
+    """The URL that reaches an engine bound to ``host``: a wildcard bind is reached on
+    loopback."""
+    connect = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{connect}]:{port}" if ":" in connect else f"http://{connect}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a hostname other than localhost, or empty (every interface)
+        return False
+
+
+def check_exposure(settings: EngineSettings) -> str:
+    """Refuse a non-loopback ``host`` unless ``allow_remote`` is set; return the warning to
+    give when it is (empty for loopback)."""
+    host = settings.host
+    if is_loopback(host):
+        return ""
+    if not settings.allow_remote:
+        raise EngineError(f"refusing to start the engine on {host or 'every interface'!r}: "
+                          "it would be reachable from the network; use host = \"127.0.0.1\", "
+                          "or set allow_remote = true under [engine] in "
+                          "$COVEY_HOME/specialists.toml if you mean it")
+    return (f"WARNING: the engine listens on {host}:{settings.port} (allow_remote = true): "
+            "anyone on the network who has the key in "
+            f"{key_file()} can use it, and HTTP sends it unencrypted")
 
 
 def _read_state() -> dict:
@@ -168,6 +250,7 @@ def build_command(table: SpecialistsTable, model_path: str, port: int,
         "--generation-config", "vllm",  # our decoding settings, not the model's defaults
         "--max-model-len", str(table.engine.max_model_len),
         "--disable-uvicorn-access-log",
+        "--middleware", GUARD,  # the key on every route; VLLM_API_KEY covers only /v1 & co.
     ]
     if device != "cpu":
         cmd += ["--gpu-memory-utilization", str(table.engine.gpu_memory_utilization)]
@@ -210,6 +293,7 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None) -
     """Start the local engine and wait until it answers; refuse a second instance."""
     if remote_url(table):
         raise EngineError(f"the engine is remote ({remote_url(table)}); there is nothing to start")
+    exposure = check_exposure(table.engine)  # before anything listens
     current = status(table)
     if current.state in ("up", "starting"):
         raise EngineError(f"an engine is already {current.state} (pid {current.pid}, "
@@ -231,10 +315,20 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None) -
         path = resolve_adapter(spec)
         if path is not None:
             adapters[spec.key] = path
+    os.chmod(home.engine_dir(), 0o700)
+    key = api_key(create=True)
+    if exposure and len(key) < REMOTE_KEY_MIN_CHARS:
+        raise EngineError(f"refusing to expose the engine with a {len(key)}-character key in "
+                          f"{key_file()}: remove it (`rm {key_file()}`) and Covey makes a "
+                          "strong one")
+    if exposure:
+        log.warning("%s", exposure)
     device = detect_device()
     cmd = build_command(table, model_path, port, adapters, device)
+    routes_file().unlink(missing_ok=True)
     env = dict(os.environ)
-    env["VLLM_API_KEY"] = api_key(create=True)  # kept out of the process list
+    env["VLLM_API_KEY"] = key  # kept out of the process list; the guard reads it too
+    env[ROUTES_ENV] = str(routes_file())
     env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(table.engine.cpu_kv_cache_gib))
     env.setdefault("VLLM_LOGGING_LEVEL", "INFO")
@@ -252,8 +346,8 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None) -
 
 def wait_until_up(table: SpecialistsTable, proc: subprocess.Popen | None = None) -> EngineStatus:
     deadline = time.monotonic() + table.engine.start_timeout_s
+    url, key = endpoint(table)
     state = _read_state()
-    url = f"http://{state.get('host', table.engine.host)}:{state.get('port')}"
     while time.monotonic() < deadline:
         exited = proc.poll() if proc else (None if _alive(state.get("pid")) else -1)
         if exited is not None:
@@ -262,7 +356,7 @@ def wait_until_up(table: SpecialistsTable, proc: subprocess.Popen | None = None)
             reason = _failure_reason(tail) or f"the engine exited with code {exited}"
             raise EngineError(f"the engine failed to start: {reason}\n--- engine log (tail) ---\n"
                               f"{tail}")
-        if _healthy(url):
+        if _healthy(url, key):
             return status(table)
         time.sleep(0.5)
     tail = log_tail()
@@ -271,9 +365,10 @@ def wait_until_up(table: SpecialistsTable, proc: subprocess.Popen | None = None)
                       f"{table.engine.start_timeout_s:g}s\n--- engine log (tail) ---\n{tail}")
 
 
-def _healthy(url: str) -> bool:
+def _healthy(url: str, key: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+        return httpx.get(f"{url}/health", timeout=1.0,
+                         headers={"Authorization": f"Bearer {key}"}).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -366,22 +461,26 @@ def _status(table: SpecialistsTable) -> EngineStatus:
     if remote_url(table):
         models = _served_models(url, key)
         return EngineStatus(state="remote" if models is not None else "down", url=url,
+                            key="$COVEY_ENGINE_API_KEY" if key else "",
                             models=models or [], device="remote",
                             reason="" if models is not None else f"no answer from {url}")
     state = _read_state()
+    reach = {"url": url, "key": str(key_file()),
+             "listen": f"{state.get('host', table.engine.host)}:"
+                       f"{state.get('port', table.engine.port)}"}
     if not state:
-        return EngineStatus(state="down", url=url, reason="not started (`covey engine up`)")
+        return EngineStatus(state="down", **reach, reason="not started (`covey engine up`)")
     pid = state.get("pid")
     if not _alive(pid):
         reason = _failure_reason(log_tail()) or "the engine process is gone"
-        return EngineStatus(state="down", url=url, pid=pid,
+        return EngineStatus(state="down", **reach, pid=pid,
                             reason=f"{reason} (`covey engine up` recovers)")
     models = _served_models(url, key)
     uptime = time.time() - state.get("started_at", time.time())
     if models is None:
-        return EngineStatus(state="starting", url=url, pid=pid, device=state.get("device", ""),
+        return EngineStatus(state="starting", **reach, pid=pid, device=state.get("device", ""),
                             uptime_s=uptime, base_model=state.get("model", ""))
-    return EngineStatus(state="up", url=url, pid=pid, device=state.get("device", ""),
+    return EngineStatus(state="up", **reach, pid=pid, device=state.get("device", ""),
                         models=models, uptime_s=round(uptime, 1),
                         base_model=state.get("model", ""))
 

@@ -27,6 +27,7 @@ class EngineSettings:
     url: str = ""
     """An existing OpenAI-compatible engine's base URL; empty means Covey manages one."""
     host: str = "127.0.0.1"
+    """Where the managed engine listens. Anything but loopback needs ``allow_remote``."""
     port: int = 8733
     max_model_len: int = 2048
     max_lora_rank: int = 16
@@ -34,6 +35,8 @@ class EngineSettings:
     """KV cache size on CPU hosts (VLLM_CPU_KVCACHE_SPACE)."""
     gpu_memory_utilization: float = 0.5
     start_timeout_s: float = 300.0
+    allow_remote: bool = False
+    """Let a non-loopback ``host`` expose the engine to the network (key still required)."""
 
 
 @dataclass(frozen=True)

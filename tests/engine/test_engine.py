@@ -74,8 +74,9 @@ async def test_each_specialist_answers(engine):
             assert result.call.ttft_ms is not None and result.call.latency_ms >= result.call.ttft_ms
 
 
-def _generated_tokens(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=5).text
+def _generated_tokens(engine) -> float:
+    text = httpx.get(f"{engine.url}/metrics", timeout=5,
+                     headers={"Authorization": f"Bearer {engine.api_key}"}).text
     total = 0.0
     for line in text.splitlines():
         if re.match(r"vllm:generation_tokens_total(\{|\s)", line):
@@ -89,19 +90,19 @@ async def test_cancelling_a_long_generation_stops_the_engine(engine):
     ctx = CompletionContext(prefix="def add(a, b):\n", suffix="", multiline=True)
     prompt = completion_prompt(ctx, spec.prompt_format, 2000)  # a block: read to the end
     limit = 1500
-    before = _generated_tokens(engine.url)
+    before = _generated_tokens(engine)
     async with EngineClient(engine.url, engine.api_key) as client:
         task = asyncio.create_task(client.complete(
             spec, prompt, max_tokens=limit, extra_body={"ignore_eos": True, "stop": []}))
-        while _generated_tokens(engine.url) - before < 5:
+        while _generated_tokens(engine) - before < 5:
             await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
     await asyncio.sleep(2.0)  # let the abort reach the engine core
-    after_cancel = _generated_tokens(engine.url)
+    after_cancel = _generated_tokens(engine)
     await asyncio.sleep(2.0)
-    settled = _generated_tokens(engine.url)
+    settled = _generated_tokens(engine)
     assert settled == after_cancel, "the engine kept generating after the stream closed"
     assert settled - before < limit / 2, f"generated {settled - before} of {limit} tokens"
 

@@ -65,7 +65,8 @@ def lora_engine(tiny_adapter, tmp_path_factory):
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"engine exited; see {log.name}"
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/health", timeout=2,
+                             headers={"Authorization": f"Bearer {KEY}"}).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -110,9 +110,10 @@ def end_of(text: str, needle: str) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1)
 
 
-def metric(url: str, name: str, **labels) -> float:
+def metric(engine, name: str, **labels) -> float:
     """Sum of a Prometheus counter from the engine's /metrics, over matching label sets."""
-    body = httpx.get(f"{url}/metrics", timeout=5).text
+    body = httpx.get(f"{engine.url}/metrics", timeout=5,
+                     headers={"Authorization": f"Bearer {engine.api_key}"}).text
     total = 0.0
     for line in body.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
@@ -122,19 +123,19 @@ def metric(url: str, name: str, **labels) -> float:
     return total
 
 
-async def wait_until_generating(url: str, timeout: float = 20.0) -> None:
+async def wait_until_generating(engine, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        if metric(url, "vllm:num_requests_running") > 0:
+        if metric(engine, "vllm:num_requests_running") > 0:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the engine never started generating")
 
 
-async def wait_until_idle(url: str, timeout: float = 20.0) -> None:
+async def wait_until_idle(engine, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        if metric(url, "vllm:num_requests_running") == 0:
+        if metric(engine, "vllm:num_requests_running") == 0:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the engine kept generating")

@@ -276,23 +276,23 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
     client = long_client
     uri = "file:///tmp/long.py"
     open_doc(client, uri, "def fibonacci(n):\n    ")
-    tokens_before = metric(engine.url, "vllm:generation_tokens_total")
+    tokens_before = metric(engine, "vllm:generation_tokens_total")
     first = asyncio.ensure_future(
         client.text_document_inline_completion_async(inline_params(uri, 1, 4)))
-    await wait_until_generating(engine.url)
+    await wait_until_generating(engine)
     await asyncio.sleep(0.5)
     # a newer request for the same document supersedes the first: answered, empty
     second = asyncio.wrap_future(client.protocol.send_request(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 4), msg_id="second"))
     assert (await asyncio.wait_for(first, 10)).items == ()
-    await wait_until_generating(engine.url)
+    await wait_until_generating(engine)
     await asyncio.sleep(0.5)
     # the client cancels the second ($/cancelRequest): answered with RequestCancelled
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="second"))
     with pytest.raises(JsonRpcRequestCancelled):
         await asyncio.wait_for(second, 10)
-    await wait_until_idle(engine.url)
-    generated = metric(engine.url, "vllm:generation_tokens_total") - tokens_before
+    await wait_until_idle(engine)
+    generated = metric(engine, "vllm:generation_tokens_total") - tokens_before
     # (the engine may be shared with other test runs; their tokens count here too, which
     # only makes this bound harder to meet)
     assert 0 < generated < 300, f"{generated} tokens generated for two cancelled requests"

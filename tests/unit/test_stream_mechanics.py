@@ -15,8 +15,8 @@ from helpers.fake_openai import FakeOpenAI, Scripted
 from covey_specialists import escalation
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
-from covey_specialists.prompts import CompletionContext, completion_prompt
 from covey_specialists.table import load_table
+from covey_specialists.tasks.completion import CompletionContext, completion_prompt
 
 ONE_LINE = completion_prompt(CompletionContext("import os\n\n\ndef main():\n    path = ", "\n",
                                                multiline=False), "prefix", 2000)
