@@ -175,8 +175,9 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers,
 def _endpoint(table, settings) -> tuple[str, str]:
     from covey_specialists import engine
 
-    url, key = engine.endpoint(table)
-    return settings.engine_url or url, settings.engine_key or key
+    target = engine.resolve(table.engine, url=settings.engine_url or "",
+                            key=settings.engine_key or "")
+    return target.url, target.api_key
 
 
 async def _engine_client(table, settings, usage):

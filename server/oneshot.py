@@ -28,6 +28,7 @@ from covey_server.edits import (
 )
 from covey_server.router import Router
 from covey_server.triggers import decide
+from covey_specialists import engine
 from covey_specialists.client import Completion, EngineClient
 from covey_specialists.prompts import (
     READY_INSTRUCTIONS,
@@ -59,16 +60,6 @@ def _table() -> SpecialistsTable:
         raise click.ClickException(str(exc)) from None
 
 
-def _engine(table: SpecialistsTable, engine_url: str | None) -> tuple[str, str]:
-    import os
-
-    if engine_url:
-        return engine_url.rstrip("/"), os.environ.get("COVEY_ENGINE_API_KEY", "")
-    from covey_specialists import engine
-
-    return engine.endpoint(table)
-
-
 def _sink():
     try:
         from covey_usage import open_usage_log
@@ -82,7 +73,8 @@ def _sink():
 def call_model(task: str, prompt, language: str, engine_url: str | None) -> Completion:
     """One model call through the router, reported to the usage log; dead engine → error."""
     table = _table()
-    url, key = _engine(table, engine_url)
+    target = engine.resolve(table.engine, url=engine_url or "")
+    url, key = target.url, target.api_key
     sink = _sink()
 
     async def run() -> Completion:

@@ -3,7 +3,8 @@ specialist's LoRA adapter, bound to 127.0.0.1 and guarded by a random API key.
 
 State lives in ``$COVEY_HOME/engine/``: ``api_key`` (mode 0600), ``engine.json`` (pid,
 port, what is served) and ``engine.log``. A user can instead point Covey at an existing
-engine with ``[engine] url`` in the specialists table or ``COVEY_ENGINE_URL``.
+engine with ``[engine] url`` in the specialists table or ``COVEY_ENGINE_URL``;
+:func:`resolve` is the one place that decides which engine and key Covey uses.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from covey_specialists.base_model import ModelError, resolve_base
-from covey_specialists.table import Specialist, SpecialistsTable
+from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
 from covey_usage import home
 
 log = logging.getLogger("covey.engine")
@@ -78,18 +79,42 @@ def api_key(create: bool = False) -> str:
     return key
 
 
+ENGINE_KEY_ENV = "COVEY_ENGINE_API_KEY"
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """The engine Covey talks to."""
+
+    url: str
+    """Base URL, without a trailing slash."""
+    api_key: str
+    """Bearer key for the engine's API ("" when none is known)."""
+    managed: bool
+    """Covey runs this engine (``covey engine up/down``); False for a URL the user gave."""
+
+
+def resolve(settings: EngineSettings, *, url: str = "", key: str = "",
+            api_key_env: str = ENGINE_KEY_ENV) -> EngineTarget:
+    """The one answer to "which engine, with which key": the server, the one-shot
+    commands, the eval, training and the demo all ask here.
+
+    A ``url`` given by the caller (``--engine-url``, the editor's ``engine.url``) wins over
+    the settings' (the specialists table, or ``COVEY_ENGINE_URL``). Such an engine's key is
+    ``key``, else the environment variable ``api_key_env``. Without any URL Covey
+    manages a local engine, with the key it created for it.
+    """
+    remote = (url or settings.url).strip()
+    if remote:
+        return EngineTarget(remote.rstrip("/"), key or os.environ.get(api_key_env, ""),
+                            managed=False)
+    port = _read_state().get("port", settings.port)
+    return EngineTarget(f"http://{settings.host}:{port}", key or api_key(), managed=True)
+
+
 def remote_url(table: SpecialistsTable) -> str:
-    return os.environ.get("COVEY_ENGINE_URL") or table.engine.url
-
-
-def endpoint(table: SpecialistsTable) -> tuple[str, str]:
-    """(base URL, API key) of the engine Covey should talk to."""
-    url = remote_url(table)
-    if url:
-        return url.rstrip("/"), os.environ.get("COVEY_ENGINE_API_KEY", "")
-    state = _read_state()
-    port = state.get("port", table.engine.port)
-    return f"http://{table.engine.host}:{port}", api_key()
+    """The URL of an engine Covey does not manage, or "" when it manages one."""
+    return table.engine.url.strip().rstrip("/")
 
 
 def _read_state() -> dict:
@@ -336,8 +361,9 @@ def status(table: SpecialistsTable) -> EngineStatus:
 
 
 def _status(table: SpecialistsTable) -> EngineStatus:
-    url, key = endpoint(table)
-    if remote_url(table):
+    target = resolve(table.engine)
+    url, key = target.url, target.api_key
+    if not target.managed:
         models = _served_models(url, key)
         return EngineStatus(state="remote" if models is not None else "down", url=url,
                             models=models or [], device="remote",

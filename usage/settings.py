@@ -53,20 +53,24 @@ def snake(name: str) -> str:
 
 
 def _snake_keys(raw):
+    """Editor settings: snake_case keys, and ``null`` means "not set"."""
     if isinstance(raw, dict):
-        return {snake(str(k)): _snake_keys(v) for k, v in raw.items()}
+        return {snake(str(k)): _snake_keys(v) for k, v in raw.items() if v is not None}
     return raw
 
 
 def layer(*, shipped: tuple[str, str] | None = None, user_file: Path | None = None,
           section: str | None = None, env: Mapping[str, str] | None = None,
-          editor=None, error: type[Exception] | None = None) -> Layered:
+          editor=None, editor_name: str = EDITOR, error: type[Exception] | None = None,
+          camel_case_files: bool = False) -> Layered:
     """Stack the sources, later wins: ``shipped`` (text, name), ``user_file`` (if it
     exists), ``env`` (variable name → dotted key, applied when the variable is set and
-    not empty) and ``editor`` (``initializationOptions``; camelCase keys are accepted).
+    not empty) and ``editor`` (``initializationOptions``, or command-line options named by
+    ``editor_name``; camelCase keys are accepted and ``None`` means not set).
 
-    ``section`` picks one table of each file (``server`` of ``config.toml``). A file that
-    is not valid TOML raises ``error`` when given, else it is reported and skipped.
+    ``section`` picks one table of each file (``server`` of ``config.toml``);
+    ``camel_case_files`` accepts camelCase keys there too. A file that is not valid TOML
+    raises ``error`` when given, else it is reported and skipped.
     """
     out = Layered()
     files = []
@@ -88,7 +92,7 @@ def layer(*, shipped: tuple[str, str] | None = None, user_file: Path | None = No
             if not isinstance(data, dict):
                 _fail(out, f"{name}: [{section}] must be a table", error)
                 continue
-        _add(out, data, name)
+        _add(out, _snake_keys(data) if camel_case_files else data, name)
     for var, dotted in (env or {}).items():
         value = _environ().get(var, "")
         if value:
@@ -101,9 +105,9 @@ def layer(*, shipped: tuple[str, str] | None = None, user_file: Path | None = No
             _add(out, nested, f"${var}")
     if editor is not None:
         if isinstance(editor, dict):
-            _add(out, _snake_keys(editor), EDITOR)
+            _add(out, _snake_keys(editor), editor_name)
         else:
-            _fail(out, f"{EDITOR}: expected an object, got {type(editor).__name__}; ignored",
+            _fail(out, f"{editor_name}: expected an object, got {type(editor).__name__}; ignored",
                   error)
     return out
 
