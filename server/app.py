@@ -20,8 +20,8 @@ from covey_server.config import ServerConfig, load_config
 from covey_server.context import DocumentStore
 from covey_server.router import Router
 from covey_server.scheduler import Scheduler
-from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists import engine
+from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
 from covey_specialists.engine import EngineTarget
 from covey_specialists.table import SpecialistsTable, TableError, load_table
