@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 import httpx
+import psutil
 
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
@@ -141,8 +142,10 @@ def _alive(pid: int | None) -> bool:
         return True
     # a zombie is dead for our purposes
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
         return True
 
 
@@ -338,13 +341,12 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     # only zombies left (our own unreaped children) count as dead
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for proc in psutil.process_iter(["status"]):
         try:
-            fields = stat.read_text().split(") ", 1)[1].split()
-        except (OSError, IndexError):
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (OSError, psutil.Error):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
     return False
 
 
