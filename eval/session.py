@@ -74,8 +74,11 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
              usage_path: Path | None = None, extend=None) -> dict:
     """Run, store and return the result; ``extend(result)`` may add to it (e.g. a sweep)
     before it is stored."""
-    baseline_cfg = BaselineConfig.from_env(settings.baseline_url, settings.baseline_model,
-                                           settings.baseline_api)
+    try:
+        baseline_cfg = BaselineConfig.from_env(settings.baseline_url, settings.baseline_model,
+                                               settings.baseline_api)
+    except ValueError as exc:  # a bad COVEY_BASELINE_* value or flag
+        raise SessionError(str(exc)) from None
     names, notes = resolve_systems(names, baseline_cfg, stand_in=settings.stand_in)
     spec = runner.RunSpec(suite=suite, systems=names, limit=limit, seed=seed,
                           concurrency=concurrency, notes=notes)
