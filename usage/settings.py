@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import re
 import tomllib
 import typing
@@ -94,7 +95,7 @@ def layer(*, shipped: tuple[str, str] | None = None, user_file: Path | None = No
                 continue
         _add(out, _snake_keys(data) if camel_case_files else data, name)
     for var, dotted in (env or {}).items():
-        value = _environ().get(var, "")
+        value = os.environ.get(var, "")
         if value:
             nested: dict = {}
             node = nested
@@ -107,15 +108,9 @@ def layer(*, shipped: tuple[str, str] | None = None, user_file: Path | None = No
         if isinstance(editor, dict):
             _add(out, _snake_keys(editor), editor_name)
         else:
-            _fail(out, f"{editor_name}: expected an object, got {type(editor).__name__}; ignored",
+            _fail(out, f"{editor_name}: expected an object, got {type(editor).__name__}",
                   error)
     return out
-
-
-def _environ() -> Mapping[str, str]:
-    import os
-
-    return os.environ
 
 
 def _fail(out: Layered, message: str, error: type[Exception] | None) -> None:
