@@ -159,9 +159,9 @@ def main() -> None:
     from covey_specialists import engine as manager
 
     table = load_table()
-    url, key = manager.endpoint(table)
-    url = args.engine_url.rstrip("/") or url
-    key = os.environ.get("COVEY_ENGINE_API_KEY", key)
+    target = manager.resolve(table.engine, url=args.engine_url,
+                             key=os.environ.get("COVEY_ENGINE_API_KEY", ""))
+    url, key = target.url, target.api_key
     direct, served = asyncio.run(bench_server(url, key, args.n))
     print(f"\nCompletion latency, {args.n} requests each, engine {url}:")
     print("  " + summary("engine directly", direct))

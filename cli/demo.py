@@ -157,8 +157,13 @@ def _quick_eval(limit: int) -> None:
     import os
 
     from covey_eval.cli import eval_group
+    from covey_specialists.baseline import BaselineConfig
 
-    against = "baseline" if os.environ.get("COVEY_BASELINE_URL") else "base"
+    try:
+        configured = BaselineConfig.from_env() is not None
+    except ValueError as exc:  # a bad COVEY_BASELINE_* value: one line, no traceback
+        raise click.ClickException(str(exc)) from None
+    against = "baseline" if configured else "base"
     if not sys.stdout.isatty():  # rich squeezes wide tables to 80 columns in a pipe or log
         os.environ.setdefault("COLUMNS", "180")
     ctx = click.get_current_context()

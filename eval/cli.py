@@ -37,7 +37,8 @@ def _model_options(command):
         click.option("--workers", type=click.IntRange(min=1),
                      help="Parallel sandboxes (default 4×cores)."),
         click.option("--engine-url", help="Engine base URL (default: the managed engine)."),
-        click.option("--engine-key", help="Engine API key (default: the managed engine's)."),
+        click.option("--engine-key", help="Engine API key (default: COVEY_ENGINE_API_KEY with "
+                                          "--engine-url, else the managed engine's)."),
         click.option("--baseline-url", help="OpenAI-compatible base URL (or COVEY_BASELINE_URL)."),
         click.option("--baseline-model", help="Baseline model name (or COVEY_BASELINE_MODEL)."),
         click.option("--baseline-api", type=click.Choice(["chat", "completions"]),

@@ -75,8 +75,11 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
              usage_path: Path | None = None, extend=None) -> dict:
     """Run, store and return the result; ``extend(result)`` may add to it (e.g. a sweep)
     before it is stored."""
-    baseline_cfg = BaselineConfig.from_env(settings.baseline_url, settings.baseline_model,
-                                           settings.baseline_api)
+    try:
+        baseline_cfg = BaselineConfig.from_env(settings.baseline_url, settings.baseline_model,
+                                               settings.baseline_api)
+    except ValueError as exc:  # a bad COVEY_BASELINE_* value or flag
+        raise SessionError(str(exc)) from None
     names, notes = resolve_systems(names, baseline_cfg, stand_in=settings.stand_in)
     spec = runner.RunSpec(suite=suite, systems=names, limit=limit, seed=seed,
                           concurrency=concurrency, notes=notes)
@@ -178,10 +181,11 @@ def _endpoint(table, settings) -> tuple[str, str]:
     from covey_specialists import engine
 
     try:
-        url, key = engine.endpoint(table)
-    except engine.EngineError as exc:
+        target = engine.resolve(table.engine, url=settings.engine_url or "",
+                                key=settings.engine_key or "")
+    except engine.EngineError as exc:  # e.g. a key file others can read
         raise SessionError(str(exc)) from None
-    return settings.engine_url or url, settings.engine_key or key
+    return target.url, target.api_key
 
 
 async def _engine_client(table, settings, usage):

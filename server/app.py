@@ -18,12 +18,14 @@ from pygls.exceptions import JsonRpcServerNotInitialized
 from pygls.lsp.server import LanguageServer
 
 from covey_server import __version__, protocol
-from covey_server.config import ServerConfig, engine_endpoint, load_config
+from covey_server.config import ServerConfig, load_config
 from covey_server.router import Router
 from covey_server.scheduler import Scheduler
+from covey_specialists import engine
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
 from covey_specialists.document import DocumentStore
+from covey_specialists.engine import EngineTarget
 from covey_specialists.table import SpecialistsTable, TableError, load_table
 from covey_usage.calls import CallSink, LogSink, ModelCall
 
@@ -99,7 +101,8 @@ class Session:
     sink: NotifyingSink
     store: DocumentStore
     scheduler: Scheduler
-    engine_url: str
+    engine: EngineTarget
+    """The engine this session talks to, and whether Covey manages it."""
     notices_shown: set[str] = field(default_factory=set)
     background: set[asyncio.Task] = field(default_factory=set)
 
@@ -164,7 +167,9 @@ def start_session(ls: CoveyServer, init_options) -> Session:
             table = table.with_overrides(config.specialists)
         except TableError as exc:
             problems.append(f"specialists: {exc}; using the table without overrides")
-    url, api_key = engine_endpoint(config, table)
+    target = engine.resolve(table.engine, url=config.engine.url,
+                            api_key_env=config.engine.api_key_env)
+    url = target.url
 
     def notify(call: ModelCall) -> None:
         ls.protocol.notify(protocol.CALL_FINISHED, call_payload(call))
@@ -175,11 +180,11 @@ def start_session(ls: CoveyServer, init_options) -> Session:
             ls.clear_notice("engine-down")
 
     sink = NotifyingSink(open_sink(config.store_text), notify)
-    client = EngineClient(url, api_key, sink=sink, client_name="editor",
+    client = EngineClient(url, target.api_key, sink=sink, client_name="editor",
                           store_text=config.store_text)
     baseline = None
     try:
-        baseline_config = BaselineConfig.from_options(config.baseline)
+        baseline_config = BaselineConfig.from_settings(config.baseline)
     except ValueError as exc:
         problems.append(f"baseline: {exc}; escalation is off")
         baseline_config = None
@@ -189,7 +194,7 @@ def start_session(ls: CoveyServer, init_options) -> Session:
     session = Session(
         config=config, table=table, router=Router(table, client, baseline), sink=sink,
         store=DocumentStore(config.max_document_bytes, encoding),
-        scheduler=Scheduler(config.debounce_ms / 1000), engine_url=url,
+        scheduler=Scheduler(config.debounce_ms / 1000), engine=target,
     )
     if problems:
         ls.pending_messages.append("Covey settings: " + "; ".join(problems))

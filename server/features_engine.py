@@ -20,10 +20,10 @@ log = logging.getLogger("covey.engine-link")
 async def engine_status(ls) -> dict:
     session = ls.require_session()
     up = await session.router.refresh_models()
-    if session.config.engine.url:
+    if not session.engine.managed:
         state = "remote" if up else "down"
-        reason = "" if up else f"no answer from {session.engine_url}"
-        return {"state": state, "url": session.engine_url, "device": "remote",
+        reason = "" if up else f"no answer from {session.engine.url}"
+        return {"state": state, "url": session.engine.url, "device": "remote",
                 "models": session.router.served_models, "reason": reason}
     from covey_specialists import engine
 
@@ -39,7 +39,7 @@ async def check_engine(ls) -> None:
     ls.protocol.notify(protocol.ENGINE_STATUS, status)
     if status["state"] in ("up", "remote"):
         return
-    if session.config.engine.autostart and not session.config.engine.url:
+    if session.config.engine.autostart and session.engine.managed:
         ls.spawn(start_engine(ls))
         return
     reason = f" ({status['reason']})" if status.get("reason") else ""
@@ -49,11 +49,11 @@ async def check_engine(ls) -> None:
 
 async def start_engine(ls) -> dict:
     session = ls.require_session()
-    if session.config.engine.url:
+    if not session.engine.managed:
         return await engine_status(ls)
     from covey_specialists import engine
 
-    ls.protocol.notify(protocol.ENGINE_STATUS, {"state": "starting", "url": session.engine_url,
+    ls.protocol.notify(protocol.ENGINE_STATUS, {"state": "starting", "url": session.engine.url,
                                        "device": "", "models": [], "reason": ""})
     try:
         await asyncio.to_thread(engine.ensure_up, session.table)
@@ -70,7 +70,7 @@ async def start_engine(ls) -> dict:
 
 async def stop_engine(ls) -> dict:
     session = ls.require_session()
-    if not session.config.engine.url:
+    if session.engine.managed:
         from covey_specialists import engine
 
         await asyncio.to_thread(engine.down, session.table)

@@ -17,6 +17,7 @@ import click
 
 from covey_server.router import Router
 from covey_server.triggers import decide
+from covey_specialists import engine
 from covey_specialists.client import Completion, EngineClient
 from covey_specialists.document import Document, language_for
 from covey_specialists.table import SpecialistsTable, TableError, load_table
@@ -50,19 +51,6 @@ def _table() -> SpecialistsTable:
         raise click.ClickException(str(exc)) from None
 
 
-def _engine(table: SpecialistsTable, engine_url: str | None) -> tuple[str, str]:
-    import os
-
-    if engine_url:
-        return engine_url.rstrip("/"), os.environ.get("COVEY_ENGINE_API_KEY", "")
-    from covey_specialists import engine
-
-    try:
-        return engine.endpoint(table)
-    except engine.EngineError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _sink():
     try:
         from covey_usage import open_usage_log
@@ -76,7 +64,11 @@ def _sink():
 def call_model(task: str, prompt, language: str, engine_url: str | None) -> Completion:
     """One model call through the router, reported to the usage log; dead engine → error."""
     table = _table()
-    url, key = _engine(table, engine_url)
+    try:
+        target = engine.resolve(table.engine, url=engine_url or "")
+    except engine.EngineError as exc:  # e.g. a key file others can read
+        raise click.ClickException(str(exc)) from None
+    url, key = target.url, target.api_key
     sink = _sink()
 
     async def run() -> Completion:

@@ -25,8 +25,28 @@ from covey_specialists.table import Specialist
 from covey_specialists.tasks import task_module
 from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
+from covey_usage.settings import layer, structure
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """The baseline as the user configures it (editor settings, environment, eval flags)."""
+
+    url: str = ""
+    """OpenAI-compatible base URL; empty: no baseline, nothing is ever sent anywhere."""
+    model: str = "gpt-4.1"
+    """The model to ask."""
+    api_key_env: str = "COVEY_BASELINE_API_KEY"
+    """Environment variable holding the API key."""
+    api: str = "chat"
+    """``chat`` (``/v1/chat/completions``) or ``completions`` (``/v1/completions``)."""
+
+
+BASELINE_ENV = {"COVEY_BASELINE_URL": "url", "COVEY_BASELINE_MODEL": "model",
+                "COVEY_BASELINE_API": "api"}
+"""The environment variables the CLI's baseline settings come from."""
 
 
 @dataclass(frozen=True)
@@ -41,33 +61,31 @@ class BaselineConfig:
     backoff_s: float = 1.0
 
     @classmethod
-    def from_options(cls, options: dict | None) -> BaselineConfig | None:
-        """From editor settings ``{url, model, api_key_env, api}``; None without a URL.
-
-        Nothing is ever sent anywhere unless the user gave this URL.
-        """
-        options = options or {}
-        url = options.get("url") or ""
-        if not isinstance(url, str) or not url.strip():
+    def from_settings(cls, settings: BaselineSettings) -> BaselineConfig | None:
+        """None without a URL: nothing is ever sent anywhere unless the user gave one."""
+        if not settings.url.strip():
             return None
-        key_env = options.get("api_key_env") or "COVEY_BASELINE_API_KEY"
-        api = options.get("api") or "chat"
-        if api not in ("chat", "completions"):
-            raise ValueError(f"baseline.api must be chat or completions, not {api!r}")
-        return cls(url=url.strip().rstrip("/"), model=options.get("model") or "gpt-4.1",
-                   api_key=os.environ.get(str(key_env), ""), api=api)
+        if settings.api not in ("chat", "completions"):
+            raise ValueError(f"baseline.api must be chat or completions, not {settings.api!r}")
+        return cls(url=settings.url.strip().rstrip("/"), model=settings.model or "gpt-4.1",
+                   api_key=os.environ.get(settings.api_key_env, ""), api=settings.api)
+
+    @classmethod
+    def from_options(cls, options: dict | None) -> BaselineConfig | None:
+        """From editor settings ``{url, model, api_key_env, api}``; None without a URL."""
+        settings = structure(BaselineSettings, layer(editor=options or {}), error=ValueError,
+                             prefix=("baseline",))
+        return cls.from_settings(settings)
 
     @classmethod
     def from_env(cls, url: str | None = None, model: str | None = None,
                  api: str | None = None) -> BaselineConfig | None:
         """From options, else COVEY_BASELINE_URL / _MODEL / _API_KEY / _API; None if unset."""
-        url = url or os.environ.get("COVEY_BASELINE_URL", "")
-        if not url:
-            return None
-        return cls(url=url.rstrip("/"),
-                   model=model or os.environ.get("COVEY_BASELINE_MODEL", "gpt-4.1"),
-                   api_key=os.environ.get("COVEY_BASELINE_API_KEY", ""),
-                   api=api or os.environ.get("COVEY_BASELINE_API", "chat"))
+        flags = {"url": url, "model": model, "api": api}
+        settings = structure(BaselineSettings, layer(env=BASELINE_ENV, editor=flags,
+                                                            editor_name="options"),
+                             error=ValueError, prefix=("baseline",))
+        return cls.from_settings(settings)
 
 
 @dataclass

@@ -7,7 +7,8 @@ wider or someone else's), ``engine.json`` (pid, port, what is served), ``routes.
 (the routes the running app registers) and ``engine.log``. A non-loopback ``[engine] host``
 needs ``allow_remote = true``. A user can instead point Covey at an existing engine with
 ``[engine] url`` in the specialists table or ``COVEY_ENGINE_URL``; Covey then sends
-``COVEY_ENGINE_API_KEY`` and changes nothing else.
+``COVEY_ENGINE_API_KEY`` and changes nothing else. :func:`resolve` is the one place that
+decides which engine and key Covey uses.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from stat import S_IMODE
 
 import httpx
+import psutil
 
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.engine_guard import ROUTES_ENV
@@ -126,20 +128,45 @@ def check_key_file(path: Path, st: os.stat_result) -> None:
                           f"0600; run `chmod 600 {path}`")
 
 
-def remote_url(table: SpecialistsTable) -> str:
-    return os.environ.get("COVEY_ENGINE_URL") or table.engine.url
+ENGINE_KEY_ENV = "COVEY_ENGINE_API_KEY"
 
 
-def endpoint(table: SpecialistsTable) -> tuple[str, str]:
-    """(base URL, API key) of the engine Covey should talk to: plain HTTP to a loopback
-    port (or the configured host), the key sent as a bearer token on every request."""
-    url = remote_url(table)
-    if url:
-        return url.rstrip("/"), os.environ.get("COVEY_ENGINE_API_KEY", "")
+@dataclass(frozen=True)
+class EngineTarget:
+    """The engine Covey talks to."""
+
+    url: str
+    """Base URL, without a trailing slash."""
+    api_key: str
+    """Bearer key for the engine's API ("" when none is known)."""
+    managed: bool
+    """Covey runs this engine (``covey engine up/down``); False for a URL the user gave."""
+
+
+def resolve(settings: EngineSettings, *, url: str = "", key: str = "",
+            api_key_env: str = ENGINE_KEY_ENV) -> EngineTarget:
+    """The one answer to "which engine, with which key": the server, the one-shot
+    commands, the eval, training and the demo all ask here.
+
+    A ``url`` given by the caller (``--engine-url``, the editor's ``engine.url``) wins over
+    the settings' (the specialists table, or ``COVEY_ENGINE_URL``). Such an engine's key is
+    ``key``, else the environment variable ``api_key_env``. Without any URL Covey
+    manages a local engine, with the key it created for it, sent as a bearer token on
+    every request.
+    """
+    remote = (url or settings.url).strip()
+    if remote:
+        return EngineTarget(remote.rstrip("/"), key or os.environ.get(api_key_env, ""),
+                            managed=False)
     state = _read_state()
-    host = state.get("host", table.engine.host)
-    port = state.get("port", table.engine.port)
-    return _local_url(host, port), api_key()
+    port = state.get("port", settings.port)
+    return EngineTarget(_local_url(state.get("host", settings.host), port), key or api_key(),
+                        managed=True)
+
+
+def remote_url(table: SpecialistsTable) -> str:
+    """The URL of an engine Covey does not manage, or "" when it manages one."""
+    return table.engine.url.strip().rstrip("/")
 
 
 def _local_url(host: str, port: int) -> str:
@@ -198,8 +225,10 @@ def _alive(pid: int | None) -> bool:
         return True
     # a zombie is dead for our purposes
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
         return True
 
 
@@ -346,7 +375,8 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None) -
 
 def wait_until_up(table: SpecialistsTable, proc: subprocess.Popen | None = None) -> EngineStatus:
     deadline = time.monotonic() + table.engine.start_timeout_s
-    url, key = endpoint(table)
+    target = resolve(table.engine)
+    url, key = target.url, target.api_key
     state = _read_state()
     while time.monotonic() < deadline:
         exited = proc.poll() if proc else (None if _alive(state.get("pid")) else -1)
@@ -434,13 +464,12 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     # only zombies left (our own unreaped children) count as dead
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for proc in psutil.process_iter(["status"]):
         try:
-            fields = stat.read_text().split(") ", 1)[1].split()
-        except (OSError, IndexError):
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (OSError, psutil.Error):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
     return False
 
 
@@ -457,8 +486,9 @@ def status(table: SpecialistsTable) -> EngineStatus:
 
 
 def _status(table: SpecialistsTable) -> EngineStatus:
-    url, key = endpoint(table)
-    if remote_url(table):
+    target = resolve(table.engine)
+    url, key = target.url, target.api_key
+    if not target.managed:
         models = _served_models(url, key)
         return EngineStatus(state="remote" if models is not None else "down", url=url,
                             key="$COVEY_ENGINE_API_KEY" if key else "",

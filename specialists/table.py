@@ -1,7 +1,8 @@
 """The specialists table: which model, adapter, prompt format and decoding each task uses.
 
 The table ships as ``specialists.toml`` beside this module; a user file in the Covey home
-overrides it key by key. Validation errors name the file, the key and the problem.
+overrides it key by key, and ``COVEY_ENGINE_URL`` the engine's URL (layered and converted
+by :mod:`covey_usage.settings`). Validation errors name the file, the key and the problem.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from covey_usage import home
-from covey_usage.layered_toml import load_layers
+from covey_usage.settings import Layered, layer, structure
 
 TASKS = ("completion", "doc", "refactor")
 ROUTING_POLICIES = ("never", "on-failure", "on-low-confidence", "always-baseline")
@@ -25,16 +26,22 @@ class TableError(ValueError):
 @dataclass(frozen=True)
 class EngineSettings:
     url: str = ""
-    """An existing OpenAI-compatible engine's base URL; empty means Covey manages one."""
+    """An existing OpenAI-compatible engine's base URL; empty means Covey manages one.
+    ``COVEY_ENGINE_URL`` overrides the files."""
     host: str = "127.0.0.1"
     """Where the managed engine listens. Anything but loopback needs ``allow_remote``."""
     port: int = 8733
+    """The managed engine's TCP port."""
     max_model_len: int = 2048
+    """Longest prompt plus completion the engine accepts, in tokens."""
     max_lora_rank: int = 16
+    """Highest LoRA rank an adapter may have."""
     cpu_kv_cache_gib: int = 1
     """KV cache size on CPU hosts (VLLM_CPU_KVCACHE_SPACE)."""
     gpu_memory_utilization: float = 0.5
+    """Share of the GPU's memory vLLM may take."""
     start_timeout_s: float = 300.0
+    """How long ``covey engine up`` waits for the engine to answer."""
     allow_remote: bool = False
     """Let a non-loopback ``host`` expose the engine to the network (key still required)."""
 
@@ -42,21 +49,33 @@ class EngineSettings:
 @dataclass(frozen=True)
 class Specialist:
     key: str
+    """The specialist's name: its key in the table and its served model name."""
     task: str = ""
+    """The task it serves: completion, doc or refactor (default: its key)."""
     base: str = "default"
+    """Base model: ``default`` (the embedded SmolLM2), a folder or a Hugging Face id."""
     adapter: str = ""
     """LoRA adapter: a path, a registered name, ``builtin:NAME`` or empty for the base."""
     prompt_format: str = "prefix"
+    """One of the formats in ``covey_specialists.tasks``."""
     temperature: float = 0.0
+    """Sampling temperature, 0 to 2."""
     top_p: float = 1.0
+    """Nucleus sampling cut-off."""
     max_tokens: int = 64
+    """Most tokens one answer may have."""
     stop: tuple[str, ...] = ()
+    """Stop sequences."""
     timeout_s: float = 10.0
+    """How long a call may take before it is abandoned."""
     max_prompt_chars: int = 3000
+    """Longest prompt sent, in characters (the context is cut to fit)."""
     routing: str = "never"
     """Escalation policy (issue: small-model-first routing); ``never`` keeps calls local."""
     min_mean_logprob: float = -1.0
+    """``on-low-confidence``: escalate when the mean token log-prob is below this."""
     min_token_logprob: float = -6.0
+    """``on-low-confidence``: escalate when any token's log-prob is below this."""
 
     @property
     def served_name(self) -> str:
@@ -81,8 +100,8 @@ class SpecialistsTable:
         raw = {k: dataclasses.asdict(v) for k, v in self.specialists.items()}
         for key, fields in overrides.items():
             raw.setdefault(key, {}).update(fields)
-        specs = {k: _specialist(k, v, "overrides") for k, v in raw.items()}
-        return dataclasses.replace(self, specialists=specs)
+        layered = Layered(raw={"specialists": raw}, sources=("overrides",))
+        return dataclasses.replace(self, specialists=_specialists(layered))
 
 
 def shipped_table_text() -> str:
@@ -90,71 +109,60 @@ def shipped_table_text() -> str:
 
 
 def load_table(user_file: Path | None = None) -> SpecialistsTable:
-    """Load the shipped table, then apply the user's override file if it exists."""
-    raw, sources = load_layers(shipped_table_text(), "specialists.toml (shipped)",
-                               user_file or home.user_specialists_file(), TableError)
-    where = " + ".join(sources)
-    engine = _engine(raw.get("engine", {}), where)
-    specs = {k: _specialist(k, v, where) for k, v in raw.get("specialists", {}).items()}
+    """The shipped table, the user's override file if it exists, then the environment."""
+    layered = layer(shipped=(shipped_table_text(), "specialists.toml (shipped)"),
+                    user_file=user_file or home.user_specialists_file(),
+                    env={"COVEY_ENGINE_URL": "engine.url"}, error=TableError)
+    engine = structure(EngineSettings, _part(layered, "engine"), error=TableError,
+                       prefix=("engine",))
+    if not 0 < engine.port <= 65535:
+        raise TableError(f"{layered.origin(('engine', 'port'))}: engine.port: {engine.port} "
+                         "is not a TCP port")
+    specs = _specialists(layered)
     missing = [t for t in TASKS if t not in {s.task for s in specs.values()}]
     if missing:
-        raise TableError(f"{where}: no specialist for task(s) {', '.join(missing)}")
-    return SpecialistsTable(engine=engine, specialists=specs, sources=sources)
+        raise TableError(f"{' + '.join(layered.sources)}: no specialist for task(s) "
+                         f"{', '.join(missing)}")
+    return SpecialistsTable(engine=engine, specialists=specs, sources=layered.sources)
 
 
-def _coerce(cls, raw: dict, where: str, prefix: str, skip: tuple[str, ...] = ()) -> dict:
-    """Check keys and types of ``raw`` against dataclass ``cls``; return constructor kwargs."""
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
-    out = {}
-    for key, value in raw.items():
-        if key not in fields:
-            raise TableError(f"{where}: {prefix}.{key}: unknown key (known: {', '.join(fields)})")
-        default = fields[key].default
-        if isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise TableError(f"{where}: {prefix}.{key}: expected a list of strings")
-            value = tuple(value)
-        elif isinstance(default, bool) or isinstance(value, bool):
-            if type(value) is not type(default):
-                raise TableError(f"{where}: {prefix}.{key}: expected {type(default).__name__}")
-        elif isinstance(default, float) and isinstance(value, int):
-            value = float(value)
-        elif not isinstance(value, type(default)):
-            raise TableError(
-                f"{where}: {prefix}.{key}: expected {type(default).__name__}, "
-                f"got {type(value).__name__} {value!r}"
-            )
-        out[key] = value
-    return out
+def _part(layered: Layered, key: str) -> Layered:
+    """The ``key`` table of ``layered``, keeping where each value came from."""
+    raw = layered.raw.get(key, {})
+    origins = {path[1:]: src for path, src in layered.origins.items() if path[:1] == (key,)}
+    return Layered(raw=raw, origins=origins, sources=layered.sources)
 
 
-def _engine(raw: dict, where: str) -> EngineSettings:
-    kwargs = _coerce(EngineSettings, raw, where, "engine")
-    settings = EngineSettings(**kwargs)
-    if settings.port <= 0 or settings.port > 65535:
-        raise TableError(f"{where}: engine.port: {settings.port} is not a TCP port")
-    return settings
+def _specialists(layered: Layered) -> dict[str, Specialist]:
+    part = _part(layered, "specialists")
+    if not isinstance(part.raw, dict):
+        raise TableError(f"{layered.origin(('specialists',))}: specialists: expected a table")
+    for key, entry in part.raw.items():
+        if isinstance(entry, dict):  # the key names the specialist and is its default task
+            part.raw[key] = {"task": key, **entry, "key": key}
+    specs = structure(dict[str, Specialist], part, error=TableError, prefix=("specialists",))
+    for spec in specs.values():
+        _check(spec, lambda name, key=spec.key: part.origin((key, name)))
+    return specs
 
 
-def _specialist(key: str, raw: dict, where: str) -> Specialist:
+def _check(spec: Specialist, origin) -> None:
+    """What the types alone cannot say; ``origin(field)`` names the source of a field."""
     from covey_specialists.tasks import FORMATS
 
-    prefix = f"specialists.{key}"
-    kwargs = _coerce(Specialist, {k: v for k, v in raw.items() if k != "key"}, where, prefix,
-                     skip=("key",))
-    spec = Specialist(key=key, **{"task": key, **kwargs})
+    def fail(name: str, problem: str) -> None:
+        raise TableError(f"{origin(name)}: specialists.{spec.key}.{name}: {problem}")
+
     if spec.task not in TASKS:
-        raise TableError(f"{where}: {prefix}.task: {spec.task!r} is not one of {', '.join(TASKS)}")
+        fail("task", f"{spec.task!r} is not one of {', '.join(TASKS)}")
     if spec.prompt_format not in FORMATS:
-        raise TableError(f"{where}: {prefix}.prompt_format: {spec.prompt_format!r} is unknown "
-                         f"(known: {', '.join(sorted(FORMATS))})")
+        fail("prompt_format", f"{spec.prompt_format!r} is unknown "
+                              f"(known: {', '.join(sorted(FORMATS))})")
     if spec.routing not in ROUTING_POLICIES:
-        raise TableError(f"{where}: {prefix}.routing: {spec.routing!r} is not one of "
-                         f"{', '.join(ROUTING_POLICIES)}")
+        fail("routing", f"{spec.routing!r} is not one of {', '.join(ROUTING_POLICIES)}")
     if spec.max_tokens <= 0:
-        raise TableError(f"{where}: {prefix}.max_tokens: must be positive")
+        fail("max_tokens", "must be positive")
     if spec.timeout_s <= 0:
-        raise TableError(f"{where}: {prefix}.timeout_s: must be positive")
+        fail("timeout_s", "must be positive")
     if not 0.0 <= spec.temperature <= 2.0:
-        raise TableError(f"{where}: {prefix}.temperature: must be between 0 and 2")
-    return spec
+        fail("temperature", "must be between 0 and 2")

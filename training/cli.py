@@ -116,10 +116,10 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
     if no_register:
         summary["message"] = "not registered (--no-register)"
     elif gate_ok or force:
-        url, key = engine.endpoint(table)
-        running = engine.status(table).state == "up" if not engine.remote_url(table) else True
+        target = engine.resolve(table.engine)
+        running = engine.status(table).state == "up" if target.managed else True
         version, message = pipeline.register(task, spec.key, out_dir,
-                                             url if running else "", key)
+                                             target.url if running else "", target.api_key)
         summary["registered"], summary["message"] = str(version), message
     else:
         summary["message"] = ("not registered: the adapter does not beat the untuned base on "

@@ -1,6 +1,7 @@
 """What a model call cost locally, and what the same tokens would have cost on the baseline
 LLM. Prices come from ``prices.toml`` (shipped beside this module, every figure dated and
-sourced) overridden key by key by ``$COVEY_HOME/prices.toml``.
+sourced) overridden key by key by ``$COVEY_HOME/prices.toml`` (layered and converted by
+:mod:`covey_usage.settings`).
 
 :class:`CostStage` is the step between a finished call and its row in the usage log. It
 holds each call for a short settle period so that every call overlapping it is known, then
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 from covey_usage import home
 from covey_usage.calls import ModelCall
 from covey_usage.energy import Meter
-from covey_usage.layered_toml import load_layers
+from covey_usage.settings import layer, structure
 
 log = logging.getLogger("covey.cost")
 
@@ -41,11 +42,17 @@ class PriceError(ValueError):
 @dataclass(frozen=True)
 class ModelPrice:
     name: str
+    """The model's name, its key under ``[models]``."""
     input_usd_per_mtok: float
+    """US dollars per million prompt tokens."""
     output_usd_per_mtok: float
+    """US dollars per million completion tokens."""
     provider: str = ""
+    """Who sells it."""
     as_of: str = ""
+    """The date the price applies from."""
     source: str = ""
+    """Where the price comes from."""
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_usd_per_mtok
@@ -89,52 +96,100 @@ def user_prices_file() -> Path:
     return home.covey_home() / "prices.toml"
 
 
+@dataclass(frozen=True)
+class _BaselineChoice:
+    model: str
+    """The LLM calls are compared with; a key of ``[models]``."""
+
+
+@dataclass(frozen=True)
+class _GpuPrice:
+    usd_per_hour: float
+    """What an hour of the GPU costs (ownership or rental)."""
+    as_of: str = ""
+    """The date the price applies from."""
+    source: str = ""
+    """Where the price comes from."""
+
+
+@dataclass(frozen=True)
+class _CpuPrice:
+    usd_per_core_hour: float
+    """What an hour of one CPU core costs."""
+    cores_attributed: int = 0
+    """Cores a CPU engine is assumed to use when its CPU time cannot be read (0: all)."""
+    as_of: str = ""
+    """The date the price applies from."""
+    source: str = ""
+    """Where the price comes from."""
+
+
+@dataclass(frozen=True)
+class _Hardware:
+    gpu: _GpuPrice
+    """The GPU's hourly price."""
+    cpu: _CpuPrice
+    """The CPU's hourly price per core."""
+
+
+@dataclass(frozen=True)
+class _EnergyPrice:
+    usd_per_kwh: float
+    """Electricity, in US dollars per kWh."""
+    as_of: str = ""
+    """The date the price applies from."""
+    source: str = ""
+    """Where the price comes from."""
+
+
+@dataclass(frozen=True)
+class PriceFile:
+    """``prices.toml`` as written: the shape the shipped and the user's file share."""
+
+    baseline: _BaselineChoice
+    """Which model's price is the LLM-equivalent cost."""
+    hardware: _Hardware
+    """Hourly prices of the local hardware."""
+    energy: _EnergyPrice
+    """The electricity price."""
+    models: dict[str, ModelPrice] = dataclasses.field(default_factory=dict)
+    """Per-token prices of LLMs, by name."""
+
+
 def load_prices(user_file: Path | None = None, *, user: bool = True) -> Prices:
     """The shipped price table with the user's overrides applied (``user=False``: none)."""
-    raw, sources = load_layers(shipped_prices_text(), "prices.toml (shipped)",
-                               (user_file or user_prices_file()) if user else None, PriceError)
-    return _build(raw, " + ".join(sources), sources)
-
-
-def _number(section: dict, key: str, where: str, prefix: str) -> float:
-    value = section.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PriceError(f"{where}: {prefix}.{key}: expected a number, got {value!r}")
-    if value < 0:
-        raise PriceError(f"{where}: {prefix}.{key}: must not be negative")
-    return float(value)
-
-
-def _build(raw: dict, where: str, sources: tuple[str, ...]) -> Prices:
-    models = {}
-    for name, entry in (raw.get("models") or {}).items():
-        if not isinstance(entry, dict):
-            raise PriceError(f"{where}: models.{name}: expected a table")
-        prefix = f'models."{name}"'
-        models[name] = ModelPrice(
-            name=name,
-            input_usd_per_mtok=_number(entry, "input_usd_per_mtok", where, prefix),
-            output_usd_per_mtok=_number(entry, "output_usd_per_mtok", where, prefix),
-            provider=str(entry.get("provider", "")), as_of=str(entry.get("as_of", "")),
-            source=str(entry.get("source", "")),
-        )
-    baseline = (raw.get("baseline") or {}).get("model", "")
-    if baseline not in models:
-        raise PriceError(f"{where}: baseline.model: {baseline!r} has no [models] price "
-                         f"(known: {', '.join(sorted(models))})")
-    hardware = raw.get("hardware") or {}
-    gpu, cpu = hardware.get("gpu") or {}, hardware.get("cpu") or {}
-    cores = cpu.get("cores_attributed", 0)
-    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 0:
-        raise PriceError(f"{where}: hardware.cpu.cores_attributed: expected a whole number ≥ 0")
+    layered = layer(shipped=(shipped_prices_text(), "prices.toml (shipped)"),
+                    user_file=(user_file or user_prices_file()) if user else None,
+                    error=PriceError)
+    models = layered.raw.get("models")
+    if isinstance(models, dict):  # the key names the model
+        layered.raw["models"] = {name: {**entry, "name": name} if isinstance(entry, dict)
+                                 else entry for name, entry in models.items()}
+    table = structure(PriceFile, layered, error=PriceError)
+    for path, value in _amounts(table):
+        if value < 0:
+            raise PriceError(f"{layered.origin(path)}: {'.'.join(path)}: must not be negative")
+    if table.baseline.model not in table.models:
+        raise PriceError(f"{layered.origin(('baseline', 'model'))}: baseline.model: "
+                         f"{table.baseline.model!r} has no [models] price "
+                         f"(known: {', '.join(sorted(table.models))})")
     return Prices(
-        baseline=models[baseline], models=models,
-        gpu_usd_per_hour=_number(gpu, "usd_per_hour", where, "hardware.gpu"),
-        cpu_usd_per_core_hour=_number(cpu, "usd_per_core_hour", where, "hardware.cpu"),
-        cores_attributed=cores or (os.cpu_count() or 1),
-        usd_per_kwh=_number(raw.get("energy") or {}, "usd_per_kwh", where, "energy"),
-        sources=sources,
+        baseline=table.models[table.baseline.model], models=table.models,
+        gpu_usd_per_hour=table.hardware.gpu.usd_per_hour,
+        cpu_usd_per_core_hour=table.hardware.cpu.usd_per_core_hour,
+        cores_attributed=table.hardware.cpu.cores_attributed or (os.cpu_count() or 1),
+        usd_per_kwh=table.energy.usd_per_kwh, sources=layered.sources,
     )
+
+
+def _amounts(table: PriceFile):
+    """Every price in the file, with its key path (none may be negative)."""
+    yield ("hardware", "gpu", "usd_per_hour"), table.hardware.gpu.usd_per_hour
+    yield ("hardware", "cpu", "usd_per_core_hour"), table.hardware.cpu.usd_per_core_hour
+    yield ("energy", "usd_per_kwh"), table.energy.usd_per_kwh
+    for name, price in table.models.items():
+        yield ("models", name, "input_usd_per_mtok"), price.input_usd_per_mtok
+        yield ("models", name, "output_usd_per_mtok"), price.output_usd_per_mtok
 
 
 def is_local_engine(url: str) -> bool:

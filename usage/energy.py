@@ -13,16 +13,15 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("covey.energy")
+import psutil
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+log = logging.getLogger("covey.energy")
 
 
 class NvmlEnergy:
@@ -118,15 +117,13 @@ def _read_int(path: Path) -> int | None:
 
 class ProcessTreeCpu:
     """CPU seconds used by a process and its descendants (vLLM runs its engine core in a
-    child process), from ``/proc``. The descendant set is refreshed every few seconds
-    so a sample costs a handful of small reads, not a scan of every process."""
+    child process), read through psutil. The descendant set is refreshed every few
+    seconds so a sample costs a handful of small reads, not a scan of every process."""
 
-    def __init__(self, pid_source: Callable[[], int | None], proc: Path = Path("/proc"),
-                 refresh_s: float = 5.0):
+    def __init__(self, pid_source: Callable[[], int | None], refresh_s: float = 5.0):
         self._pid_source = pid_source
-        self._proc = proc
         self._refresh_s = refresh_s
-        self._pids: list[int] = []
+        self._procs: list[psutil.Process] = []
         self._root: int | None = None
         self._refreshed = 0.0
         self._seen: dict[int, float] = {}
@@ -139,10 +136,12 @@ class ProcessTreeCpu:
             self._refreshed = now
         if self._root is None:
             return None
-        for pid in self._pids:
-            used = _proc_cpu_seconds(self._proc / str(pid) / "stat")
-            if used is not None:
-                self._seen[pid] = used
+        for proc in self._procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:  # exited or out of reach: keep its last reading
+                continue
+            self._seen[proc.pid] = times.user + times.system
         # A process that exited keeps its last reading so the total never goes backwards.
         return self._gone + sum(self._seen.values())
 
@@ -152,43 +151,14 @@ class ProcessTreeCpu:
             self._gone += sum(self._seen.values())
             self._seen = {}
             self._root = root
+        self._procs = []
         if root is None:
-            self._pids = []
             return
-        children: dict[int, list[int]] = {}
-        for entry in self._proc.iterdir():
-            if entry.name.isdigit():
-                ppid = _proc_ppid(entry / "stat")
-                if ppid is not None:
-                    children.setdefault(ppid, []).append(int(entry.name))
-        tree, todo = [], [root]
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            todo.extend(children.get(pid, ()))
-        self._pids = tree
-
-
-def _stat_fields(path: Path) -> list[str] | None:
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
-    # comm may contain spaces and parentheses: split after the last ')'
-    return text.rsplit(")", 1)[1].split()
-
-
-def _proc_cpu_seconds(path: Path) -> float | None:
-    fields = _stat_fields(path)
-    if not fields or len(fields) < 15:
-        return None
-    # fields[0] is state (stat field 3); utime, stime are fields 14 and 15
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _proc_ppid(path: Path) -> int | None:
-    fields = _stat_fields(path)
-    return int(fields[1]) if fields and len(fields) > 1 else None
+        try:
+            top = psutil.Process(root)
+            self._procs = [top, *top.children(recursive=True)]
+        except psutil.Error:
+            pass
 
 
 def engine_pid_from_state(state_file: Path | None = None) -> int | None:
@@ -201,7 +171,7 @@ def engine_pid_from_state(state_file: Path | None = None) -> int | None:
         pid = json.loads(state_file.read_text()).get("pid")
     except (OSError, ValueError, AttributeError):
         return None
-    if not isinstance(pid, int) or not Path(f"/proc/{pid}").exists():
+    if not isinstance(pid, int) or not psutil.pid_exists(pid):
         return None
     return pid
 
@@ -284,8 +254,7 @@ class Meter:
                  engine_pid: Callable[[], int | None] | None = None) -> Meter:
         gpu = open_nvml()
         rapl = None if gpu else open_rapl()
-        cpu = ProcessTreeCpu(engine_pid or engine_pid_from_state) if os.path.isdir("/proc") \
-            else None
+        cpu = ProcessTreeCpu(engine_pid or engine_pid_from_state)
         return cls(gpu=gpu, rapl=rapl, cpu=cpu, interval_s=interval_s)
 
     @property

@@ -1,8 +1,11 @@
 """The usage database: opening it (WAL, busy timeout) and its named, ordered migrations.
 
-Migrations are recorded in ``_covey_migrations`` and applied when the database opens,
-inside one ``BEGIN IMMEDIATE`` transaction, so two processes opening a fresh file at the
-same moment apply each migration exactly once. The tables are plain SQLite tables that
+Migrations are sqlite-utils' own (:class:`sqlite_utils.Migrations`), recorded in
+``_covey_migrations`` and applied when the database opens. sqlite-utils reads what is
+pending before it takes the write lock, so two processes opening a fresh file at once
+would both try the first migration; Covey therefore runs the whole ``apply`` inside one
+``BEGIN IMMEDIATE`` transaction (sqlite-utils nests its own steps as savepoints), so each
+migration is applied exactly once. The tables are plain SQLite tables that
 the sqlite-utils CLI and Datasette open as they are.
 """
 
@@ -88,6 +91,12 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m003_indexes", _m003_indexes),
 ]
 
+MIGRATION_SET = "covey"
+_migrations = sqlite_utils.Migrations(MIGRATION_SET)
+_migrations.migrations_table = MIGRATIONS_TABLE
+for _name, _step in MIGRATIONS:
+    _migrations(name=_name)(_step)
+
 
 def utc_text(t: float) -> str:
     """Unix time as ISO 8601 UTC text without offset, like simonw/llm's datetime_utc."""
@@ -114,10 +123,16 @@ def connect(path: Path, *, readonly: bool = False,
     return db
 
 
+def _legacy(db: sqlite_utils.Database) -> bool:
+    """A database from before sqlite-utils' migrations: ``_covey_migrations(name, applied_at)``."""
+    table = db[MIGRATIONS_TABLE]
+    return table.exists() and "migration_set" not in table.columns_dict
+
+
 def applied_migrations(db: sqlite_utils.Database) -> set[str]:
-    if MIGRATIONS_TABLE not in db.table_names():
-        return set()
-    return {row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
+    if _legacy(db):
+        return {row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")}
+    return {m.name for m in _migrations.applied(db)}
 
 
 def pending_migrations(db: sqlite_utils.Database) -> list[str]:
@@ -131,22 +146,25 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
         return []
     db.execute("BEGIN IMMEDIATE")  # one migrator at a time across processes
     try:
-        db.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-                   "(name TEXT PRIMARY KEY, applied_at TEXT)")
-        done = []
-        applied = applied_migrations(db)
-        for name, step in MIGRATIONS:
-            if name in applied:
-                continue
-            step(db)
-            db.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)",
-                       [name, datetime.now(UTC).replace(tzinfo=None).isoformat()])
-            done.append(name)
-        db.commit()
+        _upgrade_legacy_record(db)
+        before = applied_migrations(db)
+        _migrations.apply(db)
+        db.execute("COMMIT")
     except BaseException:
         db.rollback()
         raise
-    return done
+    return [name for name, _ in MIGRATIONS if name not in before]
+
+
+def _upgrade_legacy_record(db: sqlite_utils.Database) -> None:
+    """Carry the names an older Covey recorded over into sqlite-utils' table."""
+    if not _legacy(db):
+        return
+    rows = db.execute(f"SELECT name, applied_at FROM {MIGRATIONS_TABLE}").fetchall()
+    db[MIGRATIONS_TABLE].drop()
+    _migrations.ensure_migrations_table(db)
+    db[MIGRATIONS_TABLE].insert_all(
+        {"migration_set": MIGRATION_SET, "name": name, "applied_at": at} for name, at in rows)
 
 
 def open_db(path: Path, *, busy_timeout_s: float | None = None) -> sqlite_utils.Database:

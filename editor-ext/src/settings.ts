@@ -7,7 +7,6 @@ export interface ConfigReader {
 export interface CoveySettings {
   pythonPath: string;
   engineUrl: string | null;
-  engineManaged: boolean;
   debounceMs: number;
   languages: string[];
   storeText: boolean;
@@ -18,7 +17,6 @@ export interface CoveySettings {
 export const DEFAULTS: CoveySettings = {
   pythonPath: '',
   engineUrl: null,
-  engineManaged: true,
   debounceMs: 75,
   languages: ['python', 'javascript', 'typescript'],
   storeText: false,
@@ -53,7 +51,6 @@ export function readSettings(config: ConfigReader): CoveySettings {
   return {
     pythonPath: text(config.get('pythonPath')) ?? DEFAULTS.pythonPath,
     engineUrl: text(config.get('engine.url')),
-    engineManaged: config.get<boolean>('engine.managed') ?? DEFAULTS.engineManaged,
     debounceMs:
       typeof debounce === 'number' && Number.isFinite(debounce) && debounce >= 0
         ? debounce
@@ -79,8 +76,8 @@ export function readSettings(config: ConfigReader): CoveySettings {
 /** The shape docs/lsp-protocol.md gives for initializationOptions. */
 export function toInitializationOptions(s: CoveySettings): Record<string, unknown> {
   return {
-    // A remote URL means the server must not manage a local engine.
-    engine: { url: s.engineUrl, managed: s.engineUrl === null ? s.engineManaged : false },
+    // No URL: the server uses the specialists table's engine, else the one Covey manages.
+    engine: { url: s.engineUrl },
     debounceMs: s.debounceMs,
     languages: s.languages,
     storeText: s.storeText,

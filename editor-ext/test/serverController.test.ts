@@ -114,7 +114,7 @@ describe('ServerController', () => {
     expect(spec.args).toEqual(['-m', 'covey_server']);
     expect(spec.cwd).toBe('/ws');
     expect(spec.env.COVEY_ENGINE_API_KEY).toBe('k');
-    expect(spec.initializationOptions).toMatchObject({ engine: { url: 'http://127.0.0.1:8765', managed: false }, debounceMs: 50 });
+    expect(spec.initializationOptions).toMatchObject({ engine: { url: 'http://127.0.0.1:8765' }, debounceMs: 50 });
     expect(h.status.server).toBe('running');
   });
 

@@ -46,7 +46,7 @@ describe('readSettings', () => {
 describe('toInitializationOptions', () => {
   it('has the shape of docs/lsp-protocol.md', () => {
     expect(toInitializationOptions(DEFAULTS)).toEqual({
-      engine: { url: null, managed: true },
+      engine: { url: null },
       debounceMs: 75,
       languages: ['python', 'javascript', 'typescript'],
       storeText: false,
@@ -55,9 +55,9 @@ describe('toInitializationOptions', () => {
     });
   });
 
-  it('never manages a local engine when a remote URL is set', () => {
+  it('passes a remote engine URL through', () => {
     const opts = toInitializationOptions({ ...DEFAULTS, engineUrl: 'http://10.0.0.2:8000' });
-    expect(opts.engine).toEqual({ url: 'http://10.0.0.2:8000', managed: false });
+    expect(opts.engine).toEqual({ url: 'http://10.0.0.2:8000' });
   });
 });
 

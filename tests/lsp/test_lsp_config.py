@@ -32,11 +32,11 @@ def test_editor_options_override_the_file(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text('[server]\ndebounce_ms = 200\nstore_text = true\n'
                     '[server.engine]\nurl = "http://file:1"\n')
-    config, problems = load_config({"debounceMs": 30, "engine": {"managed": False},
+    config, problems = load_config({"debounceMs": 30, "engine": {"apiKeyEnv": "MY_KEY"},
                                     "specialists": {"completion": {"maxTokens": 16}}}, path)
     assert problems == []
     assert config.debounce_ms == 30 and config.store_text is True
-    assert config.engine == EngineOptions(url="http://file:1", managed=False)
+    assert config.engine == EngineOptions(url="http://file:1", api_key_env="MY_KEY")
     assert config.specialists == {"completion": {"max_tokens": 16}}
 
 
@@ -46,8 +46,30 @@ def test_bad_values_fall_back_with_one_problem_each(tmp_path):
                                    tmp_path / "none.toml")
     assert config == ServerConfig()
     assert len(problems) == 5
-    assert any(p.startswith("debounce_ms: 'fast' is not valid") for p in problems)
-    assert any("colour: unknown setting" in p for p in problems)
+    assert any(p.startswith("initializationOptions: debounce_ms: expected int, got 'fast'")
+               for p in problems)
+    assert any("colour: unknown key" in p for p in problems)
+
+
+def test_a_bad_value_in_the_file_names_the_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[server]\ndebounceMs = -5\n')
+    config, problems = load_config({"storeText": True}, path)
+    assert config.debounce_ms == 75 and config.store_text is True
+    assert problems == [f"{path}: debounce_ms: must not be negative, got -5; "
+                        "using the default 75"]
+
+
+def test_editor_nulls_mean_not_set(tmp_path):
+    config, problems = load_config({"engine": {"url": None},
+                                    "baseline": {"url": None, "model": None}},
+                                   tmp_path / "none.toml")
+    assert config == ServerConfig() and problems == []
+
+
+def test_managed_is_gone(tmp_path):
+    config, problems = load_config({"engine": {"managed": False}}, tmp_path / "none.toml")
+    assert problems == ["initializationOptions: engine.managed: unknown key"]
 
 
 def test_broken_config_file_is_reported_not_raised(tmp_path):

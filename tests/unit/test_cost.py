@@ -292,23 +292,39 @@ def test_rapl_counter_is_monotonic_across_wraps(tmp_path: Path):
     assert rapl.read() == pytest.approx(0.2)
 
 
-def write_stat(proc: Path, pid: int, ppid: int, utime: int, stime: int) -> None:
-    (proc / str(pid)).mkdir(exist_ok=True)
-    fields = ["S", str(ppid)] + ["0"] * 9 + [str(utime), str(stime)] + ["0"] * 30
-    (proc / str(pid) / "stat").write_text(f"{pid} (python3 (vllm)) " + " ".join(fields))
+BURNER = """
+import subprocess, sys, time
+if sys.argv[1] == "child":  # burn CPU until it has used 0.5 s, then say so and idle
+    while time.process_time() < 0.5:
+        pass
+    print("burnt", flush=True)
+    time.sleep(60)
+else:  # the engine: idle, with a busy child
+    child = subprocess.Popen([sys.executable, "-c", sys.argv[2], "child"], stdout=sys.stdout)
+    child.wait()
+"""
 
 
-def test_process_tree_cpu_counts_children(tmp_path: Path):
-    from covey_usage import energy
+def test_process_tree_cpu_counts_children():
+    import subprocess
+    import sys
 
-    ticks = energy.CLOCK_TICKS
-    write_stat(tmp_path, 10, 1, ticks * 2, ticks * 1)   # the engine: 3 s
-    write_stat(tmp_path, 11, 10, ticks * 5, 0)          # its engine core: 5 s
-    write_stat(tmp_path, 12, 1, ticks * 100, 0)         # unrelated
-    cpu = ProcessTreeCpu(lambda: 10, proc=tmp_path)
-    assert cpu.read() == pytest.approx(8.0)
-    write_stat(tmp_path, 11, 10, ticks * 7, 0)
-    assert cpu.read() == pytest.approx(10.0)
+    import psutil
+
+    engine = subprocess.Popen([sys.executable, "-c", BURNER, "engine", BURNER],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert engine.stdout.readline().strip() == "burnt"
+        cpu = ProcessTreeCpu(lambda: engine.pid)
+        own = sum(psutil.Process(engine.pid).cpu_times()[:2])
+        assert own < 0.5  # the engine itself idles…
+        assert cpu.read() >= 0.5  # …but its tree includes the child's burnt half second
+        assert ProcessTreeCpu(lambda: None).read() is None
+    finally:
+        for proc in psutil.Process(engine.pid).children(recursive=True):
+            proc.kill()
+        engine.kill()
+        engine.wait()
 
 
 def test_cpu_counter_is_shared_like_energy():

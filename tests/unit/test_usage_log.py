@@ -123,6 +123,25 @@ def test_migrations_are_recorded_and_idempotent(db_path: Path):
     db.close()
 
 
+def test_an_older_record_of_migrations_is_carried_over(db_path: Path):
+    schema.open_db(db_path).close()
+    db = sqlite_utils.Database(db_path)  # what Covey wrote before sqlite-utils' migrations
+    db.execute("DROP TABLE _covey_migrations")
+    db.execute("CREATE TABLE _covey_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    db.execute("INSERT INTO _covey_migrations VALUES ('m001_eval_runs', 'then'), "
+               "('m002_calls', 'then')")
+    db.execute("DROP INDEX idx_calls_started_at")
+    db.conn.commit()
+    db.close()
+    db = schema.open_db(db_path)
+    assert "idx_calls_started_at" in {i.name for i in db["calls"].indexes}
+    rows = db.execute("SELECT migration_set, name, applied_at FROM _covey_migrations "
+                      "ORDER BY name").fetchall()
+    assert [r[:2] for r in rows] == [("covey", name) for name, _ in schema.MIGRATIONS]
+    assert rows[0][2] == "then"
+    db.close()
+
+
 def test_plain_tables_open_with_the_sqlite_utils_cli(db_path: Path):
     import subprocess
     import sys
