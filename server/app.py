@@ -18,6 +18,7 @@ from pygls.exceptions import JsonRpcServerNotInitialized
 from pygls.lsp.server import LanguageServer
 
 from covey_server import __version__, protocol
+from covey_server.completion_cache import CompletionCache
 from covey_server.config import ServerConfig, load_config
 from covey_server.router import Router
 from covey_server.scheduler import Scheduler
@@ -103,6 +104,8 @@ class Session:
     scheduler: Scheduler
     engine: EngineTarget
     """The engine this session talks to, and whether Covey manages it."""
+    cache: CompletionCache = field(default_factory=CompletionCache)
+    """The suggestion last shown per document, reused while the user types into it."""
     notices_shown: set[str] = field(default_factory=set)
     background: set[asyncio.Task] = field(default_factory=set)
 
@@ -244,7 +247,9 @@ def build_server() -> CoveyServer:
     def did_close(ls: CoveyServer, params: types.DidCloseTextDocumentParams) -> None:
         session = ls.require_session()
         for kind in features_completion.KINDS:
-            session.scheduler.cancel(features_completion.key(params.text_document.uri, kind))
+            queue = features_completion.key(params.text_document.uri, kind)
+            session.scheduler.cancel(queue)
+            session.cache.forget(queue)
         session.store.close(params.text_document.uri)
 
     features_completion.register(ls)

@@ -40,6 +40,11 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
     if offset is None:
         log.info("position %s:%s is outside %s", position.line, position.character, uri)
         return None
+    queue = key(uri, kind)
+    hit = session.cache.lookup(queue, doc.version, doc.text, offset)
+    if hit is not None:  # typing through the ghost text, or asked again: no model call
+        session.scheduler.cancel(queue)
+        return Suggestion(hit.text, hit.call_id, offset)
     trigger = decide(doc, offset)
     if not trigger.call:
         log.debug("no completion at %s:%s: %s", position.line, position.character,
@@ -61,8 +66,11 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
         text = finish_completion(plan, result.text)
         return Suggestion(text, result.call.id, offset) if text else None
 
-    found = await session.scheduler.run(key(uri, kind), work, still_current)
-    return found if found is not None and still_current() else None
+    found = await session.scheduler.run(queue, work, still_current)
+    if found is None or not still_current():
+        return None
+    session.cache.remember(queue, uri, version, doc.text, offset, found.text, found.call_id)
+    return found
 
 
 def _enabled(session, doc: Document) -> bool:

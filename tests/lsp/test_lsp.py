@@ -300,3 +300,32 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
     assert [c.status for c in client.calls] == ["cancelled", "cancelled"]
 
 
+
+
+async def test_typing_through_the_ghost_text_reuses_it_without_a_model_call(scripted):
+    scripted.fake.reply = "sum(items)\n"
+    uri = "file:///tmp/cache.py"
+    source = "def total(items):\n    return \n"
+    open_doc(scripted, uri, source)
+    first = await scripted.text_document_inline_completion_async(inline_params(uri, 1, 11))
+    assert [i.insert_text for i in first.items] == ["sum(items)"]
+    assert len(scripted.fake.completions()) == 1
+    # asked again at the same place and version: the same answer, no new request
+    again = await scripted.text_document_inline_completion_async(inline_params(uri, 1, 11))
+    assert [i.insert_text for i in again.items] == ["sum(items)"]
+    # the user types "sum(": the rest of the suggestion, still without a request
+    scripted.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(1, 11), types.Position(1, 11)), text="sum(")]))
+    typed = await scripted.text_document_inline_completion_async(inline_params(uri, 1, 15))
+    assert [i.insert_text for i in typed.items] == ["items)"]
+    assert typed.items[0].command.arguments == first.items[0].command.arguments
+    assert len(scripted.fake.completions()) == 1
+    # typing something else asks the model again
+    scripted.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(1, 15), types.Position(1, 15)), text="x")]))
+    await scripted.text_document_inline_completion_async(inline_params(uri, 1, 16))
+    assert len(scripted.fake.completions()) == 2
