@@ -1,12 +1,13 @@
 """Engine benchmark (prints figures; asserts nothing about time).
 
-Starts two engines one after the other, each in its own temporary Covey home: the base
-model alone, then the base plus three LoRA adapters (the shipped ones when present, else
-random rank-16 adapters made here with peft). For each it prints start time and resident
-memory; on the second it measures time to first token, decode speed, and the same
-completion with and without an adapter as a latency ratio.
+Starts engines one after the other, each in its own temporary Covey home: the base model
+alone, then the base plus three LoRA adapters (the shipped ones when present, else random
+rank-16 adapters made here with peft) as Covey runs them, and with --compare-fallback once
+more with vLLM's own CPU LoRA fallback. It prints start time and resident memory, and for
+each LoRA engine the adapter/base ratios on one ~700-token prompt: time to first token and
+a 32-token completion (targets: both at most 1.2).
 
-    python benchmarks/bench_engine.py [--requests 20] [--port 8790]
+    python benchmarks/bench_engine.py [--requests 10] [--port 8790] [--compare-fallback]
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import asyncio
 import os
 import statistics
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
-from covey_specialists import base_model, engine
+from covey_specialists import base_model, engine, vllm_cpu_lora
 from covey_specialists.client import EngineClient
 from covey_specialists.table import load_table
 from covey_specialists.tasks.completion import CompletionContext, completion_prompt
@@ -81,23 +83,44 @@ def start(home: Path, port: int, adapters: dict[str, Path] | None):
 
 
 async def measure(url: str, key: str, requests: int) -> dict:
+    """Adapter and base on the same ~700-token prompt, alternating so that load drifts hit
+    both alike: time to first token (1 token) and a 32-token completion."""
     table = load_table()
     spec = table.for_task("completion")
-    ctx = CompletionContext(prefix="def fibonacci(n):\n    ", suffix="\n", multiline=True)
-    prompt = completion_prompt(ctx, spec.prompt_format, 2000)
-    ttft, decode, with_adapter, without = [], [], [], []
+    source = Path(textwrap.__file__).read_text()[:2600]
+    ctx = CompletionContext(prefix=source, suffix="\n", multiline=True)
+    prompt = completion_prompt(ctx, spec.prompt_format, 4000)
+    figures = {m: {"ttft": [], "tokens32": [], "decode": []} for m in ("base", spec.key)}
     async with EngineClient(url, key) as client:
-        for _ in range(2):  # warm-up
-            await client.complete(spec, prompt, max_tokens=8)
+        for model in figures:  # warm-up
+            await client.complete(spec, prompt, max_tokens=4, model=model)
         for i in range(requests):
-            r = await client.complete(spec, prompt, max_tokens=64,
-                                      extra_body={"ignore_eos": True, "stop": []},
-                                      model="base" if i % 2 else spec.key)
-            (without if i % 2 else with_adapter).append(r.call.latency_ms)
-            ttft.append(r.call.ttft_ms)
-            decode.append((r.call.completion_tokens - 1) /
-                          max(1e-9, (r.call.latency_ms - r.call.ttft_ms) / 1000))
-    return {"ttft": ttft, "decode": decode, "with": with_adapter, "without": without}
+            for model in (list(figures) if i % 2 else list(figures)[::-1]):
+                first = await client.complete(spec, prompt, max_tokens=1, model=model,
+                                              extra_body={"ignore_eos": True, "stop": []})
+                r = await client.complete(spec, prompt, max_tokens=32, model=model,
+                                          extra_body={"ignore_eos": True, "stop": []})
+                figures[model]["ttft"].append(first.call.latency_ms)
+                figures[model]["tokens32"].append(r.call.latency_ms)
+                figures[model]["decode"].append((r.call.completion_tokens - 1) / max(
+                    1e-9, (r.call.latency_ms - r.call.ttft_ms) / 1000))
+    return {"base": figures["base"], "adapter": figures[spec.key],
+            "prompt_tokens": r.call.prompt_tokens}
+
+
+def report(label: str, figures: dict) -> None:
+    base, adapter = figures["base"], figures["adapter"]
+    ttft_b, ttft_a = statistics.median(base["ttft"]), statistics.median(adapter["ttft"])
+    lat_b, lat_a = (statistics.median(base["tokens32"]),
+                    statistics.median(adapter["tokens32"]))
+    print(f"[{label}] prompt {figures['prompt_tokens']} tokens, "
+          f"{len(base['ttft'])} requests each")
+    print(f"[{label}] time to first token p50: adapter {ttft_a:6.0f} ms, base {ttft_b:6.0f} ms,"
+          f" ratio {ttft_a / ttft_b:.2f}")
+    print(f"[{label}] 32-token completion p50: adapter {lat_a:6.0f} ms, base {lat_b:6.0f} ms,"
+          f" ratio {lat_a / lat_b:.2f}")
+    print(f"[{label}] decode p50: adapter {statistics.median(adapter['decode']):.1f}, "
+          f"base {statistics.median(base['decode']):.1f} tokens/s")
 
 
 def pct(values, q):
@@ -107,12 +130,15 @@ def pct(values, q):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--compare-fallback", action="store_true",
+                        help="Also run the engine with vLLM's own CPU LoRA fallback.")
     args = parser.parse_args()
     model_dir = SOURCE_HOME / "models" / base_model.DEFAULT_NAME
     if not base_model.is_prepared(model_dir):
         raise SystemExit(f"prepare the model first: COVEY_HOME={SOURCE_HOME} covey models prepare")
+    runs = {}
     with tempfile.TemporaryDirectory(prefix="covey-bench-") as tmp:
         tmp = Path(tmp)
         adapters = make_adapters(model_dir, tmp / "adapters")
@@ -121,12 +147,17 @@ def main() -> None:
         base_rss = group_rss_mb(status.pid)
         engine.down(table)
 
-        table, status, lora_start = start(tmp / "home-lora", args.port, adapters)
-        lora_rss = group_rss_mb(status.pid)
-        try:
-            figures = asyncio.run(measure(status.url, engine.api_key(), args.requests))
-        finally:
-            engine.down(table)
+        modes = ["covey"] + (["vllm-fallback"] if args.compare_fallback else [])
+        for mode in modes:
+            # COVEY_CPU_LORA other than "grouped" leaves vLLM's fallback in place
+            os.environ[vllm_cpu_lora.ENV] = vllm_cpu_lora.MODE if mode == "covey" else "off"
+            table, status, lora_start = start(tmp / f"home-{mode}", args.port, adapters)
+            lora_rss = group_rss_mb(status.pid)
+            try:
+                runs[mode] = asyncio.run(measure(status.url, engine.api_key(), args.requests))
+            finally:
+                engine.down(table)
+            runs[mode]["lora"] = status.lora or "vllm"
 
     print(f"device: {status.device}")
     print(f"engine start, base only:          {base_start:6.1f} s")
@@ -134,13 +165,8 @@ def main() -> None:
     print(f"resident memory, base only:       {base_rss:7.0f} MB")
     print(f"resident memory, base + 3 LoRA:   {lora_rss:7.0f} MB  "
           f"(ratio {lora_rss / base_rss:.2f})")
-    print(f"time to first token p50/p95:      {pct(figures['ttft'], 50):6.0f} / "
-          f"{pct(figures['ttft'], 95):.0f} ms")
-    print(f"decode speed p50:                 {statistics.median(figures['decode']):6.1f} "
-          "tokens/s")
-    w, wo = statistics.median(figures["with"]), statistics.median(figures["without"])
-    print(f"64-token completion p50, adapter: {w:6.0f} ms; base: {wo:.0f} ms; "
-          f"ratio {w / wo:.2f}")
+    for mode, figures in runs.items():
+        report(f"{mode}: lora={figures['lora']}", figures)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def engine_down() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 def engine_status(as_json: bool) -> None:
     """Show whether the engine is up, how to reach it (URL and where its key is), device,
-    served models and uptime.
+    how it runs LoRA, served models and uptime.
 
     Example:
 
@@ -150,6 +150,8 @@ def engine_status(as_json: bool) -> None:
         click.echo(f"key: {st.key} (sent as a bearer token on every request)")
     if st.models:
         click.echo("models: " + ", ".join(st.models))
+    if st.lora:
+        click.echo(f"lora: {st.lora}")
     if st.reason:
         click.echo(f"reason: {st.reason}")
 

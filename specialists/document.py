@@ -121,6 +121,9 @@ class Document:
         self._stale = True
         self._data = b""
         self._parsable = self._can_parse()
+        self._imports: list[list] | None = None
+        """[start, end, source] of each top-level import, kept across edits that cannot
+        touch one (see :meth:`_track_imports`); None until read, or after such an edit."""
 
     # ------------------------------------------------------------------ positions
     @property
@@ -165,6 +168,7 @@ class Document:
         copy = Document.__new__(Document)
         copy.__dict__.update(self.__dict__)
         copy._starts = list(self._starts)
+        copy._imports = None if self._imports is None else [list(e) for e in self._imports]
         tree = self.tree  # brings the tree up to date first
         copy._tree = tree.copy() if tree is not None else None
         copy._parser = None
@@ -190,11 +194,33 @@ class Document:
             edit = dict(start_byte=start_byte, old_end_byte=old_end_byte,
                         new_end_byte=start_byte + len(new_bytes), start_point=start_point,
                         old_end_point=old_end_point, new_end_point=new_end_point)
+        self._track_imports(start, end, new_text)
         self._update_index(start, end, new_text)
         self.text = self.text[:start] + new_text + self.text[end:]
         if edit is not None and self._tree is not None:
             self._tree.edit(**edit)
         self._stale = True
+
+    def _track_imports(self, start: int, end: int, new_text: str) -> None:
+        """Keep the import list when an edit cannot have changed it: no line it touches
+        (before or after) mentions ``import`` or lies inside an import statement. Listing
+        a large file's top-level nodes per keystroke cost more than the edit itself."""
+        if self._imports is None:
+            return
+        line_start = self.text.rfind("\n", 0, start) + 1
+        line_end = self.text.find("\n", end)
+        line_end = len(self.text) if line_end < 0 else line_end
+        before = self.text[line_start:line_end]
+        after = self.text[line_start:start] + new_text + self.text[end:line_end]
+        if "import" in before or "import" in after or any(
+                s <= line_end and line_start <= e for s, e, _ in self._imports):
+            self._imports = None
+            return
+        delta = len(new_text) - (end - start)
+        for entry in self._imports:
+            if entry[0] >= end:
+                entry[0] += delta
+                entry[1] += delta
 
     def _update_index(self, start: int, end: int, new_text: str) -> None:
         first = bisect_right(self._starts, start)  # index of the first line start after `start`
@@ -222,6 +248,7 @@ class Document:
         self._starts = [0, *_line_starts(text)]
         self._tree = None
         self._stale = True
+        self._imports = None
 
     def _can_parse(self) -> bool:
         return grammar(self.language) is not None if self.language else False
@@ -368,8 +395,12 @@ def imports(doc: Document) -> tuple[str, ...]:
     """Top-level import statements, in order."""
     if doc.tree is None:
         return ()
-    kinds = IMPORT_TYPES.get(doc.language or "", set())
-    return tuple(doc.source(n) for n in doc.tree.root_node.children if n.type in kinds)
+    if doc._imports is None:
+        kinds = IMPORT_TYPES.get(doc.language or "", set())
+        nodes = [n for n in doc.tree.root_node.children if n.type in kinds]
+        doc._imports = [[offset_of_byte(doc, n.start_byte), offset_of_byte(doc, n.end_byte),
+                         doc.source(n)] for n in nodes]
+    return tuple(source for _, _, source in doc._imports)
 
 
 def cursor_context(doc: Document, offset: int, budget: int) -> CursorContext:

@@ -31,6 +31,7 @@ from stat import S_IMODE
 import httpx
 import psutil
 
+from covey_specialists import vllm_cpu_lora
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.engine_guard import ROUTES_ENV
 from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
@@ -64,6 +65,8 @@ class EngineStatus:
     uptime_s: float | None = None
     reason: str = ""
     base_model: str = ""
+    lora: str = ""
+    """How LoRA runs: ``vllm`` (its own kernels) or ``cpu-grouped`` (see :func:`lora_mode`)."""
     specialists: dict[str, dict] = field(default_factory=dict)
     """Each specialist's served model name and whether the engine serves it."""
 
@@ -270,6 +273,16 @@ def resolve_adapter(spec: Specialist) -> Path | None:
 
 # ------------------------------------------------------------------ start / stop
 
+CPU_GROUPED = "cpu-grouped"
+
+
+def lora_mode(device: str) -> str:
+    """How the engine runs LoRA. On GPU, vLLM's own kernels (multi-LoRA is cheap there). On
+    CPU, vLLM has none and its PyTorch fallback copies each adapter matrix per token, so
+    Covey swaps in grouped products (:mod:`covey_specialists.vllm_cpu_lora`)."""
+    return "vllm" if device != "cpu" else CPU_GROUPED
+
+
 def build_command(table: SpecialistsTable, model_path: str, port: int,
                   adapters: dict[str, Path], device: str) -> list[str]:
     cmd = [
@@ -360,13 +373,18 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None) -
     env[ROUTES_ENV] = str(routes_file())
     env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(table.engine.cpu_kv_cache_gib))
+    mode = lora_mode(device)
+    if mode == CPU_GROUPED:  # COVEY_CPU_LORA=off keeps vLLM's fallback (benchmarks compare)
+        env.setdefault(vllm_cpu_lora.ENV, vllm_cpu_lora.MODE)
+        mode = CPU_GROUPED if env[vllm_cpu_lora.ENV] == vllm_cpu_lora.MODE else "vllm"
     env.setdefault("VLLM_LOGGING_LEVEL", "INFO")
     env.setdefault("PYTHONUNBUFFERED", "1")
     with log_file().open("w") as logfh:
         proc = subprocess.Popen(cmd, stdout=logfh, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     _write_state({"pid": proc.pid, "port": port, "host": table.engine.host,
-                  "started_at": time.time(), "device": device, "model": model_path,
+                  "started_at": time.time(), "device": device, "lora": mode,
+                  "model": model_path,
                   "adapters": {k: str(v) for k, v in adapters.items()}, "command": cmd})
     if not wait:
         return status(table)
@@ -512,7 +530,7 @@ def _status(table: SpecialistsTable) -> EngineStatus:
                             uptime_s=uptime, base_model=state.get("model", ""))
     return EngineStatus(state="up", **reach, pid=pid, device=state.get("device", ""),
                         models=models, uptime_s=round(uptime, 1),
-                        base_model=state.get("model", ""))
+                        base_model=state.get("model", ""), lora=state.get("lora", ""))
 
 
 def _served_models(url: str, key: str) -> list[str] | None:

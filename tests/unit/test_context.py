@@ -143,3 +143,25 @@ def test_snapshot_is_independent():
     doc.replace(0, 0, "# new\n")
     assert snap.text == SOURCE and snap.tree.root_node.start_point == (0, 0)
     assert doc.text.startswith("# new")
+
+
+def _typed(doc, offset: int, text: str) -> None:
+    doc.replace(offset, offset, text)
+
+
+def test_imports_follow_edits_without_listing_the_file_again():
+    from covey_specialists.document import imports
+
+    body = "import os\n\ndef f(a):\n    return a\n\nfrom sys import (\n    argv,\n)\n"
+    doc = Document("file:///t.py", body, "python")
+    assert imports(doc) == ("import os", "from sys import (\n    argv,\n)")
+    _typed(doc, doc.text.index("return a") + len("return a"), " + 1")  # no import touched
+    assert doc._imports is not None
+    assert imports(doc) == ("import os", "from sys import (\n    argv,\n)")
+    _typed(doc, doc.text.index("argv,") + len("argv,"), " path,")  # inside a multi-line one
+    assert imports(doc) == ("import os", "from sys import (\n    argv, path,\n)")
+    _typed(doc, doc.text.index("def f"), "import re\n")  # a new import line
+    assert imports(doc) == ("import os", "import re", "from sys import (\n    argv, path,\n)")
+    _typed(doc, len(doc.text), "imp")  # typing towards an import
+    _typed(doc, len(doc.text), "ort json\n")
+    assert imports(doc)[-1] == "import json"

@@ -73,9 +73,71 @@ def test_register_replaces_the_cpu_wrappers_ops_only_when_asked(monkeypatch):
     punica_cpu = pytest.importorskip("vllm.lora.punica_wrapper.punica_cpu")
     for name in grouped.OPS:
         monkeypatch.setattr(punica_cpu, name, getattr(torch_ops, name))
+    original = punica_cpu.PunicaWrapperCPU.add_lora_linear
+    monkeypatch.setattr(punica_cpu.PunicaWrapperCPU, "add_lora_linear", original)
     monkeypatch.delenv(grouped.ENV, raising=False)
     grouped.register()
     assert punica_cpu.bgmv_shrink is torch_ops.bgmv_shrink
     monkeypatch.setenv(grouped.ENV, grouped.MODE)
     grouped.register()
     assert punica_cpu.bgmv_shrink is grouped.bgmv_shrink
+    assert punica_cpu.PunicaWrapperCPU.add_lora_linear is grouped.add_lora_linear
+
+
+def reference_lora_linear(y, x, a_stacked, b_stacked, scale, slices, slots):
+    """vLLM's documented semantics, token by token, slice by slice, in float64."""
+    out = y.double().clone()
+    for t, slot in enumerate(slots):
+        if slot < 0:
+            continue
+        offset = 0
+        for a, b, size in zip(a_stacked, b_stacked, slices, strict=True):
+            delta = x[t].double() @ a[slot, 0].double().t() @ b[slot, 0].double().t() * scale
+            out[t, offset:offset + size] += delta
+            offset += size
+    return out
+
+
+@pytest.mark.parametrize("slots", [[1] * TOKENS, [0, 1, 1, -1, 0, 0, 1], [-1] * TOKENS])
+def test_fused_lora_linear_matches_the_per_slice_semantics(slots):
+    from types import SimpleNamespace
+
+    slices = (OUT, 16, 16)  # e.g. q, k and v of a merged QKV projection
+    x = torch.randn(TOKENS, HIDDEN, dtype=torch.bfloat16)
+    a_stacked = tuple(weights(SLOTS, 1, RANK, HIDDEN) for _ in slices)
+    b_stacked = tuple(weights(SLOTS, 1, size, RANK) for size in slices)
+    y = torch.randn(TOKENS, sum(slices), dtype=torch.float32)
+    expected = reference_lora_linear(y, x, a_stacked, b_stacked, 0.5, slices, slots)
+    wrapper = SimpleNamespace(no_lora=all(s < 0 for s in slots),
+                              token_lora_indices=torch.tensor(slots + [0, 0]))
+    grouped.add_lora_linear(wrapper, y, x, a_stacked, b_stacked, 0.5, slices)
+    torch.testing.assert_close(y.double(), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_weights_follow_an_adapter_loaded_in_place():
+    from types import SimpleNamespace
+
+    x = torch.randn(2, HIDDEN)
+    a, b = (weights(SLOTS, 1, RANK, HIDDEN),), (weights(SLOTS, 1, OUT, RANK),)
+    wrapper = SimpleNamespace(no_lora=False, token_lora_indices=torch.tensor([0, 0]))
+    first = torch.zeros(2, OUT)
+    grouped.add_lora_linear(wrapper, first, x, a, b, 1.0, (OUT,))
+    b[0][0].mul_(2)  # what loading another adapter into slot 0 looks like: an in-place copy
+    second = torch.zeros(2, OUT)
+    grouped.add_lora_linear(wrapper, second, x, a, b, 1.0, (OUT,))
+    torch.testing.assert_close(second, 2 * first, atol=1e-3, rtol=1e-3)
+
+
+def test_a_prefill_takes_the_per_slice_path(monkeypatch):
+    from types import SimpleNamespace
+
+    seen = []
+    monkeypatch.setattr(grouped, "_per_slice", lambda *args, **kwargs: seen.append(args[2]))
+    rows = grouped.FUSED_MAX_TOKENS + 1
+    wrapper = SimpleNamespace(no_lora=False, token_lora_indices=torch.zeros(rows, dtype=int))
+    a, b = (weights(SLOTS, 1, RANK, HIDDEN),), (weights(SLOTS, 1, OUT, RANK),)
+    y = torch.zeros(rows, OUT)
+    grouped.add_lora_linear(wrapper, y, torch.randn(rows, HIDDEN), a, b, 1.0, (OUT,))
+    assert len(seen) == 1 and seen[0].shape[0] == rows and y.abs().sum() == 0
+    grouped.add_lora_linear(wrapper, y[:1], torch.randn(1, HIDDEN), a, b, 1.0, (OUT,))
+    assert len(seen) == 1 and y[0].abs().sum() > 0  # one decode token: the fused product
