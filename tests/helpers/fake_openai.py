@@ -5,9 +5,9 @@ confidence from log-probs, cancellation, refusing a bad answer) and must not dep
 what a real model happens to say, and for the baseline in escalation tests.
 
 Each POST gets the answer ``by_model`` holds for the model it names, else the next entry of
-``script``, else ``reply``. An answer is a string (streamed in 4-character pieces) or a
-:class:`Scripted` answer: tokens one per chunk, optional log-probs, and optionally an
-endless tail that runs until the client closes the stream. Every request is recorded in
+``script``, else ``reply``. An answer is a string (streamed in 4-character pieces), a
+function of the request body returning one, or a :class:`Scripted` answer: tokens one per
+chunk, optional log-probs, and optionally an endless tail that runs until the client closes the stream. Every request is recorded in
 ``requests`` with how many tokens were sent and whether the client went away before the end.
 """
 
@@ -136,7 +136,9 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(b'{"error": {"message": "slow down"}}')
 
-            def _stream(self, request: Request, answer: str | Scripted):
+            def _stream(self, request: Request, answer):
+                if callable(answer):  # answers that depend on the request (benchmarks)
+                    answer = answer(request.body)
                 if isinstance(answer, str):
                     answer = Scripted.text(answer)
                 chat = self.path.endswith("/chat/completions")
