@@ -7,8 +7,9 @@ what a real model happens to say, and for the baseline in escalation tests.
 Each POST gets the answer ``by_model`` holds for the model it names, else the next entry of
 ``script``, else ``reply``. An answer is a string (streamed in 4-character pieces), a
 function of the request body returning one, or a :class:`Scripted` answer: tokens one per
-chunk, optional log-probs, and optionally an endless tail that runs until the client closes the stream. Every request is recorded in
-``requests`` with how many tokens were sent and whether the client went away before the end.
+chunk, optional log-probs, and optionally an endless tail that runs until the client
+closes the stream. Every request is recorded in ``requests`` with how many tokens were sent
+and whether the client went away before the end.
 """
 
 from __future__ import annotations
