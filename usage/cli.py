@@ -15,7 +15,7 @@ import click
 
 from covey_usage import chart as chart_page
 from covey_usage import home, queries, schema
-from covey_usage.cost import PriceError, describe, load_prices
+from covey_usage.cost import PriceError, describe, load_prices, user_prices_file
 
 
 def _friendly(command):
@@ -326,16 +326,39 @@ def prices(as_json: bool) -> None:
         covey usage prices --json
     """
     table = load_prices()
+    data = describe(table)
     if as_json:
-        data = describe(table)
         data["models"] = {name: vars(p) for name, p in table.models.items()}
         _echo_json(data)
         return
+    marked = set(table.overrides)
+
+    def mark(key: str) -> str:
+        return " *" if any(k == key or k.startswith(key + ".") for k in marked) else ""
+
     click.echo(f"Baseline: {table.baseline.name}   sources: {' + '.join(table.sources)}")
-    click.echo(f"GPU ${table.gpu_usd_per_hour}/h, CPU ${table.cpu_usd_per_core_hour}/core-hour "
-               f"({table.cores_attributed} cores when CPU time is unknown), "
-               f"electricity ${table.usd_per_kwh}/kWh")
-    rows = [{"name": p.name + (" *" if p.name == table.baseline.name else ""),
+    if marked:
+        click.echo(f"* overridden in {user_prices_file()}: {', '.join(sorted(marked))}")
+    click.echo(f"Hardware basis: {data['basis']} (own: purchase amortised + electricity; "
+               "cloud: on-demand rental)")
+    cpu = data["cpu"]
+    click.echo(f"CPU{mark('hardware.cpu')}: ${cpu['usd_per_hour_charged']:.5f}/CPU-hour "
+               f"({cpu['basis_charged']}; own ${cpu['own_usd_per_hour']:.5f}, cloud "
+               f"${cpu['cloud_usd_per_hour']:.5f}); {table.cores_attributed} CPUs when CPU "
+               f"time is unknown\n  {cpu['as_of']}: {cpu['source']}")
+    click.echo(f"Electricity{mark('energy')}: ${table.usd_per_kwh}/kWh\n  "
+               f"{table.energy_as_of}: {table.energy_source}")
+    rows = [{"name": name + mark(f"devices.{name}"), "match": d["match"],
+             "rate": f"${d['usd_per_hour_charged']:.3f}", "basis": d["basis_charged"],
+             "own": f"${d['own_usd_per_hour']:.3f}", "cloud": f"${d['cloud_usd_per_hour']:.2f}",
+             "as_of": d["as_of"], "source": d["source"]} for name, d in data["devices"].items()]
+    click.echo(_table(rows, [("GPU", "name"), ("NVML name match", "match"), ("$/h", "rate"),
+                             ("basis", "basis"), ("own $/h", "own"), ("cloud $/h", "cloud"),
+                             ("as of", "as_of"), ("source", "source")]))
+    click.echo("A GPU no row matches is unpriced: add a [devices] row to "
+               f"{user_prices_file()}.")
+    rows = [{"name": p.name + (" (baseline)" if p.name == table.baseline.name else "")
+             + mark(f"models.{p.name}"),
              "in": f"${p.input_usd_per_mtok:.2f}", "out": f"${p.output_usd_per_mtok:.2f}",
              "as_of": p.as_of, "source": p.source} for p in table.models.values()]
     click.echo(_table(rows, [("model", "name"), ("$/M in", "in"), ("$/M out", "out"),
