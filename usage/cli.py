@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from covey_usage import chart as chart_page
-from covey_usage import home, queries, schema
+from covey_usage import home, queries, schema, sessions
 from covey_usage.cost import PriceError, describe, load_prices, user_prices_file
 
 
@@ -132,10 +132,20 @@ def summary(by: str, since: str | None, task: str | None, client: str | None,
     """
     path = _db_path()
     db = queries.open_for_reading(path)
-    rows = queries.fetch_calls(db, since=_since(since), task=task, client=client)
-    groups = queries.summarize(rows, by)
+    start = _since(since)
+    rows = queries.fetch_calls(db, since=start, task=task, client=client)
+    table = load_prices()
+    engine_sessions = sessions.fetch_sessions(db, start)
+    groups = queries.summarize(rows, by, sessions.fully_loaded(rows, engine_sessions, table))
+    uptime = sessions.uptime_summary(engine_sessions, table, start)
+    unpriced = [table.unpriced_message(d) for d in queries.unpriced_devices(rows)
+                if d not in ("remote",)]
+    if any(r.get("device") == "remote" and r.get("local_cost_usd") is None for r in rows):
+        unpriced.append("calls to a remote engine are unpriced: set [hardware] remote_device "
+                        f"in {user_prices_file()} to the row of its GPU")
     if as_json:
-        _echo_json({"db": str(path), "by": by, "groups": groups})
+        _echo_json({"db": str(path), "by": by, "groups": groups, "engine_uptime": uptime,
+                    "unpriced": unpriced})
         return
     if not groups:
         click.echo(f"No calls logged yet ({path}).")
@@ -147,14 +157,31 @@ def summary(by: str, since: str | None, task: str | None, client: str | None,
         "ttft": f"{_num(g['ttft_p50_ms'])}/{_num(g['ttft_p95_ms'])}",
         "latency": f"{_num(g['latency_p50_ms'])}/{_num(g['latency_p95_ms'])}",
         "tokens": f"{g['prompt_tokens']}+{g['completion_tokens']}",
-        "spent": _money(g["spent_usd"]), "llm": _money(g["llm_equivalent_usd"]),
-        "saved": _num(g["savings_ratio"] and g["savings_ratio"] * 100, "{:.1f}%"),
+        "spent": _money(g["spent_usd"]), "fully": _money(g["spent_fully_usd"]),
+        "llm": _money(g["llm_equivalent_usd"]),
+        "ratio": f"{_num(g['cost_ratio'], '{:.1f}x')}/{_num(g['cost_ratio_fully'], '{:.1f}x')}",
+        "per_acc": f"{_money(g['usd_per_accepted'])}/{_money(g['usd_per_accepted_fully'])}",
+        "energy": _energy(g),
     } for g in groups]
     click.echo(_table(shown, [(by, "key"), ("calls", "calls"), ("ok", "ok"),
                               ("accepted", "accept"), ("ttft p50/p95 ms", "ttft"),
                               ("latency p50/p95 ms", "latency"), ("tokens in+out", "tokens"),
-                              ("spent", "spent"), ("LLM-equivalent", "llm"),
-                              ("saved", "saved")]))
+                              ("spent marginal", "spent"), ("fully loaded", "fully"),
+                              ("LLM-equivalent", "llm"), ("x cheaper m/f", "ratio"),
+                              ("$/accepted m/f", "per_acc"), ("energy", "energy")]))
+    click.echo(f"Engine uptime recorded: {uptime['uptime_s'] / 3600:.2f} h in "
+               f"{uptime['sessions']} session(s), ${uptime['uptime_usd']:.4f}; fully loaded "
+               "spreads its idle time and energy over each day's calls.")
+    for line in unpriced:
+        click.echo(f"Unpriced: {line}")
+
+
+def _energy(group: dict) -> str:
+    """Joules measured, and how many calls had no energy counter (never counted as 0)."""
+    if group["energy_j"] is None:
+        return "unmeasured"
+    missing = group["energy_unmeasured"]
+    return f"{group['energy_j']:.0f} J" + (f" ({missing} unmeasured)" if missing else "")
 
 
 @usage_group.command(name="list")
@@ -223,7 +250,7 @@ def export(fmt: str, since: str | None, task: str | None, output: Path | None) -
         if fmt == "json":
             out.write(json.dumps(rows, indent=2) + "\n")
         else:
-            writer = csv.DictWriter(out, fieldnames=list(schema.CALL_COLUMNS),
+            writer = csv.DictWriter(out, fieldnames=schema.ALL_CALL_COLUMNS,
                                     extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)

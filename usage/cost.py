@@ -356,6 +356,15 @@ def _amounts(table: PriceFile):
         yield ("models", name, "output_usd_per_mtok"), price.output_usd_per_mtok
 
 
+def llm_equivalent_cost(prices: Prices, call: ModelCall) -> float:
+    """What the baseline LLM would charge for the call's answer: the tokens it would be
+    sent in its own prompt format when the caller estimated them, else the call's own."""
+    prompt = call.prompt_tokens if call.llm_prompt_tokens is None else call.llm_prompt_tokens
+    completion = (call.completion_tokens if call.llm_completion_tokens is None
+                  else call.llm_completion_tokens)
+    return prices.baseline.cost(prompt, completion)
+
+
 def is_local_engine(url: str) -> bool:
     try:
         host = urlsplit(url).hostname or ""
@@ -485,7 +494,7 @@ class CostStage:
                                                                   call.completion_tokens)
             call.local_cost_usd = 0.0
             return
-        call.llm_cost_usd = prices.baseline.cost(call.prompt_tokens, call.completion_tokens)
+        call.llm_cost_usd = llm_equivalent_cost(prices, call)
         seconds = call.latency_ms / 1000
         if not is_local_engine(call.engine_url):
             device = "remote"
@@ -510,7 +519,7 @@ class CostStage:
                 call.prompt_tokens, call.completion_tokens)
             call.local_cost_usd = 0.0
             return
-        call.llm_cost_usd = prices.baseline.cost(call.prompt_tokens, call.completion_tokens)
+        call.llm_cost_usd = llm_equivalent_cost(prices, call)
         local = is_local_engine(call.engine_url)
         meter = self.meter if local else None
         share = attribute(window, self._overlapping(window), meter)

@@ -107,7 +107,7 @@ def test_list_filters(home_with_calls: Path):
 def test_export_csv_and_json(home_with_calls: Path, tmp_path: Path):
     result = invoke("export", "--csv")
     records = list(csv.DictReader(io.StringIO(result.output)))
-    assert len(records) == 4 and list(records[0]) == list(schema.CALL_COLUMNS)
+    assert len(records) == 4 and list(records[0]) == schema.ALL_CALL_COLUMNS
     assert json.loads(invoke("export", "--json").output)[0]["task"] == "refactor"  # oldest
     out = tmp_path / "calls.csv"
     result = invoke("export", "-o", str(out))
