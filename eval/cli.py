@@ -328,6 +328,9 @@ def report_command(run_ref: str, output: str) -> None:
         result = store.load_run(run_ref)
     except store.RunNotFound as exc:
         raise click.ClickException(str(exc)) from None
+    runs = store.runs_of_suite(result.get("meta", {}).get("suite"))
+    if len({r["meta"].get("concurrency") for r in runs}) > 1:
+        result["cost_runs"] = runs
     Path(output).write_text(report.html(result), encoding="utf-8")
     click.echo(f"wrote {output}")
 

@@ -42,9 +42,10 @@ def run_table(result: dict) -> Table:
     for name in present:
         table.add_column(SHORT[name], justify="right")
     routed = any("escalation_rate" in s for s in summary.values())
+    extra = ("escalated", "$/1k spent") if routed else ()
     for col in ("ttft p50/p95 ms", "total p50/p95 ms", "tokens in/out", "$/1k local",
-                "$/1k LLM-eq", "ratio", "errors") + (("escalated", "$/1k spent") if routed
-                                                     else ()):
+                "$/1k fully loaded", "$/1k LLM-eq", "ratio m/f", "$/correct m/f", "errors",
+                *extra):
         table.add_column(col, justify="right")
     for name, s in summary.items():
         lat, cost, tok = s["latency_ms"], s["cost"], s["tokens"]
@@ -54,13 +55,21 @@ def run_table(result: dict) -> Table:
             f"{fmt_ms(lat['ttft_p50'])}/{fmt_ms(lat['ttft_p95'])}",
             f"{fmt_ms(lat['total_p50'])}/{fmt_ms(lat['total_p95'])}",
             f"{tok['prompt']:,}/{tok['completion']:,}",
-            fmt_usd(cost["local_per_1k"]), fmt_usd(cost["llm_equiv_per_1k"]),
-            "–" if cost["ratio"] is None else f"{cost['ratio']:.1f}×",
+            fmt_usd(cost["local_per_1k"]), fmt_usd(cost.get("fully_per_1k")),
+            fmt_usd(cost["llm_equiv_per_1k"]), ratio_text(cost),
+            f"{fmt_usd(cost.get('per_correct'))}/{fmt_usd(cost.get('fully_per_correct'))}",
             str(s["errors"]),
             *((fmt_rate(s.get("escalation_rate")), fmt_usd(cost.get("spent_per_1k")))
               if routed else ()),
         )
     return table
+
+
+def ratio_text(cost: dict) -> str:
+    """LLM-equivalent ÷ local, marginal/fully loaded ("n× cheaper")."""
+    def one(v):
+        return "–" if v is None else f"{v:.1f}×"
+    return f"{one(cost['ratio'])}/{one(cost.get('ratio_fully'))}"
 
 
 def fmt_rate(value: float | None) -> str:

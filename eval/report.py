@@ -43,6 +43,13 @@ def html(result: dict) -> str:
         parts.append(quality_cost_svg(summary, headline, colour))
         parts.append(f"<h2>{esc(render.SHORT[headline])} per system</h2>")
         parts.append(metric_bars_svg(summary, headline, colour))
+    if result.get("cost_runs"):
+        parts.append("<h2>$ per correct answer against concurrency</h2>")
+        parts.append("<p class='dim'>Every stored run of this suite, by its concurrency "
+                     "(requests in flight, which the engine batches). Solid: marginal; dashed: "
+                     "fully loaded (idle time included). Where the fully loaded line falls, "
+                     "batching is paying for the hardware.</p>")
+        parts.append(concurrency_cost_svg(result["cost_runs"]))
     if result.get("sweep"):
         parts.append(sweep_section(result["sweep"]))
     latencies = _latencies(result.get("rows", []))
@@ -61,17 +68,87 @@ def _summary_table(summary: dict) -> str:
         lat, cost = s["latency_ms"], s["cost"]
         cells = "".join(f"<td>{esc(render.fmt_metric(s['metrics'].get(m), m))}</td>"
                         for m in present)
-        ratio = "–" if cost["ratio"] is None else f"{cost['ratio']:.1f}×"
+        ratio = render.ratio_text(cost)
+        per_correct = (f"{render.fmt_usd(cost.get('per_correct'))} / "
+                       f"{render.fmt_usd(cost.get('fully_per_correct'))}")
         rows.append(
             f"<tr><td><b>{esc(name)}</b><br><span class='dim'>{esc(s['label'])}</span></td>"
             f"{cells}<td>{render.fmt_ms(lat['ttft_p50'])} / {render.fmt_ms(lat['ttft_p95'])}</td>"
             f"<td>{render.fmt_ms(lat['total_p50'])} / {render.fmt_ms(lat['total_p95'])}</td>"
             f"<td>{esc(render.fmt_usd(cost['local_per_1k']))}</td>"
-            f"<td>{esc(render.fmt_usd(cost['llm_equiv_per_1k']))}</td><td>{ratio}</td>"
-            f"<td>{s['errors']}</td></tr>")
+            f"<td>{esc(render.fmt_usd(cost.get('fully_per_1k')))}</td>"
+            f"<td>{esc(render.fmt_usd(cost['llm_equiv_per_1k']))}</td><td>{esc(ratio)}</td>"
+            f"<td>{esc(per_correct)}</td><td>{s['errors']}</td></tr>")
     return (f"<table><tr><th>system</th>{head}<th>ttft p50/p95 ms</th><th>total p50/p95 ms"
-            "</th><th>$/1k local</th><th>$/1k LLM-equivalent</th><th>ratio</th><th>errors</th>"
-            f"</tr>{''.join(rows)}</table>")
+            "</th><th>$/1k marginal</th><th>$/1k fully loaded</th><th>$/1k LLM-equivalent"
+            "</th><th>× cheaper marginal/fully</th><th>$ per correct marginal/fully</th>"
+            f"<th>errors</th></tr>{''.join(rows)}</table>"
+            "<p class='dim'>Marginal: each call's share of the engine's time, CPU time and "
+            "measured energy. Fully loaded: the engine's device rate over the system's whole "
+            "run, idle gaps included. LLM-equivalent: the tokens the baseline LLM would be "
+            "sent in its own prompt format (about 4 characters a token).</p>")
+
+
+def concurrency_points(runs: list[dict]) -> dict[str, list[tuple[int, float, float | None]]]:
+    """{system: [(concurrency, $ per correct marginal, fully loaded)]} over stored runs,
+    the latest run winning at each concurrency."""
+    best: dict[str, dict[int, tuple[float, float | None]]] = {}
+    for run in runs:
+        level = run.get("meta", {}).get("concurrency")
+        if not isinstance(level, int):
+            continue
+        for name, s in run["summary"].items():
+            cost = s.get("cost") or {}
+            if cost.get("per_correct") is not None:
+                best.setdefault(name, {})[level] = (cost["per_correct"],
+                                                    cost.get("fully_per_correct"))
+    return {name: [(c, *v) for c, v in sorted(levels.items())]
+            for name, levels in best.items()}
+
+
+def concurrency_cost_svg(runs: list[dict], width: int = 640, height: int = 320) -> str:
+    """$ per correct answer (log) against concurrency (log 2), one colour per system."""
+    series = concurrency_points(runs)
+    values = [v for pts in series.values() for p in pts for v in p[1:] if v]
+    levels = sorted({p[0] for pts in series.values() for p in pts})
+    if not values or not levels:
+        return "<p class='dim'>no priced runs with correct answers to plot</p>"
+    left, right, top, bottom = 80, 180, 20, 50
+    lo, hi = min(values) / 1.5, max(values) * 1.5
+    lo_l, hi_l = math.log2(levels[0]), math.log2(levels[-1])
+
+    def x(level: int) -> float:
+        span = (hi_l - lo_l) or 1.0
+        return left + (math.log2(level) - lo_l) / span * (width - left - right)
+
+    def y(v: float) -> float:
+        return top + (math.log10(hi) - math.log10(v)) / (math.log10(hi) - math.log10(lo)) * (
+            height - top - bottom)
+
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>",
+           _axes(left, top, width - right, height - bottom)]
+    for level in levels:
+        out.append(f"<text x='{x(level):.1f}' y='{height - bottom + 16}' "
+                   f"text-anchor='middle'>{level}</text>")
+    for decade in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        v = 10 ** decade
+        if lo <= v <= hi:
+            out.append(f"<text x='{left - 8}' y='{y(v) + 4:.1f}' text-anchor='end'>${v:g}</text>")
+    out.append(f"<text x='{(left + width - right) / 2}' y='{height - 8}' text-anchor='middle'>"
+               "concurrency (requests in flight)</text>")
+    for i, (name, pts) in enumerate(series.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        for index, dash in ((1, ""), (2, " stroke-dasharray='5,4'")):
+            line = [(x(p[0]), y(p[index])) for p in pts if p[index]]
+            if line:
+                out.append(f"<polyline points='{' '.join(f'{a:.1f},{b:.1f}' for a, b in line)}'"
+                           f" fill='none' stroke='{colour}' stroke-width='2'{dash}/>")
+                out += [f"<circle cx='{a:.1f}' cy='{b:.1f}' r='3' fill='{colour}'/>"
+                        for a, b in line]
+        out.append(f"<text x='{width - right + 12}' y='{top + 16 * i + 10}' fill='{colour}'>"
+                   f"● {esc(name)}</text>")
+    out.append("</svg>")
+    return "".join(out)
 
 
 def _cost_of(s: dict) -> float:

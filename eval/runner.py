@@ -118,10 +118,17 @@ def add_costs(row: dict, call_costs: dict[str, dict]) -> None:
     costs = [call_costs[i] for i in row.get("call_ids") or () if i in call_costs]
     if not costs:
         return
-    row["local_cost_usd"] = sum(c["local"] or 0.0 for c in costs)
+    local = [c for c in costs if c.get("source") != "baseline"]
+    unpriced = any(c["local"] is None for c in local)
+    row["local_cost_usd"] = None if unpriced else sum(c["local"] or 0.0 for c in costs)
     row["llm_cost_usd"] = sum(c["llm"] or 0.0 for c in costs if c.get("status") != "escalated")
-    row["spent_usd"] = row["local_cost_usd"] + sum(
+    row["spent_usd"] = None if unpriced else row["local_cost_usd"] + sum(
         c["llm"] or 0.0 for c in costs if c.get("source") == "baseline")
+    if local:
+        row["device"] = local[0].get("device") or ""
+        row["unpriced"] = unpriced
+        energies = [c.get("energy") for c in local]
+        row["energy_j"] = None if None in energies else sum(energies)
 
 
 async def run(spec: RunSpec, tasks: list[Task], systems: list[System], *, run_id: str,

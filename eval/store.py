@@ -23,17 +23,39 @@ def db_path() -> Path:
 
 
 def call_costs(path: Path, run_id: str) -> dict[str, dict]:
-    """{call_id: {local, llm, source, status}} for a run's logged calls (flush the usage log
-    first)."""
+    """{call_id: {local, llm, source, status, device, energy}} for a run's logged calls
+    (flush the usage log first)."""
     db = open_for_reading(path)
     if db is None:
         return {}
     try:
-        rows = db.execute("SELECT id, local_cost_usd, llm_cost_usd, source, status FROM calls "
-                          "WHERE eval_run_id = ?", [run_id]).fetchall()
+        rows = db.execute("SELECT id, local_cost_usd, llm_cost_usd, source, status, device, "
+                          "energy_j FROM calls WHERE eval_run_id = ?", [run_id]).fetchall()
     finally:
         db.close()
-    return {r[0]: {"local": r[1], "llm": r[2], "source": r[3], "status": r[4]} for r in rows}
+    return {r[0]: {"local": r[1], "llm": r[2], "source": r[3], "status": r[4], "device": r[5],
+                   "energy": r[6]} for r in rows}
+
+
+def runs_of_suite(suite: str, path: Path | None = None) -> list[dict]:
+    """Every finished run of ``suite``, oldest first, as stored (for charts across runs)."""
+    db = _open(path)
+    if db is None:
+        return []
+    try:
+        rows = db.execute("SELECT id, meta, summary FROM eval_runs WHERE status = 'finished' "
+                          "ORDER BY started_at").fetchall()
+    finally:
+        db.close()
+    out = []
+    for run_id, meta, summary in rows:
+        try:
+            meta, result = json.loads(meta or "{}"), json.loads(summary or "{}")
+        except ValueError:
+            continue
+        if meta.get("suite") == suite and result.get("summary"):
+            out.append({"run_id": run_id, "meta": meta, "summary": result["summary"]})
+    return out
 
 
 def list_runs(path: Path | None = None) -> list[dict]:

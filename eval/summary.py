@@ -1,14 +1,23 @@
 """Per-system summary of a run: every metric with its bootstrap 95% interval, latency
-percentiles, tokens and cost per 1,000 tasks (local and LLM-equivalent)."""
+percentiles, tokens and cost per 1,000 tasks (local and LLM-equivalent), marginal and
+fully loaded, and $ per correct answer.
+
+Fully loaded, in an eval: the engine is taken to be the system's alone while it answers,
+so its device's hourly rate over the system's wall time (idle gaps included) is spread
+over its tasks, when that exceeds the calls' own marginal costs. $ per correct answer is
+what the system cost ÷ its correct answers (pass@1, else exact match)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
 from covey_eval import metrics
+from covey_usage.cost import Prices, load_prices
 
 QUALITY = ("pass@1", "behaviour_preserved", "exact_match", "edit_similarity", "rouge_l",
            "bleu", "parses", "params_documented", "instruction_satisfied", "diff_lines")
+CORRECT = ("pass@1", "behaviour_preserved", "exact_match")
+"""Metrics that say an answer was right; the first a system has counts its correct answers."""
 HEADLINE = ("pass@1", "behaviour_preserved", "rouge_l", "edit_similarity", "exact_match",
             "parses")
 
@@ -21,7 +30,8 @@ def headline_metric(summary: dict) -> str | None:
     return None
 
 
-def summarise(rows: list[dict], systems_info: dict[str, dict], *, seed: int = 0) -> dict:
+def summarise(rows: list[dict], systems_info: dict[str, dict], *, seed: int = 0,
+              prices: Prices | None = None) -> dict:
     by_system: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_system[row["system"]].append(row)
@@ -32,7 +42,8 @@ def summarise(rows: list[dict], systems_info: dict[str, dict], *, seed: int = 0)
                      "metrics": _metrics(system_rows, seed),
                      "latency_ms": _latency(system_rows),
                      "tokens": _tokens(system_rows),
-                     "cost": _cost(system_rows, info.get("kind", "sanity")),
+                     "cost": _cost(system_rows, info.get("kind", "sanity"),
+                                   info.get("wall_s"), prices),
                      "errors": sum(1 for r in system_rows if r.get("status") not in ("ok", None))}
         asked = [r["escalated"] for r in system_rows if r.get("escalated") is not None]
         if asked:
@@ -63,20 +74,71 @@ def _tokens(rows: list[dict]) -> dict:
             "completion": sum(r.get("completion_tokens") or 0 for r in rows)}
 
 
-def _cost(rows: list[dict], kind: str) -> dict:
-    """Dollars per 1,000 tasks; None where the calls have not been priced.
+def _prices() -> Prices | None:
+    try:
+        return load_prices()
+    except ValueError:  # a broken user file: the shipped prices
+        return load_prices(user=False)
+
+
+def correct_answers(rows: list[dict]) -> tuple[str, float] | None:
+    """(metric, number of correct answers) by the first of :data:`CORRECT` the rows have."""
+    for name in CORRECT:
+        values = [r[name] for r in rows if r.get(name) is not None]
+        if values:
+            return name, float(sum(values))
+    return None
+
+
+def _per(total: float | None, count: float) -> float | None:
+    return total / count if total is not None and count > 0 else None
+
+
+def _cost(rows: list[dict], kind: str, wall_s: float | None = None,
+          prices: Prices | None = None) -> dict:
+    """Dollars per 1,000 tasks and per correct answer; None where the calls have not been
+    priced.
 
     ``spent_per_1k`` is what the system really costs: local hardware plus whatever the
-    baseline API charged (routed systems pay both).
+    baseline API charged (routed systems pay both). ``fully_per_1k`` adds the engine's
+    idle time during the system's run (see the module docstring).
     """
+    empty = {"local_per_1k": None, "llm_equiv_per_1k": None, "ratio": None,
+             "spent_per_1k": None, "fully_per_1k": None, "ratio_fully": None,
+             "per_correct": None, "fully_per_correct": None,
+             "correct": None, "correct_metric": None, "unpriced": 0, "energy_unmeasured": 0}
     if not rows or kind == "sanity":
-        return {"local_per_1k": None, "llm_equiv_per_1k": None, "ratio": None,
-                "spent_per_1k": None}
+        return empty
     local = [r["local_cost_usd"] for r in rows if r.get("local_cost_usd") is not None]
     llm = [r["llm_cost_usd"] for r in rows if r.get("llm_cost_usd") is not None]
     spent = [r["spent_usd"] for r in rows if r.get("spent_usd") is not None]
-    local_1k = sum(local) / len(rows) * 1000 if local else None
-    llm_1k = sum(llm) / len(rows) * 1000 if llm else None
+    n = len(rows)
+    if any(r.get("unpriced") for r in rows):  # a partial sum would understate the cost
+        local, spent = [], []
+    local_1k = sum(local) / n * 1000 if local else None
+    llm_1k = sum(llm) / n * 1000 if llm else None
     ratio = llm_1k / local_1k if local_1k and llm_1k else None
+    spent_total = sum(spent) if spent else None
+    if kind == "llm" and spent_total is None and llm:
+        spent_total = sum(llm)  # an API system costs what the API charges
+    devices = {r["device"] for r in rows if r.get("device")}
+    fully_total = spent_total
+    if spent_total is not None and wall_s and len(devices) == 1:
+        prices = prices or _prices()
+        hourly = prices.hourly(devices.pop()) if prices else None
+        if hourly is not None:
+            extra = sum(spent) - sum(local) if spent else 0.0  # what an API charged
+            fully_total = max(sum(local), wall_s / 3600 * hourly) + extra
+    fully_1k = fully_total / n * 1000 if fully_total is not None else None
+    found = correct_answers(rows)
+    correct = found[1] if found else 0.0
     return {"local_per_1k": local_1k, "llm_equiv_per_1k": llm_1k, "ratio": ratio,
-            "spent_per_1k": sum(spent) / len(rows) * 1000 if spent else None}
+            "spent_per_1k": sum(spent) / n * 1000 if spent else None,
+            "fully_per_1k": fully_1k,
+            "ratio_fully": llm_1k / fully_1k if llm_1k and fully_1k else None,
+            "per_correct": _per(spent_total, correct),
+            "fully_per_correct": _per(fully_total, correct),
+            "correct": correct if found else None, "correct_metric": found and found[0],
+            "unpriced": sum(1 for r in rows if r.get("unpriced")),
+            "energy_unmeasured": sum(1 for r in rows if r.get("device")
+                                     and r.get("energy_j") is None)}

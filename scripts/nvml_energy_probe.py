@@ -95,8 +95,10 @@ def probe_windows(meter: Meter, windows: int, seconds: float) -> None:
         stage.add(call)
     total = meter.timeline.usage(start, start + 2 * seconds, "energy_j")
     for call in stage.ready(force=True):
+        local = ("unpriced" if call.local_cost_usd is None
+                 else f"${call.local_cost_usd:.8f} local")
         print(f"call {call.id}: {call.energy_j:.2f} J, {call.engine_seconds:.2f} s engine, "
-              f"${call.local_cost_usd:.8f} local")
+              f"{local}")
     print(f"both calls together: {sum(c.energy_j for c in calls):.2f} J; "
           f"counter over the same time: {total:.2f} J")
 

@@ -17,7 +17,7 @@ import httpx
 
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
-from covey_specialists.tasks import stream_done
+from covey_specialists.tasks import llm_equivalent_tokens, stream_done
 from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
 
@@ -126,6 +126,11 @@ class EngineClient:
                 call.min_logprob = min(token_logprobs)
             if self.store_text:
                 call.prompt_text, call.completion_text = prompt.text, text
+            try:
+                call.llm_prompt_tokens, call.llm_completion_tokens = llm_equivalent_tokens(
+                    spec, prompt, text)
+            except Exception:  # a prompt without a baseline form: priced by its own tokens
+                log.debug("no LLM-equivalent request for %s", prompt.task, exc_info=True)
             if report or call.status == "cancelled":
                 self.report(call)
         return Completion(text=text, call=call, finish_reason=finish)

@@ -35,7 +35,8 @@ from covey_specialists import vllm_cpu_lora
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.engine_guard import ROUTES_ENV
 from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
-from covey_usage import home
+from covey_usage import home, sessions
+from covey_usage.energy import energy_counter_now
 
 log = logging.getLogger("covey.engine")
 
@@ -386,6 +387,7 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None) -
                   "started_at": time.time(), "device": device, "lora": mode,
                   "model": model_path,
                   "adapters": {k: str(v) for k, v in adapters.items()}, "command": cmd})
+    _session_started(_local_url(table.engine.host, port), proc.pid, device)
     if not wait:
         return status(table)
     return wait_until_up(table, proc)
@@ -422,12 +424,38 @@ def _healthy(url: str, key: str) -> bool:
 
 
 def _cleanup_stale() -> dict:
-    """Forget an engine whose process is gone; returns its state (empty if none)."""
+    """Forget an engine whose process is gone; returns its state (empty if none). Its
+    session ends when its log was last written (the best record of when it died)."""
     state = _read_state()
     if state and not _alive(state.get("pid")):
+        try:
+            ended = log_file().stat().st_mtime
+        except OSError:
+            ended = state.get("started_at")
+        _session_stopped(state.get("pid"), "exited", ended)
         _state_file().unlink(missing_ok=True)
         return state
     return {}
+
+
+def _session_started(url: str, pid: int, device: str) -> None:
+    """Record the engine's start in the usage log (its uptime is charged as idle time)."""
+    try:
+        sessions.record_start(home.usage_db_path(), engine_url=url, pid=pid,
+                              device="cpu" if device == "cpu" else f"cuda:{device}",
+                              energy_j=energy_counter_now())
+    except Exception as exc:  # the engine runs even when its uptime cannot be recorded
+        log.warning("could not record the engine session in the usage log: %s", exc)
+
+
+def _session_stopped(pid: int | None, reason: str, at: float | None = None) -> None:
+    if not pid:
+        return
+    try:
+        sessions.record_stop(home.usage_db_path(), pid=pid, reason=reason, stopped_at=at,
+                             energy_j=energy_counter_now())
+    except Exception as exc:
+        log.warning("could not record the engine's stop in the usage log: %s", exc)
 
 
 CRASH_RELEASE_WAIT_S = 20.0
@@ -460,6 +488,7 @@ def down(table: SpecialistsTable, timeout_s: float = 15.0) -> bool:
     state = _read_state()
     pid = state.get("pid")
     if not _alive(pid):
+        _cleanup_stale()
         _state_file().unlink(missing_ok=True)
         return False
     for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
@@ -472,6 +501,7 @@ def down(table: SpecialistsTable, timeout_s: float = 15.0) -> bool:
             time.sleep(0.2)
         if not _group_alive(pid):
             break
+    _session_stopped(pid, "stopped")
     _state_file().unlink(missing_ok=True)
     return True
 

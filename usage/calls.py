@@ -54,6 +54,11 @@ class ModelCall:
     cpu_seconds: float | None = None
     energy_j: float | None = None
     device: str = ""
+    llm_prompt_tokens: int | None = None
+    """Tokens the baseline LLM would be sent for this answer, in its own prompt format
+    (an estimate); None: the call's own counts are used."""
+    llm_completion_tokens: int | None = None
+    """Tokens the baseline LLM would write for this answer (an estimate)."""
     local_cost_usd: float | None = None
     llm_cost_usd: float | None = None
 

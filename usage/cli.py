@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from covey_usage import chart as chart_page
-from covey_usage import home, queries, schema
-from covey_usage.cost import PriceError, describe, load_prices
+from covey_usage import home, queries, schema, sessions
+from covey_usage.cost import PriceError, describe, load_prices, user_prices_file
 
 
 def _friendly(command):
@@ -132,10 +132,20 @@ def summary(by: str, since: str | None, task: str | None, client: str | None,
     """
     path = _db_path()
     db = queries.open_for_reading(path)
-    rows = queries.fetch_calls(db, since=_since(since), task=task, client=client)
-    groups = queries.summarize(rows, by)
+    start = _since(since)
+    rows = queries.fetch_calls(db, since=start, task=task, client=client)
+    table = load_prices()
+    engine_sessions = sessions.fetch_sessions(db, start)
+    groups = queries.summarize(rows, by, sessions.fully_loaded(rows, engine_sessions, table))
+    uptime = sessions.uptime_summary(engine_sessions, table, start)
+    unpriced = [table.unpriced_message(d) for d in queries.unpriced_devices(rows)
+                if d not in ("remote",)]
+    if any(r.get("device") == "remote" and r.get("local_cost_usd") is None for r in rows):
+        unpriced.append("calls to a remote engine are unpriced: set [hardware] remote_device "
+                        f"in {user_prices_file()} to the row of its GPU")
     if as_json:
-        _echo_json({"db": str(path), "by": by, "groups": groups})
+        _echo_json({"db": str(path), "by": by, "groups": groups, "engine_uptime": uptime,
+                    "unpriced": unpriced})
         return
     if not groups:
         click.echo(f"No calls logged yet ({path}).")
@@ -147,14 +157,31 @@ def summary(by: str, since: str | None, task: str | None, client: str | None,
         "ttft": f"{_num(g['ttft_p50_ms'])}/{_num(g['ttft_p95_ms'])}",
         "latency": f"{_num(g['latency_p50_ms'])}/{_num(g['latency_p95_ms'])}",
         "tokens": f"{g['prompt_tokens']}+{g['completion_tokens']}",
-        "spent": _money(g["spent_usd"]), "llm": _money(g["llm_equivalent_usd"]),
-        "saved": _num(g["savings_ratio"] and g["savings_ratio"] * 100, "{:.1f}%"),
+        "spent": _money(g["spent_usd"]), "fully": _money(g["spent_fully_usd"]),
+        "llm": _money(g["llm_equivalent_usd"]),
+        "ratio": f"{_num(g['cost_ratio'], '{:.1f}x')}/{_num(g['cost_ratio_fully'], '{:.1f}x')}",
+        "per_acc": f"{_money(g['usd_per_accepted'])}/{_money(g['usd_per_accepted_fully'])}",
+        "energy": _energy(g),
     } for g in groups]
     click.echo(_table(shown, [(by, "key"), ("calls", "calls"), ("ok", "ok"),
                               ("accepted", "accept"), ("ttft p50/p95 ms", "ttft"),
                               ("latency p50/p95 ms", "latency"), ("tokens in+out", "tokens"),
-                              ("spent", "spent"), ("LLM-equivalent", "llm"),
-                              ("saved", "saved")]))
+                              ("spent marginal", "spent"), ("fully loaded", "fully"),
+                              ("LLM-equivalent", "llm"), ("x cheaper m/f", "ratio"),
+                              ("$/accepted m/f", "per_acc"), ("energy", "energy")]))
+    click.echo(f"Engine uptime recorded: {uptime['uptime_s'] / 3600:.2f} h in "
+               f"{uptime['sessions']} session(s), ${uptime['uptime_usd']:.4f}; fully loaded "
+               "spreads its idle time and energy over each day's calls.")
+    for line in unpriced:
+        click.echo(f"Unpriced: {line}")
+
+
+def _energy(group: dict) -> str:
+    """Joules measured, and how many calls had no energy counter (never counted as 0)."""
+    if group["energy_j"] is None:
+        return "unmeasured"
+    missing = group["energy_unmeasured"]
+    return f"{group['energy_j']:.0f} J" + (f" ({missing} unmeasured)" if missing else "")
 
 
 @usage_group.command(name="list")
@@ -223,7 +250,7 @@ def export(fmt: str, since: str | None, task: str | None, output: Path | None) -
         if fmt == "json":
             out.write(json.dumps(rows, indent=2) + "\n")
         else:
-            writer = csv.DictWriter(out, fieldnames=list(schema.CALL_COLUMNS),
+            writer = csv.DictWriter(out, fieldnames=schema.ALL_CALL_COLUMNS,
                                     extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
@@ -326,16 +353,39 @@ def prices(as_json: bool) -> None:
         covey usage prices --json
     """
     table = load_prices()
+    data = describe(table)
     if as_json:
-        data = describe(table)
         data["models"] = {name: vars(p) for name, p in table.models.items()}
         _echo_json(data)
         return
+    marked = set(table.overrides)
+
+    def mark(key: str) -> str:
+        return " *" if any(k == key or k.startswith(key + ".") for k in marked) else ""
+
     click.echo(f"Baseline: {table.baseline.name}   sources: {' + '.join(table.sources)}")
-    click.echo(f"GPU ${table.gpu_usd_per_hour}/h, CPU ${table.cpu_usd_per_core_hour}/core-hour "
-               f"({table.cores_attributed} cores when CPU time is unknown), "
-               f"electricity ${table.usd_per_kwh}/kWh")
-    rows = [{"name": p.name + (" *" if p.name == table.baseline.name else ""),
+    if marked:
+        click.echo(f"* overridden in {user_prices_file()}: {', '.join(sorted(marked))}")
+    click.echo(f"Hardware basis: {data['basis']} (own: purchase amortised + electricity; "
+               "cloud: on-demand rental)")
+    cpu = data["cpu"]
+    click.echo(f"CPU{mark('hardware.cpu')}: ${cpu['usd_per_hour_charged']:.5f}/CPU-hour "
+               f"({cpu['basis_charged']}; own ${cpu['own_usd_per_hour']:.5f}, cloud "
+               f"${cpu['cloud_usd_per_hour']:.5f}); {table.cores_attributed} CPUs when CPU "
+               f"time is unknown\n  {cpu['as_of']}: {cpu['source']}")
+    click.echo(f"Electricity{mark('energy')}: ${table.usd_per_kwh}/kWh\n  "
+               f"{table.energy_as_of}: {table.energy_source}")
+    rows = [{"name": name + mark(f"devices.{name}"), "match": d["match"],
+             "rate": f"${d['usd_per_hour_charged']:.3f}", "basis": d["basis_charged"],
+             "own": f"${d['own_usd_per_hour']:.3f}", "cloud": f"${d['cloud_usd_per_hour']:.2f}",
+             "as_of": d["as_of"], "source": d["source"]} for name, d in data["devices"].items()]
+    click.echo(_table(rows, [("GPU", "name"), ("NVML name match", "match"), ("$/h", "rate"),
+                             ("basis", "basis"), ("own $/h", "own"), ("cloud $/h", "cloud"),
+                             ("as of", "as_of"), ("source", "source")]))
+    click.echo("A GPU no row matches is unpriced: add a [devices] row to "
+               f"{user_prices_file()}.")
+    rows = [{"name": p.name + (" (baseline)" if p.name == table.baseline.name else "")
+             + mark(f"models.{p.name}"),
              "in": f"${p.input_usd_per_mtok:.2f}", "out": f"${p.output_usd_per_mtok:.2f}",
              "as_of": p.as_of, "source": p.source} for p in table.models.values()]
     click.echo(_table(rows, [("model", "name"), ("$/M in", "in"), ("$/M out", "out"),

@@ -17,6 +17,7 @@ import bisect
 import dataclasses
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,33 +60,165 @@ class ModelPrice:
                 + completion_tokens * self.output_usd_per_mtok) / 1e6
 
 
+BASES = ("own", "cloud")
+
+
+@dataclass(frozen=True)
+class DevicePrice:
+    """One hardware model's two hourly rates, each dated and sourced."""
+
+    name: str
+    """The row's key under ``[devices]`` (``cpu`` for the CPU row)."""
+    purchase_usd: float
+    """What the hardware costs to buy."""
+    years: float
+    """Years the purchase is amortised over."""
+    hours_per_day: float
+    """Hours a day it is assumed to be in use."""
+    cloud_usd_per_hour: float
+    """The public on-demand rental price per hour (per GPU, or per CPU for the CPU)."""
+    match: str = ""
+    """A regular expression searched, case-insensitively, in the NVML device name."""
+    basis: str = "own"
+    """The rate charged: ``own`` (amortised purchase, plus electricity) or ``cloud``."""
+    logical_cpus: int = 1
+    """CPU row only: the purchase covers this many logical CPUs."""
+    usd_per_hour: float | None = None
+    """Set to charge exactly this per hour, whatever the basis (your own figure)."""
+    purchase_as_of: str = ""
+    """The date the purchase price applies from."""
+    purchase_source: str = ""
+    """Where the purchase price comes from ("estimate: ..." when it is one)."""
+    cloud_as_of: str = ""
+    """The date the cloud price applies from."""
+    cloud_source: str = ""
+    """Where the cloud price comes from."""
+
+    @property
+    def own_usd_per_hour(self) -> float:
+        hours = self.years * 365 * self.hours_per_day * max(self.logical_cpus, 1)
+        return self.purchase_usd / hours if hours > 0 else 0.0
+
+    def rate(self, basis: str = "") -> float:
+        """$/hour (per logical CPU for the CPU row) on ``basis`` (default: the row's)."""
+        if self.usd_per_hour is not None:
+            return self.usd_per_hour
+        basis = basis or self.basis
+        return self.cloud_usd_per_hour if basis == "cloud" else self.own_usd_per_hour
+
+    def charged_basis(self, basis: str = "") -> str:
+        return "fixed" if self.usd_per_hour is not None else (basis or self.basis)
+
+    def source(self, basis: str = "") -> tuple[str, str]:
+        """(as_of, source) of the rate in force."""
+        if self.charged_basis(basis) == "cloud":
+            return self.cloud_as_of, self.cloud_source
+        if self.charged_basis(basis) == "fixed":
+            return "", "your own figure (usd_per_hour)"
+        return self.purchase_as_of, (f"{self.purchase_source}; amortised over {self.years:g} "
+                                     f"years at {self.hours_per_day:g} h/day")
+
+
+def device_model(device: str) -> tuple[str, int]:
+    """``cuda:NVIDIA H200 x2`` → (``NVIDIA H200``, 2); ``NVIDIA L4`` → (``NVIDIA L4``, 1)."""
+    name = device.removeprefix("cuda:").strip()
+    match = re.fullmatch(r"(.*) x(\d+)", name)
+    if match:
+        return match.group(1).strip(), int(match.group(2))
+    return name, 1
+
+
 @dataclass(frozen=True)
 class Prices:
     baseline: ModelPrice
     models: dict[str, ModelPrice]
-    gpu_usd_per_hour: float
-    cpu_usd_per_core_hour: float
+    devices: dict[str, DevicePrice]
+    """GPU models by row name."""
+    cpu: DevicePrice
     cores_attributed: int
     """Cores a CPU engine is assumed to use when its CPU time cannot be read."""
     usd_per_kwh: float
+    energy_as_of: str = ""
+    energy_source: str = ""
+    basis: str = ""
+    """``own`` or ``cloud`` for every device; empty: each row's own basis."""
+    remote_device: str = ""
+    """The row a remote engine is priced as; empty: unpriced."""
     sources: tuple[str, ...] = ()
+    overrides: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Dotted keys the user's file set → that file."""
 
     def for_model(self, name: str) -> ModelPrice:
         """The price of ``name`` if the table has it, else the baseline's."""
         return self.models.get(name, self.baseline)
 
+    def device_price(self, device: str) -> DevicePrice | None:
+        """The row for an NVML device name (``cuda:`` prefix and `` xN`` allowed), or None:
+        unpriced. The row whose match covers most of the name wins."""
+        name, _ = device_model(device)
+        best, covered = None, 0
+        for row in self.devices.values():
+            if not row.match:
+                continue
+            found = re.search(row.match, name, re.IGNORECASE)
+            if found and found.end() - found.start() > covered:
+                best, covered = row, found.end() - found.start()
+        return best
+
+    def unpriced_message(self, device: str) -> str:
+        name, _ = device_model(device)
+        return (f"{name} is unpriced: no [devices] row of the price table matches it; add "
+                f"one to {user_prices_file()}, e.g. [devices.\"{name}\"] with "
+                f"match = '{re.escape(name)}', purchase_usd, years, hours_per_day, "
+                "cloud_usd_per_hour and their sources")
+
+    @property
+    def cpu_usd_per_hour(self) -> float:
+        """$ per CPU-hour (one logical CPU)."""
+        return self.cpu.rate(self.basis)
+
+    def hourly(self, device: str) -> float | None:
+        """The device's $/hour as a whole (a GPU engine: its GPUs; the CPU: all the
+        cores a CPU engine is given); None when unpriced or remote."""
+        if device == "cpu":
+            return self.cpu_usd_per_hour * self.cores_attributed
+        if device == "remote":
+            row = self.devices.get(self.remote_device)
+            return row.rate(self.basis) if row else None
+        if device in ("api", ""):
+            return None
+        row = self.device_price(device)
+        if row is None:
+            return None
+        return row.rate(self.basis) * device_model(device)[1]
+
+    def charges_energy(self, device: str) -> bool:
+        """Electricity is charged on owned hardware; a rental price already pays for it."""
+        if device == "remote":
+            return False  # Covey cannot read a remote engine's counters
+        row = self.cpu if device == "cpu" else self.device_price(device)
+        return row is not None and row.charged_basis(self.basis) != "cloud"
+
     def local_cost(self, device: str, engine_seconds: float | None,
                    cpu_seconds: float | None, energy_j: float | None) -> float | None:
-        """Hardware time × its hourly rate, plus energy × the electricity price."""
+        """GPU time × its model's rate, plus CPU time × the CPU rate, plus measured energy ×
+        the electricity price (owned hardware only). None: unpriced or not measurable.
+        Unmeasured energy adds nothing here and stays NULL in the row."""
         if device == "cpu":
             if cpu_seconds is None:
                 return None
-            hardware = cpu_seconds / 3600 * self.cpu_usd_per_core_hour
+            hardware = cpu_seconds / 3600 * self.cpu_usd_per_hour
         else:
-            if engine_seconds is None:
+            rate = self.hourly(device)
+            if rate is None or engine_seconds is None:
                 return None
-            hardware = engine_seconds / 3600 * self.gpu_usd_per_hour
-        return hardware + (energy_j or 0.0) / JOULES_PER_KWH * self.usd_per_kwh
+            hardware = engine_seconds / 3600 * rate
+            if cpu_seconds is not None:  # the engine's CPU time is paid for too
+                hardware += cpu_seconds / 3600 * self.cpu_usd_per_hour
+        energy = 0.0
+        if energy_j is not None and self.charges_energy(device):
+            energy = energy_j / JOULES_PER_KWH * self.usd_per_kwh
+        return hardware + energy
 
 
 def shipped_prices_text() -> str:
@@ -103,33 +236,30 @@ class _BaselineChoice:
 
 
 @dataclass(frozen=True)
-class _GpuPrice:
-    usd_per_hour: float
-    """What an hour of the GPU costs (ownership or rental)."""
-    as_of: str = ""
-    """The date the price applies from."""
-    source: str = ""
-    """Where the price comes from."""
-
-
-@dataclass(frozen=True)
-class _CpuPrice:
-    usd_per_core_hour: float
-    """What an hour of one CPU core costs."""
+class _CpuRow(DevicePrice):
+    name: str = "cpu"
+    """Always ``cpu``."""
+    purchase_usd: float = 0.0
+    """What the reference CPU costs to buy."""
+    years: float = 3.0
+    """Years the purchase is amortised over."""
+    hours_per_day: float = 8.0
+    """Hours a day it is assumed to be in use."""
+    cloud_usd_per_hour: float = 0.0
+    """The public on-demand price of one vCPU-hour."""
     cores_attributed: int = 0
     """Cores a CPU engine is assumed to use when its CPU time cannot be read (0: all)."""
-    as_of: str = ""
-    """The date the price applies from."""
-    source: str = ""
-    """Where the price comes from."""
 
 
 @dataclass(frozen=True)
 class _Hardware:
-    gpu: _GpuPrice
-    """The GPU's hourly price."""
-    cpu: _CpuPrice
-    """The CPU's hourly price per core."""
+    cpu: _CpuRow
+    """The CPU's prices per logical CPU."""
+    basis: str = ""
+    """``own``, ``cloud``, or empty for each row's own."""
+    remote_device: str = ""
+    """The ``[devices]`` row a remote engine is priced as (empty: remote calls are
+    unpriced, since Covey cannot see the remote hardware)."""
 
 
 @dataclass(frozen=True)
@@ -149,47 +279,90 @@ class PriceFile:
     baseline: _BaselineChoice
     """Which model's price is the LLM-equivalent cost."""
     hardware: _Hardware
-    """Hourly prices of the local hardware."""
+    """How hardware is charged, and the CPU's prices."""
     energy: _EnergyPrice
     """The electricity price."""
+    devices: dict[str, DevicePrice] = dataclasses.field(default_factory=dict)
+    """GPU models' prices, by name."""
     models: dict[str, ModelPrice] = dataclasses.field(default_factory=dict)
     """Per-token prices of LLMs, by name."""
 
 
+def _named(layered, section: str) -> None:
+    """Tables under ``section`` get their key as ``name``."""
+    entries = layered.raw.get(section)
+    if isinstance(entries, dict):
+        layered.raw[section] = {name: {**entry, "name": name} if isinstance(entry, dict)
+                                else entry for name, entry in entries.items()}
+
+
 def load_prices(user_file: Path | None = None, *, user: bool = True) -> Prices:
     """The shipped price table with the user's overrides applied (``user=False``: none)."""
+    user_path = (user_file or user_prices_file()) if user else None
     layered = layer(shipped=(shipped_prices_text(), "prices.toml (shipped)"),
-                    user_file=(user_file or user_prices_file()) if user else None,
-                    error=PriceError)
-    models = layered.raw.get("models")
-    if isinstance(models, dict):  # the key names the model
-        layered.raw["models"] = {name: {**entry, "name": name} if isinstance(entry, dict)
-                                 else entry for name, entry in models.items()}
+                    user_file=user_path, error=PriceError)
+    _named(layered, "models")
+    _named(layered, "devices")
     table = structure(PriceFile, layered, error=PriceError)
     for path, value in _amounts(table):
-        if value < 0:
+        if value is not None and value < 0:
             raise PriceError(f"{layered.origin(path)}: {'.'.join(path)}: must not be negative")
+    for path, basis in [(("hardware", "basis"), table.hardware.basis),
+                        (("hardware", "cpu", "basis"), table.hardware.cpu.basis),
+                        *[(("devices", n, "basis"), d.basis) for n, d in table.devices.items()]]:
+        if basis not in BASES and not (basis == "" and path == ("hardware", "basis")):
+            raise PriceError(f"{layered.origin(path)}: {'.'.join(path)}: must be "
+                             f"{' or '.join(map(repr, BASES))}, got {basis!r}")
+    for name, row in table.devices.items():
+        try:
+            re.compile(row.match)
+        except re.error as exc:
+            path = ("devices", name, "match")
+            raise PriceError(f"{layered.origin(path)}: {'.'.join(path)}: not a regular "
+                             f"expression ({exc})") from None
+    if table.hardware.remote_device and table.hardware.remote_device not in table.devices:
+        raise PriceError(f"{layered.origin(('hardware', 'remote_device'))}: "
+                         f"hardware.remote_device: {table.hardware.remote_device!r} is not a "
+                         f"[devices] row (known: {', '.join(table.devices)})")
     if table.baseline.model not in table.models:
         raise PriceError(f"{layered.origin(('baseline', 'model'))}: baseline.model: "
                          f"{table.baseline.model!r} has no [models] price "
                          f"(known: {', '.join(sorted(table.models))})")
+    overrides = {".".join(map(str, path)): origin for path, origin in layered.origins.items()
+                 if user_path is not None and origin == str(user_path)}
+    cpu = table.hardware.cpu
     return Prices(
         baseline=table.models[table.baseline.model], models=table.models,
-        gpu_usd_per_hour=table.hardware.gpu.usd_per_hour,
-        cpu_usd_per_core_hour=table.hardware.cpu.usd_per_core_hour,
-        cores_attributed=table.hardware.cpu.cores_attributed or (os.cpu_count() or 1),
-        usd_per_kwh=table.energy.usd_per_kwh, sources=layered.sources,
+        devices=table.devices, cpu=cpu,
+        cores_attributed=cpu.cores_attributed or (os.cpu_count() or 1),
+        usd_per_kwh=table.energy.usd_per_kwh, energy_as_of=table.energy.as_of,
+        energy_source=table.energy.source, basis=table.hardware.basis,
+        remote_device=table.hardware.remote_device,
+        sources=layered.sources, overrides=overrides,
     )
 
 
 def _amounts(table: PriceFile):
     """Every price in the file, with its key path (none may be negative)."""
-    yield ("hardware", "gpu", "usd_per_hour"), table.hardware.gpu.usd_per_hour
-    yield ("hardware", "cpu", "usd_per_core_hour"), table.hardware.cpu.usd_per_core_hour
+    rows = [(("hardware", "cpu"), table.hardware.cpu)]
+    rows += [(("devices", name), row) for name, row in table.devices.items()]
+    for path, row in rows:
+        for key in ("purchase_usd", "years", "hours_per_day", "cloud_usd_per_hour",
+                    "usd_per_hour"):
+            yield (*path, key), getattr(row, key)
     yield ("energy", "usd_per_kwh"), table.energy.usd_per_kwh
     for name, price in table.models.items():
         yield ("models", name, "input_usd_per_mtok"), price.input_usd_per_mtok
         yield ("models", name, "output_usd_per_mtok"), price.output_usd_per_mtok
+
+
+def llm_equivalent_cost(prices: Prices, call: ModelCall) -> float:
+    """What the baseline LLM would charge for the call's answer: the tokens it would be
+    sent in its own prompt format when the caller estimated them, else the call's own."""
+    prompt = call.prompt_tokens if call.llm_prompt_tokens is None else call.llm_prompt_tokens
+    completion = (call.completion_tokens if call.llm_completion_tokens is None
+                  else call.llm_completion_tokens)
+    return prices.baseline.cost(prompt, completion)
 
 
 def is_local_engine(url: str) -> bool:
@@ -321,7 +494,7 @@ class CostStage:
                                                                   call.completion_tokens)
             call.local_cost_usd = 0.0
             return
-        call.llm_cost_usd = prices.baseline.cost(call.prompt_tokens, call.completion_tokens)
+        call.llm_cost_usd = llm_equivalent_cost(prices, call)
         seconds = call.latency_ms / 1000
         if not is_local_engine(call.engine_url):
             device = "remote"
@@ -346,7 +519,7 @@ class CostStage:
                 call.prompt_tokens, call.completion_tokens)
             call.local_cost_usd = 0.0
             return
-        call.llm_cost_usd = prices.baseline.cost(call.prompt_tokens, call.completion_tokens)
+        call.llm_cost_usd = llm_equivalent_cost(prices, call)
         local = is_local_engine(call.engine_url)
         meter = self.meter if local else None
         share = attribute(window, self._overlapping(window), meter)
@@ -363,13 +536,33 @@ class CostStage:
                                                 call.cpu_seconds, call.energy_j)
 
 
+def describe_device(prices: Prices, row: DevicePrice) -> dict:
+    as_of, source = row.source(prices.basis)
+    out = {k: v for k, v in dataclasses.asdict(row).items() if k != "cores_attributed"}
+    key = "cpu" if row.name == "cpu" else f"devices.{row.name}"
+    return {**out, "basis_charged": row.charged_basis(prices.basis),
+            "own_usd_per_hour": row.own_usd_per_hour, "usd_per_hour_charged": row.rate(
+                prices.basis), "as_of": as_of, "source": source,
+            "overridden": sorted(k for k in prices.overrides
+                                 if k.startswith(("hardware.cpu." if key == "cpu"
+                                                  else key + "."), ))}
+
+
 def describe(prices: Prices) -> dict:
-    """The prices in force, for ``covey usage`` and reports."""
+    """The prices in force, for ``covey usage`` and reports: every rate with its date and
+    source, and which keys the user's file overrides."""
     return {
         "baseline": dataclasses.asdict(prices.baseline),
-        "gpu_usd_per_hour": prices.gpu_usd_per_hour,
-        "cpu_usd_per_core_hour": prices.cpu_usd_per_core_hour,
+        "basis": prices.basis or "per device",
+        "devices": {name: describe_device(prices, row) for name, row in prices.devices.items()},
+        "cpu": describe_device(prices, prices.cpu),
+        "cpu_usd_per_cpu_hour": prices.cpu_usd_per_hour,
         "cores_attributed": prices.cores_attributed,
-        "usd_per_kwh": prices.usd_per_kwh,
+        "energy": {"usd_per_kwh": prices.usd_per_kwh, **_energy_source(prices)},
         "sources": list(prices.sources),
+        "overrides": prices.overrides,
     }
+
+
+def _energy_source(prices: Prices) -> dict:
+    return {"as_of": prices.energy_as_of, "source": prices.energy_source}

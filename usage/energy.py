@@ -64,6 +64,21 @@ def open_nvml(nvml=None) -> NvmlEnergy | None:
         return None
 
 
+def energy_counter_now() -> float | None:
+    """This host's GPU energy counter (joules since the driver loaded), or None when
+    there is none to read: a one-off reading for the start and stop of an engine."""
+    gpu = open_nvml()
+    if gpu is None:
+        return None
+    try:
+        return gpu.read()
+    except Exception as exc:  # a counter that fails now is simply not read
+        log.debug("NVML energy read failed: %s", exc)
+        return None
+    finally:
+        gpu.close()
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

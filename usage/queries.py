@@ -10,7 +10,12 @@ Definitions (also in docs/usage-log.md):
   attempt is paid for by the baseline call that follows it);
 - spent $ = Σ ``local_cost_usd`` + Σ ``llm_cost_usd`` of baseline calls (real API spend);
 - saved $ = LLM-equivalent − spent; savings ratio = saved ÷ LLM-equivalent;
-  cost ratio = LLM-equivalent ÷ spent ("n times cheaper").
+  cost ratio = LLM-equivalent ÷ spent ("n times cheaper");
+- fully loaded $ = local $ plus the engine's idle time and idle energy spread over the
+  day's calls (:func:`covey_usage.sessions.fully_loaded`); the ``_fully`` figures use it;
+- $ per accepted suggestion = spent $ ÷ accepted calls;
+- unpriced = local calls without a local $ (an unknown device); energy unmeasured = local
+  calls without an energy reading (NULL, never 0).
 """
 
 from __future__ import annotations
@@ -138,18 +143,24 @@ def group_key(row: dict, by: str) -> str:
     return str(row.get(by) or "")
 
 
-def summarize(rows: list[dict], by: str = "task") -> list[dict]:
-    """One summary per group, sorted by key, then an ``(all)`` row when there are rows."""
+def summarize(rows: list[dict], by: str = "task",
+              fully: dict[str, float | None] | None = None) -> list[dict]:
+    """One summary per group, sorted by key, then an ``(all)`` row when there are rows.
+    ``fully`` maps call ids to their fully loaded local $ (default: the marginal one)."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(group_key(row, by), []).append(row)
-    out = [_summary(key, groups[key]) for key in sorted(groups)]
+    out = [_summary(key, groups[key], fully) for key in sorted(groups)]
     if rows and len(groups) > 1:
-        out.append(_summary("(all)", rows))
+        out.append(_summary("(all)", rows, fully))
     return out
 
 
-def _summary(key: str, rows: list[dict]) -> dict:
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def _summary(key: str, rows: list[dict], fully: dict | None = None) -> dict:
     ok = [r for r in rows if r.get("status") == "ok"]
     rated = [r["accepted"] for r in rows if r.get("accepted") is not None]
     baseline = [r for r in rows if r.get("source") == "baseline"]
@@ -157,6 +168,11 @@ def _summary(key: str, rows: list[dict]) -> dict:
     spent = local + sum(r.get("llm_cost_usd") or 0.0 for r in baseline)
     equivalent = sum(r.get("llm_cost_usd") or 0.0 for r in rows if r.get("status") != "escalated")
     energies = [r["energy_j"] for r in rows if r.get("energy_j") is not None]
+    own = [r for r in rows if r.get("source") != "baseline"]
+    local_fully = sum((fully or {}).get(r.get("id"), r.get("local_cost_usd")) or 0.0
+                      for r in rows)
+    spent_fully = local_fully + (spent - local)
+    accepted = sum(1 for v in rated if v)
     return {
         "key": key,
         "calls": len(rows),
@@ -180,7 +196,20 @@ def _summary(key: str, rows: list[dict]) -> dict:
         "saved_usd": equivalent - spent,
         "savings_ratio": (equivalent - spent) / equivalent if equivalent > 0 else None,
         "cost_ratio": equivalent / spent if spent > 0 else None,
+        "local_fully_usd": local_fully,
+        "spent_fully_usd": spent_fully,
+        "cost_ratio_fully": _ratio(equivalent, spent_fully),
+        "usd_per_accepted": _ratio(spent, accepted) if accepted else None,
+        "usd_per_accepted_fully": _ratio(spent_fully, accepted) if accepted else None,
+        "unpriced": sum(1 for r in own if r.get("local_cost_usd") is None),
+        "energy_unmeasured": sum(1 for r in own if r.get("energy_j") is None),
     }
+
+
+def unpriced_devices(rows: list[dict]) -> list[str]:
+    """Devices of local calls that have no local $ (the price table lacks them)."""
+    return sorted({r.get("device") or "?" for r in rows if r.get("source") != "baseline"
+                   and r.get("local_cost_usd") is None and r.get("device")})
 
 
 def buckets(rows: list[dict], size: str = "day") -> list[dict]:

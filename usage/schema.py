@@ -57,6 +57,7 @@ CALL_COLUMNS: dict[str, type] = {
     "prompt_sha256": str,
     "completion_sha256": str,
 }
+"""The columns m002 created; later migrations add to them (see :data:`ALL_CALL_COLUMNS`)."""
 
 EVAL_RUN_COLUMNS: dict[str, type] = {
     "id": str,
@@ -68,6 +69,30 @@ EVAL_RUN_COLUMNS: dict[str, type] = {
     "meta": str,
     "summary": str,
 }
+
+
+LLM_TOKEN_COLUMNS: dict[str, type] = {
+    "llm_prompt_tokens": int,
+    "llm_completion_tokens": int,
+}
+"""Added by m004: the tokens the baseline LLM would be sent and would write (estimates)."""
+
+ENGINE_SESSION_COLUMNS: dict[str, type] = {
+    "id": str,
+    "engine_url": str,
+    "pid": int,
+    "device": str,
+    "started_at": float,
+    "stopped_at": float,
+    "stop_reason": str,
+    "energy_start_j": float,
+    "energy_stop_j": float,
+}
+"""One row per run of the managed engine: when it was up, on what, and the host's energy
+counter (NVML) at its start and stop; ``stopped_at`` is NULL while it runs."""
+
+
+ALL_CALL_COLUMNS = [*CALL_COLUMNS, *LLM_TOKEN_COLUMNS]
 
 
 def _m001_eval_runs(db: sqlite_utils.Database) -> None:
@@ -85,10 +110,23 @@ def _m003_indexes(db: sqlite_utils.Database) -> None:
     db["calls"].create_index(["eval_run_id"], if_not_exists=True)
 
 
+def _m004_llm_tokens(db: sqlite_utils.Database) -> None:
+    for name, kind in LLM_TOKEN_COLUMNS.items():
+        if name not in db["calls"].columns_dict:
+            db["calls"].add_column(name, kind)
+
+
+def _m005_engine_sessions(db: sqlite_utils.Database) -> None:
+    db["engine_sessions"].create(ENGINE_SESSION_COLUMNS, pk="id", if_not_exists=True)
+    db["engine_sessions"].create_index(["started_at"], if_not_exists=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_eval_runs", _m001_eval_runs),
     ("m002_calls", _m002_calls),
     ("m003_indexes", _m003_indexes),
+    ("m004_llm_tokens", _m004_llm_tokens),
+    ("m005_engine_sessions", _m005_engine_sessions),
 ]
 
 MIGRATION_SET = "covey"

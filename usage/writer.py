@@ -275,6 +275,8 @@ class UsageLog:
             "energy_j": call.energy_j, "local_cost_usd": call.local_cost_usd,
             "llm_cost_usd": call.llm_cost_usd, "eval_run_id": call.eval_run_id,
             "mean_logprob": call.mean_logprob, "min_logprob": call.min_logprob,
+            "llm_prompt_tokens": call.llm_prompt_tokens,
+            "llm_completion_tokens": call.llm_completion_tokens,
         }
         for name, text in (("prompt", call.prompt_text), ("completion", call.completion_text)):
             row[name] = text if self.store_text else None

@@ -7,6 +7,7 @@ rather than switching on its name.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 
 from covey_specialists.tasks import completion, doc, refactor
@@ -29,3 +30,26 @@ def task_module(name: str) -> ModuleType:
 def stream_done(prompt: Prompt, text: str) -> bool:
     """Whether a streamed answer to ``prompt`` holds all that post-processing will keep."""
     return task_module(prompt.task).stream_done(prompt, text)
+
+
+CHARS_PER_TOKEN = 4.0
+"""OpenAI's rule of thumb for English and code: about four characters per token."""
+CHAT_TOKENS_PER_MESSAGE = 4
+"""Tokens a chat API adds per message (role and separators)."""
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
+
+
+def llm_equivalent_tokens(spec, prompt: Prompt, completion: str) -> tuple[int, int]:
+    """(prompt, completion) tokens the baseline LLM would be charged for this call: its
+    own chat request built by the task module (system turn, the file with the cursor…),
+    and the answer, both estimated at :data:`CHARS_PER_TOKEN` characters a token."""
+    req = task_module(prompt.task).baseline_request(spec, prompt, "chat")
+    if req.messages:
+        sent = sum(estimate_tokens(m.get("content") or "") + CHAT_TOKENS_PER_MESSAGE
+                   for m in req.messages)
+    else:
+        sent = estimate_tokens(req.prompt or "")
+    return sent, estimate_tokens(completion)

@@ -107,7 +107,7 @@ def test_list_filters(home_with_calls: Path):
 def test_export_csv_and_json(home_with_calls: Path, tmp_path: Path):
     result = invoke("export", "--csv")
     records = list(csv.DictReader(io.StringIO(result.output)))
-    assert len(records) == 4 and list(records[0]) == list(schema.CALL_COLUMNS)
+    assert len(records) == 4 and list(records[0]) == schema.ALL_CALL_COLUMNS
     assert json.loads(invoke("export", "--json").output)[0]["task"] == "refactor"  # oldest
     out = tmp_path / "calls.csv"
     result = invoke("export", "-o", str(out))
@@ -143,6 +143,20 @@ def test_prices_lists_dated_prices(covey_home: Path):
     data = json.loads(invoke("prices", "--json").output)
     assert data["baseline"]["name"] in data["models"]
     assert all(m["as_of"] and m["source"] for m in data["models"].values())
+    gpus = data["devices"]
+    assert {"RTX 3090", "RTX 4090", "L4", "L40S", "A10", "A100 80GB", "H100", "H200"} <= set(gpus)
+    for rate in [*gpus.values(), data["cpu"], data["energy"]]:
+        assert rate["as_of"][:2] == "20" and "http" in rate["source"], rate
+
+
+def test_prices_marks_the_users_overrides(covey_home: Path):
+    (covey_home / "prices.toml").write_text('[devices.H200]\ncloud_usd_per_hour = 2.5\n')
+    out = invoke("prices").output
+    assert f"* overridden in {covey_home / 'prices.toml'}: devices.H200.cloud_usd_per_hour" in out
+    assert [line.split()[:2] for line in out.splitlines() if line.startswith("H200")] == [
+        ["H200", "*"]]
+    assert not [line for line in out.splitlines() if line.startswith("H100 ")
+                and " * " in line[:12]]
 
 
 def test_db_option_reads_another_file(home_with_calls: Path, tmp_path: Path):

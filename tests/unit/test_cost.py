@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,6 @@ from covey_usage.cost import (
     Prices,
     is_local_engine,
     load_prices,
-    shipped_prices_text,
 )
 from covey_usage.energy import (
     Meter,
@@ -41,26 +41,117 @@ def make_call(n: int, start: float, seconds: float, tokens: int, *, engine: str 
                      completion_tokens=tokens - prompt, source=source)
 
 
-def prices(**changes) -> Prices:
+def prices(*, gpu_usd_per_hour: float | None = None, cpu_usd_per_hour: float | None = None,
+           **changes) -> Prices:
+    """The shipped table; ``gpu_usd_per_hour`` fixes every GPU row's rate (owned, so energy
+    is charged) and ``cpu_usd_per_hour`` the CPU's."""
     table = load_prices(user=False)
-    from dataclasses import replace
-
+    if gpu_usd_per_hour is not None:
+        changes["devices"] = {n: replace(d, usd_per_hour=gpu_usd_per_hour, basis="own")
+                              for n, d in table.devices.items()}
+    if cpu_usd_per_hour is not None:
+        changes["cpu"] = replace(table.cpu, usd_per_hour=cpu_usd_per_hour, basis="own")
     return replace(table, **changes)
 
 
 # ------------------------------------------------------------------ price table
 
 
+def _dated(text: str) -> bool:
+    return len(text) == 10 and text[:2] == "20" and text[4] == text[7] == "-"
+
+
 def test_shipped_prices_are_dated_and_sourced():
     table = load_prices(user=False)
     assert table.baseline.name in table.models
     for price in table.models.values():
-        assert price.as_of[:2] == "20" and len(price.as_of) == 10, price
+        assert _dated(price.as_of), price
         assert price.source, price
         assert price.input_usd_per_mtok > 0 and price.output_usd_per_mtok > 0
-    for section in ("[hardware.gpu]", "[hardware.cpu]", "[energy]"):
-        body = shipped_prices_text().split(section, 1)[1].split("\n[", 1)[0]
-        assert "as_of =" in body and "source =" in body, section
+    for row in [table.cpu, *table.devices.values()]:
+        assert _dated(row.purchase_as_of) and _dated(row.cloud_as_of), row
+        assert row.purchase_source and row.cloud_source.startswith("https://"), row
+        assert row.purchase_usd > 0 and row.cloud_usd_per_hour > 0 and row.years > 0, row
+        assert row.usd_per_hour is None, row  # shipped rates are derived, not fixed
+    assert _dated(table.energy_as_of) and table.energy_source.startswith("https://")
+
+
+# The names NVML reports (nvidia-smi --query-gpu=name) for the GPUs people run this on.
+NVML_NAMES = [
+    ("NVIDIA GeForce RTX 3090", "RTX 3090"),
+    ("NVIDIA GeForce RTX 4090", "RTX 4090"),
+    ("Tesla T4", "T4"),
+    ("NVIDIA A10", "A10"),
+    ("NVIDIA A10G", "A10"),
+    ("NVIDIA L4", "L4"),
+    ("NVIDIA L40S", "L40S"),
+    ("NVIDIA A100-PCIE-40GB", "A100 40GB"),
+    ("NVIDIA A100-SXM4-40GB", "A100 40GB"),
+    ("NVIDIA A100-SXM4-80GB", "A100 80GB"),
+    ("NVIDIA A100 80GB PCIe", "A100 80GB"),
+    ("NVIDIA H100 80GB HBM3", "H100"),
+    ("NVIDIA H100 PCIe", "H100"),
+    ("NVIDIA H100 NVL", "H100"),
+    ("NVIDIA H200", "H200"),
+    ("cuda:NVIDIA H200", "H200"),
+    # not in the table: these must stay unpriced, never borrow a neighbour's row
+    ("NVIDIA GeForce RTX 3090 Ti", None),
+    ("NVIDIA GeForce RTX 4090 D", None),
+    ("NVIDIA RTX A6000", None),
+    ("NVIDIA L40", None),
+    ("NVIDIA A40", None),
+    ("NVIDIA B200", None),
+]
+
+
+@pytest.mark.parametrize("name, row", NVML_NAMES)
+def test_nvml_name_picks_its_row(name: str, row: str | None):
+    found = load_prices(user=False).device_price(name)
+    assert (found.name if found else None) == row
+
+
+def test_unknown_gpu_is_unpriced_and_says_how_to_add_it(covey_home: Path):
+    table = load_prices()
+    out = run_stage([make_call(1, 0.0, 2.0, 40)],
+                    meter=Meter(gpu=NvmlEnergy(FakeNvml(names=("NVIDIA B200",)))), table=table)
+    assert out["c1"].device == "cuda:NVIDIA B200"
+    assert out["c1"].engine_seconds == pytest.approx(2.0)  # measured all the same
+    assert out["c1"].local_cost_usd is None  # unpriced, not another GPU's price
+    message = table.unpriced_message("cuda:NVIDIA B200")
+    assert "NVIDIA B200 is unpriced" in message
+    assert str(covey_home / "prices.toml") in message
+    # …and a row in the user's file prices it
+    (covey_home / "prices.toml").write_text(
+        '[devices.B200]\nmatch = "B200"\npurchase_usd = 40000.0\nyears = 4.0\n'
+        'hours_per_day = 24.0\ncloud_usd_per_hour = 6.0\nbasis = "cloud"\n')
+    assert load_prices().hourly("cuda:NVIDIA B200") == pytest.approx(6.0)
+
+
+def test_rates_follow_the_basis_and_the_gpu_count():
+    table = load_prices(user=False)
+    row = table.devices["RTX 4090"]
+    assert row.own_usd_per_hour == pytest.approx(1599 / (3 * 365 * 8))
+    assert table.hourly("cuda:NVIDIA GeForce RTX 4090") == pytest.approx(row.own_usd_per_hour)
+    assert table.charges_energy("cuda:NVIDIA GeForce RTX 4090")
+    h200 = table.devices["H200"]
+    assert table.hourly("cuda:NVIDIA H200 x2") == pytest.approx(2 * h200.cloud_usd_per_hour)
+    assert not table.charges_energy("cuda:NVIDIA H200")  # the rental pays for power
+    own = replace(table, basis="own")
+    assert own.hourly("cuda:NVIDIA H200") == pytest.approx(32000 / (4 * 365 * 24))
+    assert own.charges_energy("cuda:NVIDIA H200")
+    assert table.cpu_usd_per_hour == pytest.approx(699 / 32 / (3 * 365 * 8))
+    assert replace(table, basis="cloud").cpu_usd_per_hour == pytest.approx(0.04463)
+
+
+def test_user_overrides_are_marked(covey_home: Path):
+    from covey_usage.cost import describe
+
+    (covey_home / "prices.toml").write_text('[devices."RTX 4090"]\npurchase_usd = 1999.0\n')
+    data = describe(load_prices())
+    assert data["devices"]["RTX 4090"]["overridden"] == ["devices.RTX 4090.purchase_usd"]
+    assert data["devices"]["H200"]["overridden"] == []
+    assert data["overrides"] == {"devices.RTX 4090.purchase_usd":
+                                 str(covey_home / "prices.toml")}
 
 
 def test_user_file_overrides_key_by_key(covey_home: Path):
@@ -72,7 +163,7 @@ def test_user_file_overrides_key_by_key(covey_home: Path):
     assert table.baseline.name == "mine"
     assert table.baseline.cost(1_000_000, 500_000) == pytest.approx(1 + 2)
     assert table.usd_per_kwh == 0.3
-    assert table.gpu_usd_per_hour == load_prices(user=False).gpu_usd_per_hour  # untouched
+    assert table.devices == load_prices(user=False).devices  # untouched
     assert "gpt-4.1" in table.models  # shipped models are kept
     assert len(table.sources) == 2
 
@@ -80,7 +171,11 @@ def test_user_file_overrides_key_by_key(covey_home: Path):
 @pytest.mark.parametrize("text, fragment", [
     ('[baseline]\nmodel = "nope"\n', "baseline.model"),
     ('[energy]\nusd_per_kwh = "cheap"\n', "energy.usd_per_kwh"),
-    ('[hardware.gpu]\nusd_per_hour = -1\n', "must not be negative"),
+    ('[devices.H200]\ncloud_usd_per_hour = -1\n', "must not be negative"),
+    ('[hardware]\nbasis = "rented"\n', "hardware.basis"),
+    ('[devices.H200]\nmatch = "(H200"\n', "not a regular expression"),
+    ('[hardware]\nremote_device = "TPU"\n', "hardware.remote_device"),
+    ('[hardware.gpu]\nusd_per_hour = 0.18\n', "unknown key"),
     ('[energy\n', "not valid TOML"),
 ])
 def test_bad_user_prices_name_the_problem(covey_home: Path, text: str, fragment: str):
@@ -92,9 +187,13 @@ def test_bad_user_prices_name_the_problem(covey_home: Path, text: str, fragment:
 
 
 def test_local_cost_formula():
-    table = prices(gpu_usd_per_hour=2.0, cpu_usd_per_core_hour=0.05, usd_per_kwh=0.25)
+    table = prices(gpu_usd_per_hour=2.0, cpu_usd_per_hour=0.05, usd_per_kwh=0.25)
     # GPU: 36 s of engine time at $2/h + 720 kJ (0.2 kWh) at $0.25/kWh
-    assert table.local_cost("cuda:X", 36.0, None, 720_000) == pytest.approx(0.02 + 0.05)
+    assert table.local_cost("cuda:NVIDIA H200", 36.0, None, 720_000) == pytest.approx(
+        0.02 + 0.05)
+    # a GPU engine's CPU time is paid for too: + 72 CPU-seconds at $0.05/h
+    assert table.local_cost("cuda:NVIDIA H200", 36.0, 72.0, 720_000) == pytest.approx(
+        0.02 + 0.05 + 0.001)
     # CPU: 72 core-seconds at $0.05/core-hour, no energy counter
     assert table.local_cost("cpu", 10.0, 72.0, None) == pytest.approx(0.001)
     assert table.local_cost("cpu", 10.0, None, None) is None
@@ -164,7 +263,7 @@ def test_baseline_calls_cost_their_api_price_and_nothing_locally():
 
 def test_remote_engine_is_costed_by_time_without_energy():
     out = run_stage([make_call(1, 0.0, 2.0, 50, engine="http://gpu-box:8000")],
-                    table=prices(gpu_usd_per_hour=3.6))
+                    table=prices(gpu_usd_per_hour=3.6, remote_device="H100"))
     assert out["c1"].device == "remote"
     assert out["c1"].energy_j is None
     assert out["c1"].local_cost_usd == pytest.approx(2.0 / 3600 * 3.6)
@@ -221,9 +320,9 @@ def test_nvml_falls_back_cleanly_without_a_driver():
 
 
 def test_nvml_energy_reads_joules_over_all_gpus():
-    nvml = FakeNvml(names=("NVIDIA A100", "NVIDIA A100"))
+    nvml = FakeNvml(names=("NVIDIA A100-SXM4-80GB", "NVIDIA A100-SXM4-80GB"))
     gpu = NvmlEnergy(nvml)
-    assert gpu.device == "cuda:NVIDIA A100 x2"
+    assert gpu.device == "cuda:NVIDIA A100-SXM4-80GB x2"
     nvml.energy_mj = [1500, 2500]
     assert gpu.read() == pytest.approx(4.0)
 
