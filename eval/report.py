@@ -43,7 +43,7 @@ def html(result: dict) -> str:
         parts.append(quality_cost_svg(summary, headline, colour))
         parts.append(f"<h2>{esc(render.SHORT[headline])} per system</h2>")
         parts.append(metric_bars_svg(summary, headline, colour))
-    if result.get("sweep"):
+    if result.get("sweep", {}).get("points"):  # a --show-only sweep has no routing curve
         parts.append(sweep_section(result["sweep"]))
     latencies = _latencies(result.get("rows", []))
     if latencies:
