@@ -73,6 +73,11 @@ def test_cli_refuses_an_adapter_that_does_not_improve(covey_home, tmp_path):
     # base is prompted fairly (a plain continuation), so the adapter cannot beat it
     assert summary["gate"]["tuned"]["exact_match"] <= summary["gate"]["base"]["exact_match"]
     assert summary["gate"]["improved"] is False
+    # the shipped adapter is the one a new one would replace: compared too, with intervals
+    assert [c["other"] for c in summary["gate"]["comparisons"]] == ["base", "previous"]
+    assert summary["gate"]["previous_adapter"] == "builtin:completion"
+    assert all(c["n"] == 3 and c["lo"] <= c["mean_diff"] <= c["hi"]
+               for c in summary["gate"]["comparisons"])
     assert summary["registered"] is None and "not registered" in summary["message"]
     assert not (covey_home / "adapters" / "completion").exists()
     assert not (covey_home / "specialists.toml").exists()
