@@ -179,13 +179,22 @@ def _print_run(result: dict) -> Console:
 @click.option("--metric", type=click.Choice([m for m in QUALITY if m != "diff_lines"]),
               help="Quality metric of the curve and the recommendation (default: the "
                    "suite's headline, e.g. pass@1).")
+@click.option("--margin", type=click.FloatRange(min=0.0, max=1.0), default=0.1,
+              show_default=True,
+              help="Show threshold: recommend the most coverage whose precision beats the "
+                   "unfiltered precision by this much.")
+@click.option("--min-shown", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Show threshold: only recommend points that still show this many answers.")
+@click.option("--show-only", is_flag=True,
+              help="Only the show threshold: ask the specialist alone (no baseline answers, "
+                   "no routing curve).")
 @_model_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Also write the HTML report (with the curve) to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep as JSON.")
-def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, concurrency,
-                  workers, engine_url, engine_key, baseline_url, baseline_model, baseline_api,
-                  output, as_json):
+def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, margin,
+                  min_shown, show_only, concurrency, workers, engine_url, engine_key, baseline_url,
+                  baseline_model, baseline_api, output, as_json):
     """Vary the routing thresholds: quality against cost, from never to always-baseline.
 
     Collects the specialist's and the baseline's answers once (with log-probs and
@@ -194,10 +203,17 @@ def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, 
     within --tolerance of the best quality. Without a baseline endpoint the untuned base
     model stands in for the baseline LLM, and the report says so.
 
+    The same answers give the editor's show threshold (min_show_logprob): precision (the
+    shown answers that are right: tests pass, else exact match) against coverage (the tasks
+    where something is shown) per threshold on the specialist's mean token log-prob; the
+    recommended one is the most coverage whose precision beats the unfiltered precision by
+    --margin.
+
     Example:
 
         covey eval sweep --suite humaneval-sl --limit 50 -o sweep.html
         covey eval sweep --from-run last --metric edit_similarity --points 5
+        covey eval sweep --suite humaneval-sl --limit 100 --show-only --points 19
     """
     from covey_eval import session, sweep
 
@@ -206,8 +222,10 @@ def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, 
     if from_run:
         try:
             result = store.load_run(from_run)
+            has_baseline = any(r["system"] == "baseline" for r in result["rows"])
             result["sweep"] = sweep.sweep(result, points=points, tolerance=tolerance,
-                                          metric=metric)
+                                          metric=metric, margin=margin, min_shown=min_shown,
+                                          routing=has_baseline and not show_only)
         except store.RunNotFound as exc:
             raise click.ClickException(str(exc)) from None
         except (KeyError, ValueError) as exc:
@@ -224,12 +242,15 @@ def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, 
                                 baseline_api=baseline_api, signals=True, stand_in=True)
 
     def attach(result: dict) -> None:
-        result["sweep"] = sweep.sweep(result, points=points, tolerance=tolerance, metric=metric)
+        result["sweep"] = sweep.sweep(result, points=points, tolerance=tolerance, metric=metric,
+                                      margin=margin, min_shown=min_shown,
+                                      routing=not show_only)
 
     console = Console(stderr=True)
     try:
         with _progress(console, quiet=False) as bar:
-            result = session.run_eval(suite_name, ["specialist", "baseline", "empty"], tasks,
+            systems = ["specialist", "empty"] if show_only else ["specialist", "baseline", "empty"]
+            result = session.run_eval(suite_name, systems, tasks,
                                       settings, limit=limit, seed=seed,
                                       concurrency=concurrency, workers=workers, progress=bar,
                                       extend=attach)
@@ -254,7 +275,9 @@ def _show_sweep(result: dict, output: str | None, as_json: bool, replay: bool = 
             out.print(f"[bold yellow]Note:[/bold yellow] {note}")
     else:
         out = _print_run(result)
-    out.print(render.sweep_table(result))
+    if result["sweep"].get("points"):
+        out.print(render.sweep_table(result))
+    out.print(render.show_table(result))
     if output:
         out.print(f"wrote {output}")
 

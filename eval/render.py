@@ -103,6 +103,23 @@ def sweep_table(result: dict) -> Table:
     return table
 
 
+def show_table(result: dict) -> Table:
+    """The show threshold's precision against coverage (``sweep["show"]``)."""
+    show = result["sweep"]["show"]
+    table = Table(title=f"show threshold — precision (shown answers that are right: "
+                        f"{show['right_means']}) against coverage (★ recommended: most "
+                        f"coverage with precision ≥ unfiltered + {show['margin'] * 100:g} pts, "
+                        f"≥ {show['min_shown']} shown)")
+    for col in ("min_show_logprob", "shown", "coverage", "right", "precision"):
+        table.add_column(col, justify="right")
+    for i, p in enumerate(show["points"]):
+        star = "★ " if i == show["recommended"] else ""
+        threshold = "off" if p["threshold"] is None else f"{p['threshold']:g}"
+        table.add_row(f"{star}{threshold}", f"{p['shown']}/{p['n']}", fmt_rate(p["coverage"]),
+                      str(p["right"]), fmt_rate(p["precision"]))
+    return table
+
+
 def compare_table(comparison: dict) -> Table:
     table = Table(title=f"{comparison['b']} − {comparison['a']} on "
                         f"{comparison['n_shared']} shared tasks (paired bootstrap 95%)")

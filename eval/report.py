@@ -50,7 +50,7 @@ def html(result: dict) -> str:
                      "fully loaded (idle time included). Where the fully loaded line falls, "
                      "batching is paying for the hardware.</p>")
         parts.append(concurrency_cost_svg(result["cost_runs"]))
-    if result.get("sweep"):
+    if result.get("sweep", {}).get("points"):  # a --show-only sweep has no routing curve
         parts.append(sweep_section(result["sweep"]))
     latencies = _latencies(result.get("rows", []))
     if latencies:

@@ -11,6 +11,18 @@ Points span ``never`` to ``always-baseline``: ``on-failure``, then ``on-low-conf
 with the mean log-prob threshold at quantiles of the specialist's observed means (about
 that share of answers escalate), and likewise the lowest-token threshold. The recommended
 point is the cheapest whose quality is within ``tolerance`` of the best point's.
+
+The same answers also give the show threshold (``min_show_logprob``, the editor's
+confidence filter) — :func:`show_sweep`: for each threshold on the specialist's mean token
+log-prob, **coverage** (the share of tasks where something is shown: the call succeeded,
+the answer is not empty and its mean log-prob is not below the threshold; an answer without
+log-probs is shown, as the server does) against **precision** (the share of shown answers
+that are right: they pass the task's tests where it has them, else match exactly). The
+recommended threshold is the lowest (most coverage) whose precision is at least the
+unfiltered precision plus ``margin``, among points that still show ``min_shown`` answers;
+none when no point gets there, and the filter stays off. Not max F-score: F weighs a
+hidden right answer like a shown wrong one, while the filter exists to trade a little
+coverage for a stated gain in precision, and the margin says how much.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ from covey_specialists.routing import Decision, Signals, asks_specialist, decide
 from covey_specialists.table import Specialist
 
 SECONDARY = ("exact_match", "edit_similarity", "rouge_l", "parses")
+RIGHT = ("pass@1", "behaviour_preserved", "exact_match")
+"""What makes an answer right, first found on its row: its tests pass, else an exact match."""
 OFF = -math.inf
 """A threshold that never fires (the other signal's series)."""
 
@@ -139,9 +153,16 @@ def recommend(points: list[dict], metric: str, tolerance: float) -> int | None:
 
 
 def sweep(result: dict, *, points: int = 9, tolerance: float = 0.01,
-          metric: str | None = None) -> dict:
+          metric: str | None = None, margin: float = 0.1, min_shown: int = 10,
+          routing: bool = True) -> dict:
     """The sweep over a collection run's rows (systems specialist, baseline, empty); the
-    curve and the recommendation use ``metric`` (default: the suite's headline metric)."""
+    curve and the recommendation use ``metric`` (default: the suite's headline metric).
+    ``routing=False`` (a run without baseline answers) gives the show threshold only."""
+    if not routing:
+        tasks = {r["task"]: r for r in result["rows"] if r["system"] == "specialist"}
+        return {"n_tasks": len(tasks),
+                "show": show_sweep(list(tasks.values()), points=points, margin=margin,
+                                   min_shown=min_shown)}
     summary = result["summary"]
     systems = {k: v for k, v in summary.items() if k != "empty"}
     if metric is not None and not all(metric in s["metrics"] for s in systems.values()):
@@ -164,4 +185,67 @@ def sweep(result: dict, *, points: int = 9, tolerance: float = 0.01,
     baseline = summary.get("baseline", {})
     return {"metric": metric, "metrics": names, "points": evaluated,
             "recommended": recommend(evaluated, metric, tolerance), "tolerance": tolerance,
-            "baseline_label": baseline.get("label", ""), "n_tasks": len(tasks)}
+            "baseline_label": baseline.get("label", ""), "n_tasks": len(tasks),
+            "show": show_sweep([rows[t]["specialist"] for t in tasks], points=points,
+                               margin=margin, min_shown=min_shown)}
+
+
+# ------------------------------------------------------------------ show threshold
+
+def _answered(row: dict) -> bool:
+    return row.get("status") == "ok" and bool(row.get("answer"))
+
+
+def _right(row: dict) -> bool:
+    for name in RIGHT:
+        if row.get(name) is not None:
+            return row[name] >= 1.0
+    return False
+
+
+def show_point(rows: list[dict], threshold: float | None) -> dict:
+    """Coverage and precision when answers below ``threshold`` are withheld (None: off)."""
+    shown = [r for r in rows if _answered(r) and (
+        threshold is None or r.get("mean_logprob") is None or r["mean_logprob"] >= threshold)]
+    right = sum(_right(r) for r in shown)
+    n = len(rows)
+    return {"threshold": threshold, "shown": len(shown), "right": right, "n": n,
+            "coverage": len(shown) / n if n else None,
+            "precision": right / len(shown) if shown else None}
+
+
+def show_thresholds(rows: list[dict], points: int) -> list[float]:
+    """Thresholds at quantiles of the answered rows' mean log-probs, rising."""
+    values = sorted(r["mean_logprob"] for r in rows
+                    if _answered(r) and r.get("mean_logprob") is not None)
+    if not values:
+        return []
+    out: list[float] = []
+    for i in range(1, points + 1):
+        t = round(float(metrics.percentile(values, 100 * i / (points + 1))), 3)
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def recommend_show(points: list[dict], margin: float, min_shown: int) -> int | None:
+    """The index of the most-coverage point (the lowest threshold) whose precision is at
+    least the unfiltered point's (``points[0]``) + ``margin`` and that shows ``min_shown``
+    answers or more; None when there is none."""
+    floor = points[0]["precision"] if points else None
+    if floor is None:
+        return None
+    eligible = [(p["coverage"], -(p["threshold"] or 0.0), i) for i, p in enumerate(points)
+                if p["threshold"] is not None and p["shown"] >= min_shown
+                and p["precision"] is not None and p["precision"] >= floor + margin - 1e-12]
+    return max(eligible)[2] if eligible else None
+
+
+def show_sweep(rows: list[dict], *, points: int = 9, margin: float = 0.1,
+               min_shown: int = 10) -> dict:
+    """Precision against coverage over the specialist's ``rows`` (one per task): the
+    unfiltered point first, then thresholds at quantiles; and the recommended one."""
+    evaluated = [show_point(rows, None)] + [show_point(rows, t)
+                                            for t in show_thresholds(rows, points)]
+    return {"points": evaluated, "recommended": recommend_show(evaluated, margin, min_shown),
+            "margin": margin, "min_shown": min_shown, "right_means": " or ".join(RIGHT)}

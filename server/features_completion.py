@@ -10,6 +10,8 @@ from lsprotocol import types
 from covey_server import protocol
 from covey_server.triggers import decide
 from covey_specialists.document import Document
+from covey_specialists.routing import filters_unsure, withhold_reason
+from covey_specialists.table import Specialist
 from covey_specialists.tasks.completion import edit_problem, finish_completion, plan_completion
 
 log = logging.getLogger("covey.completion")
@@ -60,7 +62,11 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
         plan = plan_completion(doc, offset, trigger.multiline, spec, uri)
         result = await session.router.call(
             "completion", plan.prompt, language=doc.language or "",
-            validate=lambda raw: edit_problem(doc, offset, plan, raw))
+            validate=lambda raw: edit_problem(doc, offset, plan, raw),
+            withhold=_confidence_filter(spec))
+        if result.call.status == "withheld":
+            log.info("completion at %s:%s withheld: %s", position.line, position.character,
+                     result.call.error)
         if not result.ok or not still_current():
             return None
         text = finish_completion(plan, result.text)
@@ -71,6 +77,13 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
         return None
     session.cache.remember(queue, uri, version, doc.text, offset, found.text, found.call_id)
     return found
+
+
+def _confidence_filter(spec: Specialist):
+    """Hide the specialist's unsure answers when its table sets ``min_show_logprob``."""
+    if not filters_unsure(spec):
+        return None
+    return lambda call: withhold_reason(spec, call.mean_logprob)
 
 
 def _enabled(session, doc: Document) -> bool:

@@ -62,12 +62,15 @@ class Router:
 
     async def call(self, task: str, prompt: Prompt, *, language: str = "",
                    max_tokens: int | None = None,
-                   validate: escalation.Validate | None = None) -> Completion:
+                   validate: escalation.Validate | None = None,
+                   withhold: escalation.Withhold | None = None) -> Completion:
         """Run ``task`` small-model first; the served answer (its call says whether it came
         from the baseline), or, when nothing is served, the call that says why.
 
         ``validate`` checks raw answer text (None: usable, else why not); under a policy
-        other than ``never`` a failed check escalates or serves nothing.
+        other than ``never`` a failed check escalates or serves nothing. ``withhold`` may
+        hide the specialist's answer (its call then has status ``withheld``); log-probs are
+        asked for when it is given.
         """
         route = self.route(task)
         if not self.served_models and self.table.for_task(task).routing != "always-baseline":
@@ -76,7 +79,9 @@ class Router:
         routed = await escalation.answer(route.specialist, prompt, engine=self.client,
                                          baseline=self.baseline, validate=validate,
                                          language=language, model=route.model,
-                                         max_tokens=max_tokens)
+                                         max_tokens=max_tokens,
+                                         logprobs=True if withhold is not None else None,
+                                         withhold=withhold)
         return routed.as_completion()
 
     async def aclose(self) -> None:

@@ -10,11 +10,14 @@ The one runner both the language server's router and the eval's ``routed`` syste
 4. serve the baseline's answer if it is usable, else the specialist's if it is, else
    nothing (:func:`pick`). A dead baseline therefore degrades to the specialist's valid
    answer, or to silence. Under ``always-baseline`` a dead baseline falls back to asking
-   the specialist.
+   the specialist;
+5. a caller's ``withhold`` check may still hide the specialist's served answer (the
+   editor's confidence filter, :func:`covey_specialists.routing.withhold_reason`).
 
 Every call is reported once: the specialist's row gets status ``escalated`` when the
 baseline's answer was served (the baseline's own row, ``source="baseline"``, carries that
-cost), ``invalid`` when its answer failed validation and nothing else was served.
+cost), ``invalid`` when its answer failed validation and nothing else was served,
+``withheld`` (with the reason in ``error``) when ``withhold`` hid it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ log = logging.getLogger("covey.escalation")
 
 Validate = Callable[[str], "str | None | Awaitable[str | None]"]
 """Raw answer text → why it is unusable, or None. May be async (e.g. running tests)."""
+Withhold = Callable[[ModelCall], "str | None"]
+"""The specialist's call (with its log-probs) → why its served answer is not shown, or None."""
 
 
 def pick(decision: Decision, specialist_usable: bool, baseline_usable: bool) -> str:
@@ -59,6 +64,8 @@ class RoutedAnswer:
     invalid_reason: str | None = None
     """Why the specialist's answer failed validation (None: it passed or was not checked)."""
     baseline_invalid_reason: str | None = None
+    withheld: str | None = None
+    """Why the specialist's answer was hidden by the caller's ``withhold`` check."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -88,7 +95,8 @@ class RoutedAnswer:
         parts = []
         if self.specialist is not None:
             s = self.specialist.call
-            parts.append(f"specialist {self.invalid_reason or s.error or s.status}")
+            why = self.withheld or self.invalid_reason or s.error or s.status
+            parts.append(f"specialist {why}")
         if self.baseline is not None:
             b = self.baseline.call
             parts.append(f"baseline {self.baseline_invalid_reason or b.error or b.status}")
@@ -118,11 +126,13 @@ async def _check(validate: Validate | None, text: str) -> str | None:
 async def answer(spec: Specialist, prompt: Prompt, *, engine: EngineClient,
                  baseline: BaselineClient | None, validate: Validate | None = None,
                  language: str = "", model: str | None = None, max_tokens: int | None = None,
-                 eval_run_id: str | None = None, logprobs: bool | None = None
-                 ) -> RoutedAnswer:
+                 eval_run_id: str | None = None, logprobs: bool | None = None,
+                 withhold: Withhold | None = None) -> RoutedAnswer:
     """Answer ``prompt`` small-model first under ``spec.routing``; never raises except on
     cancellation. ``logprobs`` forces asking for them (the eval's sweep replays thresholds
-    afterwards); by default they are asked for only when the policy reads them."""
+    afterwards; the editor's confidence filter reads them); by default they are asked for
+    only when the policy reads them. ``withhold`` may hide the specialist's served answer
+    (a baseline's answer is never hidden by it)."""
     policy = spec.routing
     want_logprobs = wants_logprobs(spec) if logprobs is None else logprobs
     routed = RoutedAnswer("", "none", Decision(True, f"policy {policy}"))
@@ -156,6 +166,10 @@ async def answer(spec: Specialist, prompt: Prompt, *, engine: EngineClient,
                                                       routed.invalid_reason),
             routed.baseline is not None and _usable(routed.baseline.call,
                                                     routed.baseline_invalid_reason))
+        if routed.source == "specialist" and withhold is not None:
+            routed.withheld = withhold(routed.specialist.call)
+            if routed.withheld:
+                routed.source = "none"
         if routed.source == "specialist":
             routed.text = routed.specialist.text
         elif routed.source == "none":
@@ -195,6 +209,8 @@ def _settle(routed: RoutedAnswer, engine: EngineClient) -> None:
     if routed.source == "baseline":
         call.status = "escalated"
         call.error = routed.decision.reason + (f" ({call.error})" if call.error else "")
+    elif routed.source == "none" and call.status == "ok" and routed.withheld:
+        call.status, call.error = "withheld", routed.withheld
     elif routed.source == "none" and call.status == "ok" and routed.invalid_reason:
         call.status, call.error = "invalid", routed.invalid_reason
     engine.report(call)

@@ -12,6 +12,7 @@ Pure decisions from signals, one policy per specialist (``routing`` in the table
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from covey_specialists.table import Specialist
@@ -38,7 +39,29 @@ class Decision:
 
 
 def wants_logprobs(spec: Specialist) -> bool:
+    """Whether the policy reads token log-probs."""
     return spec.routing == "on-low-confidence"
+
+
+def filters_unsure(spec: Specialist) -> bool:
+    """Whether ``spec`` hides unsure answers (the caller then asks for log-probs)."""
+    return spec.min_show_logprob > -math.inf
+
+
+def withhold_reason(spec: Specialist, mean_logprob: float | None) -> str | None:
+    """Why the specialist's own answer should not be shown: its mean token log-prob is below
+    ``min_show_logprob`` (None: show it). An answer without log-probs (an engine that does
+    not return them) is shown: the filter cannot judge it.
+
+    Not escalation: ``min_mean_logprob`` asks whether a second opinion from the baseline is
+    worth paying for; this asks whether the answer is worth the user's attention at all, and
+    it is calibrated on precision against coverage (``covey eval sweep``)."""
+    if not filters_unsure(spec) or mean_logprob is None:
+        return None
+    if mean_logprob < spec.min_show_logprob:
+        return (f"unsure: mean log-prob {mean_logprob:.2f} < min_show_logprob "
+                f"{spec.min_show_logprob:g}")
+    return None
 
 
 def asks_specialist(spec: Specialist) -> bool:

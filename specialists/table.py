@@ -8,6 +8,7 @@ by :mod:`covey_usage.settings`). Validation errors name the file, the key and th
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -76,6 +77,12 @@ class Specialist:
     """``on-low-confidence``: escalate when the mean token log-prob is below this."""
     min_token_logprob: float = -6.0
     """``on-low-confidence``: escalate when any token's log-prob is below this."""
+    min_show_logprob: float = -math.inf
+    """Inline completion shows nothing when the specialist's own answer has a mean token
+    log-prob below this (like Copilot's contextual filter); ``-inf`` shows every answer.
+    Separate from ``min_mean_logprob``, which decides escalation to the baseline. ``covey
+    eval sweep`` recommends a value from precision against coverage. Docstrings and
+    refactors, which the user asked for, are always answered."""
 
     @property
     def served_name(self) -> str:
@@ -166,3 +173,6 @@ def _check(spec: Specialist, origin) -> None:
         fail("timeout_s", "must be positive")
     if not 0.0 <= spec.temperature <= 2.0:
         fail("temperature", "must be between 0 and 2")
+    if not spec.min_show_logprob <= 0.0:  # also refuses NaN, which would show everything
+        fail("min_show_logprob", f"{spec.min_show_logprob!r} is not a log-prob "
+                                 "(0 or below; -inf shows every answer)")

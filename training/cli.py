@@ -80,6 +80,10 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
             base_path = Path(base_model.resolve_base(spec.base))
         except base_model.ModelError as exc:
             raise click.ClickException(str(exc)) from None
+    try:
+        previous = engine.resolve_adapter(spec)  # the adapter a new one would replace
+    except engine.EngineError as exc:
+        raise click.ClickException(f"{exc}; the gate compares a new adapter with it") from None
     roots = list(repos) or default_roots()
     usage_examples = []
     if use_usage and home.usage_db_path().exists():
@@ -101,7 +105,8 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
         task=task, roots=roots, base_model=base_path, out_dir=out_dir, config=cfg,
         usage_examples=usage_examples, limit=limit, gate_examples=gate_examples,
         engine_url=engine_url, engine_key=engine_key,
-        command=_command_line(task, repos))
+        command=_command_line(task, repos), previous_adapter=previous,
+        previous_label=spec.adapter if previous else "")
     click.echo(f"training {task} adapter in {out_dir}", err=True)
     try:
         with _progress(steps) as report:
@@ -122,15 +127,25 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
                                              target.url if running else "", target.api_key)
         summary["registered"], summary["message"] = str(version), message
     else:
-        summary["message"] = ("not registered: the adapter does not beat the untuned base on "
-                              "held-out code (use --force to register anyway)")
+        beaten = " and ".join(f"the {'untuned base' if c['other'] == 'base' else 'adapter in use'}"
+                              for c in outcome.gate["comparisons"]) if outcome.gate else ""
+        summary["message"] = (f"not registered: the adapter is not shown better than {beaten} "
+                              "on held-out code (95% paired bootstrap; use --force to "
+                              "register anyway)" if outcome.gate else
+                              "not registered: no gate was run (use --force to register)")
     if as_json:
         _echo_json(summary)
         return
     if outcome.gate:
         g = outcome.gate
         click.echo(f"gate ({g['examples']} held-out examples, {g['primary']}): "
-                   f"base {g['base'][g['primary']]:.3f} → adapter {g['tuned'][g['primary']]:.3f}")
+                   f"base {g['base'][g['primary']]:.3f} → adapter {g['tuned'][g['primary']]:.3f}"
+                   + (f" (adapter in use, {g['previous_adapter']}: "
+                      f"{g['previous'][g['primary']]:.3f})" if g.get("previous") else ""))
+        for c in g["comparisons"]:
+            click.echo(f"  vs {c['other']}: {c['mean_diff']:+.3f} "
+                       f"[{c['lo']:+.3f}, {c['hi']:+.3f}] ({c['level']:.0%} paired bootstrap, "
+                       f"n={c['n']}) — {'better' if c['better'] else 'not shown better'}")
     click.echo(f"{summary['registered'] or out_dir}: {summary['message']}")
 
 

@@ -37,6 +37,11 @@ class TrainRequest:
     engine_key: str = ""
     engine_base_name: str = "base"
     command: str = ""
+    previous_adapter: Path | None = None
+    """The adapter the new one would replace (the specialist's registered or shipped one);
+    the gate compares with it too. None: compare with the base only."""
+    previous_label: str = ""
+    """How the table names it (``builtin:completion``, a version folder…)."""
 
 
 @dataclass
@@ -86,7 +91,8 @@ def run(req: TrainRequest, progress: Callable[[int, int, float], None] | None = 
 
 
 def run_gate(req: TrainRequest, adapter_dir: Path | None = None) -> dict:
-    """Held-out comparison of base and adapter; also writes per-example samples."""
+    """Held-out comparison of the new adapter with the fair base and the previous adapter
+    (when there is one); also writes per-example samples."""
     adapter_dir = adapter_dir or req.out_dir
     examples = heldout_examples(req.task, req.roots, req.gate_examples, req.config.seed)
     if not examples:
@@ -101,12 +107,25 @@ def run_gate(req: TrainRequest, adapter_dir: Path | None = None) -> dict:
                                         max_new)
         tuned = gate_mod.EngineGenerator(req.engine_url, req.engine_key,
                                          f"{req.task}-candidate", max_new)
+        previous = None
+        if req.previous_adapter is not None:
+            ok, message = registry.hot_load(req.engine_url, req.engine_key,
+                                            f"{req.task}-previous", req.previous_adapter)
+            if not ok:
+                raise RuntimeError(message)
+            previous = gate_mod.EngineGenerator(req.engine_url, req.engine_key,
+                                                f"{req.task}-previous", max_new)
     else:
         base = gate_mod.LocalGenerator(req.base_model, None, max_new, req.gate_batch_size,
                                        req.config.threads)
         tuned = gate_mod.LocalGenerator(req.base_model, adapter_dir, max_new,
                                         req.gate_batch_size, req.config.threads)
-    result = gate_mod.evaluate(req.task, examples, base, tuned)
+        previous = None
+        if req.previous_adapter is not None:
+            previous = gate_mod.LocalGenerator(req.base_model, req.previous_adapter, max_new,
+                                               req.gate_batch_size, req.config.threads)
+    result = gate_mod.evaluate(req.task, examples, base, tuned, previous,
+                               previous_adapter=req.previous_label, seed=req.config.seed)
     with (adapter_dir / "gate_samples.jsonl").open("w") as fh:
         for sample in result.samples:
             fh.write(json.dumps(sample) + "\n")

@@ -14,7 +14,7 @@ from typing import Protocol
 
 log = logging.getLogger("covey.calls")
 
-STATUSES = ("ok", "cancelled", "error", "timeout", "escalated", "invalid")
+STATUSES = ("ok", "cancelled", "error", "timeout", "escalated", "invalid", "withheld")
 
 
 def new_call_id() -> str:

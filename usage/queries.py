@@ -32,7 +32,7 @@ import sqlite_utils
 from covey_usage import schema
 
 GROUPS = ("task", "specialist", "model", "day", "client", "source", "device")
-STATUSES = ("ok", "cancelled", "error", "timeout", "escalated", "invalid")
+STATUSES = ("ok", "cancelled", "error", "timeout", "escalated", "invalid", "withheld")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

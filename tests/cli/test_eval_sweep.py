@@ -112,3 +112,73 @@ def test_sweep_cli_needs_a_suite_or_a_run(covey_home):
         assert out.exit_code == 1 and "either --suite" in out.output
     out = CliRunner().invoke(main, ["eval", "sweep", "--from-run", "last"])
     assert out.exit_code == 1 and out.output.startswith("Error: no usage database")
+
+
+# ------------------------------------------------------------------ show threshold
+
+def answer(task, right, mean, *, status="ok", text="x"):
+    return {"system": "specialist", "task": task, "pass@1": float(right), "status": status,
+            "answer": text, "mean_logprob": mean}
+
+
+# Ten tasks, by mean log-prob: the sure ones are mostly right, the unsure mostly wrong; one
+# call failed and one answer is empty (never shown), one has no log-probs (always shown).
+SHOW_ROWS = [
+    answer("a", True, -0.1), answer("b", True, -0.2), answer("c", True, -0.3),
+    answer("d", False, -0.4), answer("e", True, -0.8), answer("f", False, -1.2),
+    answer("g", False, -2.0), answer("h", False, -0.05, status="timeout"),
+    answer("i", True, -0.1, text=""), answer("j", True, None),
+]
+
+
+@pytest.mark.parametrize("threshold, shown, right", [
+    (None, 8, 5),   # a b c d e f g j: the timeout and the empty answer show nothing
+    (-1.0, 6, 5),   # a b c d e j
+    (-0.35, 4, 4),  # a b c j
+    (-0.15, 2, 2),  # a j
+    (0.0, 1, 1),    # only j, which has no log-probs
+])
+def test_show_point_matches_a_hand_count(threshold, shown, right):
+    p = sweep.show_point(SHOW_ROWS, threshold)
+    assert (p["shown"], p["right"], p["n"]) == (shown, right, 10)
+    assert p["coverage"] == pytest.approx(shown / 10)
+    assert p["precision"] == pytest.approx(right / shown)
+
+
+def test_exact_match_decides_where_there_are_no_tests():
+    rows = [{"task": "t", "status": "ok", "answer": "x", "exact_match": 1.0,
+             "mean_logprob": -0.1},
+            {"task": "u", "status": "ok", "answer": "y", "exact_match": 0.0,
+             "mean_logprob": -0.1}]
+    assert sweep.show_point(rows, None)["precision"] == 0.5
+
+
+def test_recommended_show_threshold_is_the_most_coverage_that_beats_the_margin():
+    points = [sweep.show_point(SHOW_ROWS, t) for t in (None, -1.5, -1.0, -0.35, -0.15)]
+    # precision: off 5/8 = .625; −1.5: 5/7 = .714; −1.0: 5/6 = .833; −0.35: 1.0; −0.15: 1.0
+    assert sweep.recommend_show(points, margin=0.05, min_shown=1) == 1
+    assert sweep.recommend_show(points, margin=0.1, min_shown=1) == 2
+    assert sweep.recommend_show(points, margin=0.3, min_shown=1) == 3
+    assert sweep.recommend_show(points, margin=0.3, min_shown=5) is None  # too few shown
+    assert sweep.recommend_show(points, margin=0.5, min_shown=1) is None  # unreachable
+
+
+def test_show_sweep_starts_unfiltered_and_rises():
+    result = sweep.show_sweep(SHOW_ROWS, points=3, margin=0.1, min_shown=2)
+    thresholds = [p["threshold"] for p in result["points"]]
+    assert thresholds[0] is None and thresholds[1:] == sorted(thresholds[1:])
+    coverage = [p["coverage"] for p in result["points"]]
+    assert coverage == sorted(coverage, reverse=True)
+    rec = result["points"][result["recommended"]]
+    assert rec["precision"] >= result["points"][0]["precision"] + 0.1
+
+
+def test_show_table_marks_the_recommended_threshold():
+    from covey_eval.render import show_table
+
+    result = {"sweep": {"show": sweep.show_sweep(SHOW_ROWS, points=3, margin=0.1,
+                                                 min_shown=2)}}
+    table = show_table(result)
+    assert table.row_count == len(result["sweep"]["show"]["points"])
+    cells = list(table.columns[0].cells)
+    assert cells[0] == "off" and sum(c.startswith("★") for c in cells) == 1

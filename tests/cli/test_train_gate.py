@@ -1,4 +1,5 @@
-"""The gate and registration: an adapter that does not beat the base is refused."""
+"""The gate and registration: an adapter that does not beat the base is refused (the
+decision itself: tests/unit/test_gate_decision.py)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from covey_cli import main
-from covey_training import gate, registry
+from covey_training import registry
 from covey_training.sources import is_held_out
-
-
-def test_improved_needs_a_strict_gain_on_the_primary_metric():
-    assert gate.improved("completion", {"exact_match": 0.1, "edit_similarity": 0.5},
-                         {"exact_match": 0.2, "edit_similarity": 0.1})
-    assert not gate.improved("completion", {"exact_match": 0.2, "edit_similarity": 0.5},
-                             {"exact_match": 0.1, "edit_similarity": 0.9})
-    # a tie on the primary is decided by the secondary; a full tie is a refusal
-    assert gate.improved("doc", {"rouge_l": 0.3, "structure": 0.5},
-                         {"rouge_l": 0.3, "structure": 0.6})
-    assert not gate.improved("refactor", {"success": 0.4, "parses": 1.0},
-                             {"success": 0.4, "parses": 1.0})
 
 
 def test_toml_writer_round_trips_the_user_table(covey_home):
@@ -84,6 +73,11 @@ def test_cli_refuses_an_adapter_that_does_not_improve(covey_home, tmp_path):
     # base is prompted fairly (a plain continuation), so the adapter cannot beat it
     assert summary["gate"]["tuned"]["exact_match"] <= summary["gate"]["base"]["exact_match"]
     assert summary["gate"]["improved"] is False
+    # the shipped adapter is the one a new one would replace: compared too, with intervals
+    assert [c["other"] for c in summary["gate"]["comparisons"]] == ["base", "previous"]
+    assert summary["gate"]["previous_adapter"] == "builtin:completion"
+    assert all(c["n"] == 3 and c["lo"] <= c["mean_diff"] <= c["hi"]
+               for c in summary["gate"]["comparisons"])
     assert summary["registered"] is None and "not registered" in summary["message"]
     assert not (covey_home / "adapters" / "completion").exists()
     assert not (covey_home / "specialists.toml").exists()

@@ -59,3 +59,26 @@ def test_on_low_confidence(signals, escalate, reason):
 def test_logprobs_requested_only_when_used():
     assert wants_logprobs(spec("on-low-confidence"))
     assert not any(wants_logprobs(spec(p)) for p in ("never", "on-failure", "always-baseline"))
+
+
+def test_withhold_only_below_the_show_threshold_and_only_when_set():
+    from covey_specialists.routing import filters_unsure, withhold_reason
+
+    off = Specialist(key="c")
+    assert not filters_unsure(off) and withhold_reason(off, -50.0) is None
+    on = Specialist(key="c", min_show_logprob=-1.0)
+    assert filters_unsure(on)
+    assert withhold_reason(on, -1.0) is None and withhold_reason(on, -0.2) is None
+    assert "mean log-prob -1.50 < min_show_logprob -1" in withhold_reason(on, -1.5)
+    assert withhold_reason(on, None) is None  # no log-probs: cannot judge, so shown
+    assert not wants_logprobs(on)  # the escalation policy does not read it
+
+
+@pytest.mark.parametrize("value", [0.5, float("nan")])
+def test_a_show_threshold_that_is_not_a_logprob_is_refused(tmp_path, value):
+    from covey_specialists.table import TableError, load_table
+
+    user = tmp_path / "specialists.toml"
+    user.write_text(f"[specialists.completion]\nmin_show_logprob = {value}\n")
+    with pytest.raises(TableError, match="min_show_logprob"):
+        load_table(user)
