@@ -81,6 +81,22 @@ def chat_user_turn(prompt_text: str) -> str:
     return prompt_text.split("<|im_start|>user\n", 1)[-1].split("<|im_end|>", 1)[0]
 
 
+def chat_baseline_request(system: str, spec, prompt: Prompt, api: str) -> BaselineRequest:
+    """For a ChatML task: chat gets its system and user turns; completions its prompt text."""
+    if api == "chat":
+        messages = [{"role": "system", "content": system},
+                    {"role": "user", "content": chat_user_turn(prompt.text)}]
+        return BaselineRequest(messages, None, max(spec.max_tokens, 256), None)
+    return BaselineRequest(None, prompt.text, spec.max_tokens, list(spec.stop) or None)
+
+
+@dataclass(frozen=True)
+class ChatEvalPlan:
+    """A ChatML task's eval plan: its prompt, the same for the specialist and the fair base."""
+
+    prompt: Prompt
+
+
 def strip_markers(text: str) -> str:
     for marker in ALL_MARKERS:
         text = text.replace(marker, "")

@@ -19,12 +19,13 @@ from covey_specialists.document import DEFINITION_TYPES, Document
 from covey_specialists.tasks import similarity
 from covey_specialists.tasks.common import (
     BaselineRequest,
+    ChatEvalPlan,
     Edit,
     EditError,
     Prompt,
     Run,
     TrainingExample,
-    chat_user_turn,
+    chat_baseline_request,
     chatml,
     check_parses,
     extract_code,
@@ -238,12 +239,7 @@ def _jsdoc_before(doc: Document, node) -> tuple[int, int] | None:
 # ---------------------------------------------------------------- the baseline LLM
 
 def baseline_request(spec, prompt: Prompt, api: str) -> BaselineRequest:
-    """Chat: the specialist's system and user turns; completions: its prompt text."""
-    if api == "chat":
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": chat_user_turn(prompt.text)}]
-        return BaselineRequest(messages, None, max(spec.max_tokens, 256), None)
-    return BaselineRequest(None, prompt.text, spec.max_tokens, list(spec.stop) or None)
+    return chat_baseline_request(SYSTEM, spec, prompt, api)
 
 
 def baseline_reply(raw: str, api: str) -> str:
@@ -252,17 +248,12 @@ def baseline_reply(raw: str, api: str) -> str:
 
 # ---------------------------------------------------------------- the eval
 
-@dataclass(frozen=True)
-class EvalPlan:
-    prompt: Prompt
-
-
-def plan_eval(task, spec, *, fair_base: bool = False) -> EvalPlan:
+def plan_eval(task, spec, *, fair_base: bool = False) -> ChatEvalPlan:
     """The zero-shot chat prompt; the same for the specialist and the fair base."""
-    return EvalPlan(doc_prompt(task.code, task.language, spec.max_prompt_chars))
+    return ChatEvalPlan(doc_prompt(task.code, task.language, spec.max_prompt_chars))
 
 
-def finish_eval(task, plan: EvalPlan, raw: str) -> str:
+def finish_eval(task, plan: ChatEvalPlan, raw: str) -> str:
     """The docstring block as it would be inserted (indented, triple-quoted)."""
     return postprocess_docstring(raw, body_indent(task.code))
 

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from covey_specialists.document import Document
 from covey_specialists.tasks.common import (
     BaselineRequest,
+    ChatEvalPlan,
     Edit,
     EditError,
     Prompt,
     Run,
     TrainingExample,
-    chat_user_turn,
+    chat_baseline_request,
     chatml,
     check_parses,
     extract_code,
@@ -174,12 +175,7 @@ def edit_problem(doc: Document, plan: RefactorPlan, raw: str) -> str | None:
 # ---------------------------------------------------------------- the baseline LLM
 
 def baseline_request(spec, prompt: Prompt, api: str) -> BaselineRequest:
-    """Chat: the specialist's system and user turns; completions: its prompt text."""
-    if api == "chat":
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": chat_user_turn(prompt.text)}]
-        return BaselineRequest(messages, None, max(spec.max_tokens, 256), None)
-    return BaselineRequest(None, prompt.text, spec.max_tokens, list(spec.stop) or None)
+    return chat_baseline_request(SYSTEM, spec, prompt, api)
 
 
 def baseline_reply(raw: str, api: str) -> str:
@@ -188,18 +184,13 @@ def baseline_reply(raw: str, api: str) -> str:
 
 # ---------------------------------------------------------------- the eval
 
-@dataclass(frozen=True)
-class EvalPlan:
-    prompt: Prompt
-
-
-def plan_eval(task, spec, *, fair_base: bool = False) -> EvalPlan:
+def plan_eval(task, spec, *, fair_base: bool = False) -> ChatEvalPlan:
     """The zero-shot chat prompt; the same for the specialist and the fair base."""
-    return EvalPlan(refactor_prompt(task.code, task.instruction, task.language,
+    return ChatEvalPlan(refactor_prompt(task.code, task.instruction, task.language,
                                     spec.max_prompt_chars))
 
 
-def finish_eval(task, plan: EvalPlan, raw: str) -> str:
+def finish_eval(task, plan: ChatEvalPlan, raw: str) -> str:
     return postprocess_refactor(raw, task.code)
 
 
