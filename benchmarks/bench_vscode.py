@@ -66,6 +66,10 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def loads(values: list[float]) -> str:
+    return " ".join(f"{x:.2f}" for x in values)
+
+
 def table(keystrokes: list[dict]) -> list[str]:
     shown = [k for k in keystrokes if k.get("shown")]
     groups = {"fresh (model call)": [k for k in shown if k["kind"] == "fresh"],
@@ -97,8 +101,8 @@ def report(result: dict) -> None:
     if early:
         print(f"  {len(early)} typed-through keys showed before the server answered (VS Code "
               "kept the suggestion): all editor time"
-              + (f"; the server's answer came {statistics.median(trips):.0f} ms (p50) after "
-                 "the request" if trips else ""))
+              + (f"; the server's cached answer took {statistics.median(trips):.0f} ms (p50) "
+                 "round trip, off the critical path" if trips else ""))
     answered = [k for k in shown if not k.get("shownBeforeAnswer")]
     if answered:
         before = [k["editorBeforeMs"] for k in answered]
@@ -110,9 +114,10 @@ def report(result: dict) -> None:
     if missing:
         print(f"  {missing} keystrokes showed no ghost text (the server answered nothing); "
               "not in the figures")
-    with contextlib.suppress(OSError):
-        print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-              f"on {os.cpu_count()} CPUs")
+    load = result.get("loadAverage")
+    if load:
+        print(f"  load average (1, 5, 15 min) on {load['cpus']} CPUs: {loads(load['start'])} "
+              f"at the first keystroke, {loads(load.get('end', []))} at the last")
 
 
 def main() -> None:

@@ -849,6 +849,7 @@ async function latencyScenario(page, dirs, result) {
   check(logFile, 'no Covey output channel log file found');
   await installGhostRecorder(page);
   result.keystrokes = [];
+  result.loadAverage = { start: os.loadavg(), cpus: os.cpus().length };
   const shownCount = () => result.keystrokes.filter((k) => k.shown).length;
   const maxKeys = wanted * 3;
   await page.keyboard.press('Control+End');
@@ -881,6 +882,7 @@ async function latencyScenario(page, dirs, result) {
     await page.keyboard.press('Enter');
     await page.keyboard.press('Enter');
   }
+  result.loadAverage.end = os.loadavg();
   await shot(page, 'latency-end');
   check(shownCount() >= wanted,
     `only ${shownCount()} of ${result.keystrokes.length} keystrokes showed ghost text (wanted ${wanted})`);
@@ -957,7 +959,8 @@ async function main() {
       const shown = result.keystrokes.filter((k) => k.shown);
       const p50 = (ks) => {
         const v = ks.map((k) => k.totalMs).sort((a, b) => a - b);
-        return v.length ? `${v[Math.floor((v.length - 1) / 2)]} ms (n=${v.length})` : 'none';
+        const mid = (v[Math.floor((v.length - 1) / 2)] + v[Math.ceil((v.length - 1) / 2)]) / 2;
+        return v.length ? `${Math.round(mid)} ms (n=${v.length})` : 'none';
       };
       console.log(`keystroke → ghost text p50: all ${p50(shown)}, fresh ${p50(shown.filter((k) => k.kind === 'fresh'))}, ` +
         `typed-through ${p50(shown.filter((k) => k.kind === 'typed-through'))}; ` +
