@@ -11,9 +11,10 @@ behind it (``covey/callFinished``: ``latencyMs``). Then
 - server = round trip − model (debounce, context, cache, JSON-RPC);
 - editor = total − round trip (VS Code's own debounce, rendering, the extension host).
 
-Keystrokes are *fresh* when a new model call served the ghost text and *typed-through*
-when it came without one (the server's completion cache, or VS Code keeping the rest of the
-suggestion on screen before the server even answered: then it is all editor time).
+Keystrokes are *fresh* when a new model call was on the way to the ghost text and
+*typed-through* when none was: the server answered from its completion cache, or VS Code
+kept the rest of the suggestion on screen before the server even answered (then it is all
+editor time, and the model call the key may still have caused is off the critical path).
 
     python benchmarks/bench_vscode.py [--keystrokes 24]
 
@@ -96,6 +97,10 @@ def report(result: dict) -> None:
           f"{len(shown)} showed ghost text):")
     for line in table(keystrokes):
         print("  " + line)
+    unmatched = sum(bool(k.get("unmatched")) for k in shown)
+    if unmatched:
+        print(f"  {unmatched} keys showed ghost text other than the server's answer (counted "
+              "as the editor's own)")
     early = [k for k in shown if k.get("shownBeforeAnswer")]
     trips = [k["roundTripMs"] for k in early if k.get("roundTripMs") is not None]
     if early:

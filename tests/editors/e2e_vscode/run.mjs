@@ -734,12 +734,13 @@ function showsItem(shownText, insertText) {
 }
 
 /**
- * Presses one key and measures it. The ghost text for the key is the first ghost-text
- * change, after the key went down in the page, that shows the answer to the newest
- * inline-completion request sent since (a stale suggestion that flashes up first does not
- * count); when no request brought anything to show, it is the first non-empty change (the
- * editor kept the rest of a suggestion on its own). From the LSP trace: that request's
- * round trip and the model call behind it.
+ * Presses one key and measures it. The ghost text for the key shows from the ghost-text
+ * change, after the key went down in the page, since which the editor has shown the answer
+ * to the newest inline-completion request sent since, without a break (a stale suggestion
+ * that flashes up and goes away first does not count; one the editor keeps showing until
+ * the answer repeats it does). When no request brought anything to show, it is the first
+ * non-empty change (the editor kept the rest of a suggestion on its own). From the LSP
+ * trace: that request's round trip and the model call behind it.
  */
 async function timeKeystroke(page, logFile, key) {
   const before = await page.evaluate(() => {
@@ -759,6 +760,7 @@ async function timeKeystroke(page, logFile, key) {
   let changes = [];
   let timeline;
   let settledAt;
+  let unmatched = false;
   while (Date.now() < deadline) {
     const rec = await page.evaluate(() => window.__coveyLatency);
     keyAt = rec.keyAt || pressedAt;
@@ -770,16 +772,23 @@ async function timeKeystroke(page, logFile, key) {
     const withItems = sent.filter((r) => !r.failed && typeof r.items?.[0]?.insertText === 'string');
     served = withItems[withItems.length - 1];
     const firstShown = changes.find((c) => c.text.trim() && c.text !== before);
-    if (served && !pending) {
-      shown = changes.find((c) => showsItem(c.text, served.items[0].insertText));
-      if (shown) break;
+    if (served && !pending && changes.length && showsItem(rec.last, served.items[0].insertText)) {
+      // Since when it shows without a break: a stale suggestion that flashed up and went
+      // away before the answer came does not count.
+      let i = changes.length - 1;
+      while (i > 0 && showsItem(changes[i - 1].text, served.items[0].insertText)) i--;
+      shown = changes[i];
+      break;
     }
     // Settled: every request answered (or none sent) and nothing changed for a while.
     const state = `${sent.length}|${pending}|${changes.length}`;
     if (pending || state !== settledAt?.state) settledAt = { state, t: Date.now() };
     else if (Date.now() - settledAt.t > 1500) {
       shown = firstShown;
-      if (served && shown) served = undefined; // what shows is not the answer: the editor's own
+      if (served && shown) {
+        served = undefined; // what shows is not the answer: the editor's own
+        unmatched = true;
+      }
       break;
     }
     await sleep(15);
@@ -797,7 +806,7 @@ async function timeKeystroke(page, logFile, key) {
   m.totalMs = shown.t - keyAt;
   // No answer carries it: the editor kept the rest of the previous suggestion on its own.
   if (!served) {
-    return { ...m, kind: 'typed-through', modelCalled: false, shownBeforeAnswer: true,
+    return { ...m, kind: 'typed-through', modelCalled: false, shownBeforeAnswer: true, unmatched,
       editorMs: m.totalMs, serverMs: 0, modelMs: 0 };
   }
   const callId = served.items[0].command?.arguments?.[0];
@@ -806,7 +815,6 @@ async function timeKeystroke(page, logFile, key) {
   m.servedText = served.items[0].insertText;
   m.callId = callId;
   m.modelCalled = Boolean(call && call.t >= keyAt - 1);
-  m.kind = m.modelCalled ? 'fresh' : 'typed-through';
   m.roundTripMs = served.roundTripMs;
   m.modelLatencyMs = m.modelCalled ? call.latencyMs : 0;
   m.ttftMs = m.modelCalled ? call.ttftMs : null;
@@ -815,6 +823,8 @@ async function timeKeystroke(page, logFile, key) {
   // The editor may show the rest of the suggestion the key typed into before the server
   // answers: then neither the server nor the model was on the way to the screen.
   m.shownBeforeAnswer = shown.t < served.answeredAt;
+  // Fresh: a new model call was on the way to the screen.
+  m.kind = m.modelCalled && !m.shownBeforeAnswer ? 'fresh' : 'typed-through';
   if (m.shownBeforeAnswer) Object.assign(m, { editorMs: m.totalMs, serverMs: 0, modelMs: 0 });
   else {
     m.modelMs = m.modelLatencyMs;
