@@ -92,6 +92,9 @@ def table(keystrokes: list[dict]) -> list[str]:
 
 def report(result: dict) -> None:
     keystrokes = result.get("keystrokes", [])
+    if not keystrokes:
+        print("\nNo keystrokes were timed.")
+        return
     shown = [k for k in keystrokes if k.get("shown")]
     print(f"\nKeystroke → visible ghost text in VS Code ({len(keystrokes)} keystrokes timed, "
           f"{len(shown)} showed ghost text):")

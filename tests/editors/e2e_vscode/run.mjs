@@ -927,7 +927,8 @@ async function main() {
     await page.keyboard.press('Control+P');
     await page.waitForSelector('.quick-input-widget input', { timeout: 20_000 });
     await page.keyboard.type('shapes.py');
-    await page.waitForSelector('.quick-input-list .monaco-list-row', { timeout: 20_000 });
+    // Quick Open searches the folder first: slow on a loaded machine.
+    await page.waitForSelector('.quick-input-list .monaco-list-row', { timeout: 60_000 });
     await page.keyboard.press('Enter');
     await page.waitForSelector('.monaco-editor .view-lines', { timeout: 20_000 });
     await page.locator('.monaco-editor .view-lines').first().click();
