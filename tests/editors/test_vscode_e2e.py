@@ -5,26 +5,21 @@ the real engine, accept with Tab, "Generate docstring", "Refactor selection…" 
 input box, latency in the status bar) and
 writes screenshots and ``result.json`` to ``artifacts/vscode-e2e/``. This wrapper installs
 what it needs (scripts/install-code-server.sh, idempotent), builds the extension
-(scripts/build-extension.sh), and hands the ``engine`` fixture's URL and key to VS Code
-through the ``covey.engine.url`` setting and ``COVEY_ENGINE_API_KEY``.
+(scripts/build-extension.sh), both through tests/helpers/vscode.py, and hands the
+``engine`` fixture's URL and key to VS Code through the ``covey.engine.url`` setting and
+``COVEY_ENGINE_API_KEY``.
 
 Set ``COVEY_SKIP_VSCODE_E2E=1`` to skip it (e.g. on a machine without apt).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-DRIVER = REPO / "tests" / "editors" / "e2e_vscode" / "run.mjs"
-ARTIFACTS = REPO / "artifacts" / "vscode-e2e"
+from helpers.vscode import ARTIFACTS, SetupError, build_vsix, drive, install_code_server
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,41 +28,29 @@ pytestmark = [
 ]
 
 
-def _last_line(cmd: list[str], what: str, timeout: int) -> str:
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        output = proc.stderr[-4000:] + proc.stdout[-2000:]
-        pytest.fail(f"{what} failed ({proc.returncode}):\n{output}")
-    return proc.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture(scope="session")
 def code_server() -> str:
-    if shutil.which("node") is None:
-        pytest.fail("node is not installed (Node 20 is needed for code-server and the driver)")
-    line = _last_line(["bash", "scripts/install-code-server.sh"], "install-code-server.sh", 900)
-    return line.split("code-server: ", 1)[1]
+    try:
+        return install_code_server()
+    except SetupError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="session")
 def vsix() -> str:
-    return _last_line(["bash", "scripts/build-extension.sh"], "build-extension.sh", 600)
+    try:
+        return build_vsix()
+    except SetupError as error:
+        pytest.fail(str(error))
 
 
 def _drive(args: list[str], artifacts: Path, env: dict | None = None) -> dict:
     """Runs the driver; returns its result.json, failing with its own words if it failed."""
-    cmd = ["node", str(DRIVER), *args, "--artifacts", str(artifacts)]
-    (artifacts / "result.json").unlink(missing_ok=True)
-    proc = subprocess.run(cmd, cwd=REPO, env=env or dict(os.environ), capture_output=True,
-                          text=True, timeout=600)
-    print(proc.stdout)
-    result_file = artifacts / "result.json"
-    result = json.loads(result_file.read_text()) if result_file.exists() else {}
-    assert proc.returncode == 0, (
-        f"VS Code e2e failed: {result.get('error') or proc.stderr[-3000:]}\n"
-        f"driver output:\n{proc.stdout[-3000:]}\nartifacts: {artifacts}")
-    assert result["ok"] is True
-    return result
+    run = drive(args, artifacts, env)
+    print(run.stdout)
+    assert run.returncode == 0, run.failure
+    assert run.result["ok"] is True
+    return run.result
 
 
 @pytest.mark.engine

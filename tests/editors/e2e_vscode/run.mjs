@@ -10,10 +10,14 @@
 // covey.pythonPath at a Python without Covey and checks for exactly one notification with
 // an "Open Log" button. --scenario engine-down points covey.engine.url where nothing
 // listens and checks that completions stay quiet and that a changed setting restarts the
-// server with it. Screenshots go to --artifacts.
+// server with it. --scenario latency times --keystrokes keystrokes (at least 20) from the
+// key press to visible ghost text, each split into model, server and editor parts (see
+// latencyScenario). Screenshots go to --artifacts.
 //
 //   node tests/editors/e2e_vscode/run.mjs --code-server BIN --vsix covey.vsix --python PY \
 //        --engine-url http://127.0.0.1:8733 [--artifacts artifacts/vscode-e2e] [--port 0]
+//   node tests/editors/e2e_vscode/run.mjs --scenario latency --keystrokes 24 --code-server BIN \
+//        --vsix covey.vsix --python PY --engine-url http://127.0.0.1:8733
 //   node tests/editors/e2e_vscode/run.mjs --scenario start-failure --code-server BIN --vsix covey.vsix \
 //        --python /usr/bin/python3
 //
@@ -43,6 +47,7 @@ const { values: opt } = parseArgs({
     timeout: { type: 'string', default: '120' },
     keep: { type: 'boolean', default: false },
     scenario: { type: 'string', default: 'editing' },
+    keystrokes: { type: 'string', default: '24' },
   },
 });
 const needed = ['code-server', 'vsix', 'python', ...(opt.scenario === 'start-failure' ? [] : ['engine-url'])];
@@ -52,8 +57,8 @@ for (const required of needed) {
     process.exit(2);
   }
 }
-if (!['editing', 'start-failure', 'engine-down'].includes(opt.scenario)) {
-  console.error(`run.mjs: --scenario must be editing, start-failure or engine-down, not ${opt.scenario}`);
+if (!['editing', 'start-failure', 'engine-down', 'latency'].includes(opt.scenario)) {
+  console.error(`run.mjs: --scenario must be editing, start-failure, engine-down or latency, not ${opt.scenario}`);
   process.exit(2);
 }
 
@@ -602,7 +607,301 @@ async function runCommand(page, title) {
   await page.keyboard.press('Enter');
 }
 
-const SCENARIOS = { editing: editingScenario, 'start-failure': startFailureScenario, 'engine-down': engineDownScenario };
+// --- Latency: keystroke → visible ghost text, split into model, server and editor parts ---
+
+// Functions typed at the end of the file. After `head` (typed untimed), each body line is
+// started with a timed Enter and its first characters are timed keystrokes; the rest of the
+// line is typed untimed. A timed key either types into the ghost text on screen (the
+// server answers from its completion cache) or starts a new suggestion (a model call).
+const LATENCY_SITES = [
+  { head: 'def circle_perimeter(radius):', body: ['diameter = 2 * radius', 'return math.pi * diameter'] },
+  { head: 'def mean(values):', body: ['total = sum(values)', 'return total / len(values)'] },
+  { head: 'def clamp(x, low, high):', body: ['x = max(x, low)', 'return min(x, high)'] },
+  { head: 'def hypotenuse(a, b):', body: ['squares = a * a + b * b', 'return math.sqrt(squares)'] },
+  { head: 'def is_even(n):', body: ['remainder = n % 2', 'return remainder == 0'] },
+  { head: 'def square_area(side):', body: ['area = side * side', 'return area'] },
+  { head: 'def fahrenheit(celsius):', body: ['scaled = celsius * 9 / 5', 'return scaled + 32'] },
+  { head: 'def first_word(text):', body: ['words = text.split()', 'return words[0]'] },
+];
+const TIMED_CHARS_PER_LINE = 3;
+
+/** One entry of the Covey output channel's trace: its time (ms since the epoch), its
+ * first line and the lines after it. */
+function traceEntries(text) {
+  const entries = [];
+  const re = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}) \[\w+\] (.*)$/gm;
+  let m;
+  let prev;
+  while ((m = re.exec(text))) {
+    if (prev) prev.body = text.slice(prev.bodyStart, m.index);
+    const [, y, mo, d, h, mi, s, ms, head] = m;
+    // The log writes local time; this process shares the machine's clock and time zone.
+    const t = new Date(+y, +mo - 1, +d, +h, +mi, +s, +ms).getTime();
+    prev = { t, head, bodyStart: m.index + m[0].length };
+    entries.push(prev);
+  }
+  if (prev) prev.body = text.slice(prev.bodyStart);
+  return entries;
+}
+
+/** JSON after "Params: " or "Result: " in a trace entry's body. */
+function entryJson(entry, label) {
+  const at = entry.body.indexOf(`\n${label}: `);
+  if (at < 0) return undefined;
+  try {
+    return JSON.parse(entry.body.slice(at + label.length + 3).trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Inline-completion requests ({id, sentAt, answeredAt, roundTripMs, failed, items}) and
+ * covey/callFinished notifications ({t, ...params}) in the trace. */
+function inlineTimeline(text) {
+  const requests = new Map();
+  const calls = [];
+  for (const e of traceEntries(text)) {
+    let m;
+    if ((m = e.head.match(/^Sending request 'textDocument\/inlineCompletion - \((\d+)\)'/))) {
+      requests.set(Number(m[1]), { id: Number(m[1]), sentAt: e.t });
+    } else if ((m = e.head.match(/^Received response 'textDocument\/inlineCompletion - \((\d+)\)' in (\d+)ms\.(.*)$/))) {
+      const r = requests.get(Number(m[1])) ?? { id: Number(m[1]) };
+      Object.assign(r, { answeredAt: e.t, roundTripMs: Number(m[2]) });
+      if (m[3].includes('failed')) r.failed = m[3].trim();
+      else r.items = itemsOf(entryJson(e, 'Result'));
+      requests.set(r.id, r);
+    } else if (/^Received notification 'covey\/callFinished'/.test(e.head)) {
+      calls.push({ t: e.t, ...(entryJson(e, 'Params') ?? {}) });
+    }
+  }
+  return { requests: [...requests.values()].sort((a, b) => a.id - b.id), calls };
+}
+
+/** Records, in the page, when a key goes down and every change of the ghost text. */
+async function installGhostRecorder(page) {
+  await page.evaluate(() => {
+    const editor = document.querySelector('.monaco-editor');
+    const read = () => [...editor.querySelectorAll('.ghost-text-decoration, .ghost-text')]
+      .map((el) => el.textContent).join('\n');
+    const rec = { armed: false, keyAt: 0, changes: [], last: read() };
+    window.__coveyLatency = rec;
+    window.addEventListener('keydown', () => {
+      if (rec.armed) {
+        rec.keyAt = Date.now();
+        rec.armed = false;
+      }
+    }, true);
+    new MutationObserver(() => {
+      const text = read();
+      if (text !== rec.last) {
+        rec.last = text;
+        rec.changes.push({ t: Date.now(), text });
+      }
+    }).observe(editor, { childList: true, subtree: true, characterData: true });
+  });
+}
+
+/** Waits until every inline-completion request has its answer, nothing new was sent and
+ * the ghost text has not changed for `quietMs`. Returns false (and moves on) on timeout. */
+async function waitQuiet(page, logFile, quietMs = 300, ms = 60_000) {
+  const deadline = Date.now() + ms;
+  let lastKey = '';
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    const { requests } = inlineTimeline(fs.readFileSync(logFile, 'utf8'));
+    const pending = requests.some((r) => r.answeredAt === undefined);
+    const ghost = await page.evaluate(() => window.__coveyLatency.last);
+    const key = `${requests.length}|${pending}|${ghost}`;
+    if (key !== lastKey || pending) {
+      lastKey = key;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) {
+      return true;
+    }
+    await sleep(50);
+  }
+  log('warning: no quiet moment before the next keystroke');
+  return false;
+}
+
+/** Whether the DOM's ghost text shows (the start of) an item's text: white space is
+ * compared out, since the DOM splits the text into styled spans and renders spaces its own
+ * way. */
+function showsItem(shownText, insertText) {
+  const a = shownText.replace(/\s+/g, '');
+  const b = insertText.replace(/\s+/g, '');
+  return a.length > 0 && b.startsWith(a);
+}
+
+/**
+ * Presses one key and measures it. The ghost text for the key shows from the ghost-text
+ * change, after the key went down in the page, since which the editor has shown the answer
+ * to the newest inline-completion request sent since, without a break (a stale suggestion
+ * that flashes up and goes away first does not count; one the editor keeps showing until
+ * the answer repeats it does). When no request brought anything to show, it is the first
+ * non-empty change (the editor kept the rest of a suggestion on its own). From the LSP
+ * trace: that request's round trip and the model call behind it.
+ */
+async function timeKeystroke(page, logFile, key) {
+  const before = await page.evaluate(() => {
+    const rec = window.__coveyLatency;
+    rec.armed = true;
+    rec.keyAt = 0;
+    rec.changes = [];
+    return rec.last;
+  });
+  const pressedAt = Date.now();
+  if (key === 'Enter') await page.keyboard.press('Enter');
+  else await page.keyboard.type(key);
+  const deadline = Date.now() + waitMs;
+  let keyAt = pressedAt;
+  let shown;
+  let served;
+  let changes = [];
+  let timeline;
+  let settledAt;
+  let unmatched = false;
+  while (Date.now() < deadline) {
+    const rec = await page.evaluate(() => window.__coveyLatency);
+    keyAt = rec.keyAt || pressedAt;
+    changes = rec.changes;
+    timeline = inlineTimeline(fs.readFileSync(logFile, 'utf8'));
+    // Log times have millisecond resolution; the requests go out after the key.
+    const sent = timeline.requests.filter((r) => r.sentAt >= keyAt - 1);
+    const pending = sent.some((r) => r.answeredAt === undefined);
+    const withItems = sent.filter((r) => !r.failed && typeof r.items?.[0]?.insertText === 'string');
+    served = withItems[withItems.length - 1];
+    const firstShown = changes.find((c) => c.text.trim() && c.text !== before);
+    if (served && !pending && changes.length && showsItem(rec.last, served.items[0].insertText)) {
+      // Since when it shows without a break: a stale suggestion that flashed up and went
+      // away before the answer came does not count.
+      let i = changes.length - 1;
+      while (i > 0 && showsItem(changes[i - 1].text, served.items[0].insertText)) i--;
+      shown = changes[i];
+      break;
+    }
+    // Settled: every request answered (or none sent) and nothing changed for a while.
+    const state = `${sent.length}|${pending}|${changes.length}`;
+    if (pending || state !== settledAt?.state) settledAt = { state, t: Date.now() };
+    else if (Date.now() - settledAt.t > 1500) {
+      shown = firstShown;
+      if (served && shown) {
+        served = undefined; // what shows is not the answer: the editor's own
+        unmatched = true;
+      }
+      break;
+    }
+    await sleep(15);
+  }
+  await waitQuiet(page, logFile, 200, 30_000);
+  timeline = inlineTimeline(fs.readFileSync(logFile, 'utf8'));
+  const sent = timeline.requests.filter((r) => r.sentAt >= keyAt - 1);
+  const m = { key: key === ' ' ? 'Space' : key, ghostBefore: before, requests: sent.length,
+    cancelled: sent.filter((r) => r.failed).length,
+    modelCalls: timeline.calls.filter((c) => c.t >= keyAt - 1).length,
+    changes: changes.map((c) => ({ ms: c.t - keyAt, text: squash(c.text).slice(0, 80) })) };
+  if (!shown) return { ...m, shown: false, timedOut: Date.now() >= deadline };
+  m.shown = true;
+  m.ghost = shown.text;
+  m.totalMs = shown.t - keyAt;
+  // No answer carries it: the editor kept the rest of the previous suggestion on its own.
+  if (!served) {
+    return { ...m, kind: 'typed-through', modelCalled: false, shownBeforeAnswer: true, unmatched,
+      editorMs: m.totalMs, serverMs: 0, modelMs: 0 };
+  }
+  const callId = served.items[0].command?.arguments?.[0];
+  const call = timeline.calls.find((c) => c.callId === callId);
+  m.requestId = served.id;
+  m.servedText = served.items[0].insertText;
+  m.callId = callId;
+  m.modelCalled = Boolean(call && call.t >= keyAt - 1);
+  m.roundTripMs = served.roundTripMs;
+  m.modelLatencyMs = m.modelCalled ? call.latencyMs : 0;
+  m.ttftMs = m.modelCalled ? call.ttftMs : null;
+  m.editorBeforeMs = served.sentAt - keyAt;
+  m.editorAfterMs = shown.t - served.answeredAt;
+  // The editor may show the rest of the suggestion the key typed into before the server
+  // answers: then neither the server nor the model was on the way to the screen.
+  m.shownBeforeAnswer = shown.t < served.answeredAt;
+  // Fresh: a new model call was on the way to the screen.
+  m.kind = m.modelCalled && !m.shownBeforeAnswer ? 'fresh' : 'typed-through';
+  if (m.shownBeforeAnswer) Object.assign(m, { editorMs: m.totalMs, serverMs: 0, modelMs: 0 });
+  else {
+    m.modelMs = m.modelLatencyMs;
+    m.serverMs = m.roundTripMs - m.modelMs;
+    m.editorMs = m.totalMs - m.roundTripMs;
+  }
+  return m;
+}
+
+/** Clears the current line (indentation included) and types `text` untimed. */
+async function typeLine(page, text) {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Shift+Home');
+  await page.keyboard.press('Delete');
+  await page.keyboard.type(text, { delay: 10 });
+}
+
+/**
+ * --keystrokes timed keystrokes that end in ghost text (keys answered with nothing to show
+ * are recorded but not counted), typed into fresh function bodies at the end of the file.
+ * Each is written to result.keystrokes with its total time and, where a request's answer
+ * was on the way to the screen, its model, server and editor parts.
+ */
+async function latencyScenario(page, dirs, result) {
+  const wanted = Number(opt.keystrokes);
+  check(wanted >= 1, `--keystrokes must be a positive number, not ${opt.keystrokes}`);
+  await waitFor('the Covey status bar item to show a live engine', async () => {
+    const text = await statusText(page);
+    return /Engine: (up|remote)/.test(text) ? text : '';
+  });
+  const logFile = coveyLogFile(dirs);
+  check(logFile, 'no Covey output channel log file found');
+  await installGhostRecorder(page);
+  result.keystrokes = [];
+  result.loadAverage = { start: os.loadavg(), cpus: os.cpus().length };
+  const shownCount = () => result.keystrokes.filter((k) => k.shown).length;
+  const maxKeys = wanted * 3;
+  await page.keyboard.press('Control+End');
+  for (let round = 0; shownCount() < wanted && result.keystrokes.length < maxKeys; round++) {
+    const site = LATENCY_SITES[round % LATENCY_SITES.length];
+    const head = round < LATENCY_SITES.length ? site.head : site.head.replace('(', `_${round}(`);
+    await page.keyboard.press('Control+End');
+    await typeLine(page, head);
+    for (const line of site.body) {
+      if (shownCount() >= wanted || result.keystrokes.length >= maxKeys) break;
+      await waitQuiet(page, logFile);
+      const keys = ['Enter', ...line.slice(0, TIMED_CHARS_PER_LINE)];
+      let typed = 0;
+      for (const key of keys) {
+        if (shownCount() >= wanted) break;
+        await waitQuiet(page, logFile);
+        const m = await timeKeystroke(page, logFile, key);
+        result.keystrokes.push({ line, ...m });
+        if (key !== 'Enter') typed += 1;
+        log(`${m.key.padEnd(5)} ${m.shown ? `${m.kind} ${m.totalMs} ms` : 'nothing shown'}` +
+          (m.shown ? ` (model ${Math.round(m.modelMs)}, server ${Math.round(m.serverMs)}, ` +
+            `editor ${Math.round(m.editorMs)}${m.shownBeforeAnswer ? '; shown before the answer' : ''})` : '') +
+          ` ghost ${JSON.stringify(squash(m.ghost ?? '').slice(0, 50))}`);
+      }
+      // The rest of the line, untimed, exactly as scripted (whatever the ghost text said).
+      await page.keyboard.press('Escape');
+      await page.keyboard.type(line.slice(typed), { delay: 10 });
+      await page.keyboard.press('Escape');
+    }
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+  }
+  result.loadAverage.end = os.loadavg();
+  await shot(page, 'latency-end');
+  check(shownCount() >= wanted,
+    `only ${shownCount()} of ${result.keystrokes.length} keystrokes showed ghost text (wanted ${wanted})`);
+}
+
+const SCENARIOS = {
+  editing: editingScenario, 'start-failure': startFailureScenario, 'engine-down': engineDownScenario,
+  latency: latencyScenario,
+};
 
 async function main() {
   const result = { checks: {} };
@@ -628,7 +927,8 @@ async function main() {
     await page.keyboard.press('Control+P');
     await page.waitForSelector('.quick-input-widget input', { timeout: 20_000 });
     await page.keyboard.type('shapes.py');
-    await page.waitForSelector('.quick-input-list .monaco-list-row', { timeout: 20_000 });
+    // Quick Open searches the folder first: slow on a loaded machine.
+    await page.waitForSelector('.quick-input-list .monaco-list-row', { timeout: 60_000 });
     await page.keyboard.press('Enter');
     await page.waitForSelector('.monaco-editor .view-lines', { timeout: 20_000 });
     await page.locator('.monaco-editor .view-lines').first().click();
@@ -665,6 +965,17 @@ async function main() {
       console.log(`keystroke → ghost text: ${result.ghostLatencyMs} ms (attempt ${result.attempts}${model})`);
       console.log(`docstring action → edit: ${result.docstringMs} ms`);
       console.log(`refactor → answer: ${result.refactorMs} ms`);
+    }
+    if (result.keystrokes) {
+      const shown = result.keystrokes.filter((k) => k.shown);
+      const p50 = (ks) => {
+        const v = ks.map((k) => k.totalMs).sort((a, b) => a - b);
+        const mid = (v[Math.floor((v.length - 1) / 2)] + v[Math.ceil((v.length - 1) / 2)]) / 2;
+        return v.length ? `${Math.round(mid)} ms (n=${v.length})` : 'none';
+      };
+      console.log(`keystroke → ghost text p50: all ${p50(shown)}, fresh ${p50(shown.filter((k) => k.kind === 'fresh'))}, ` +
+        `typed-through ${p50(shown.filter((k) => k.kind === 'typed-through'))}; ` +
+        `${result.keystrokes.length - shown.length} keys showed nothing`);
     }
     console.log(`VS Code e2e (${opt.scenario}): all checks passed`);
   }
