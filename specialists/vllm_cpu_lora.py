@@ -139,38 +139,58 @@ def sgmv_expand_slice(inputs, lora_b_weights, output_tensor, b_seq_start_loc, se
 
 
 FUSED_MAX_TOKENS = 32
-"""Above this many tokens (a prefill), the per-slice path with the grouped ops is faster."""
-_per_slice = None
-"""vLLM's own ``add_lora_linear`` (per slice, through the grouped ops), set by register()."""
+"""Up to this many tokens (decode steps) the B side is one block-diagonal product; above
+it (a prefill) one product per slice is cheaper than the block-diagonal one's zeros."""
 
 
 def add_lora_linear(wrapper, y, x, lora_a_stacked, lora_b_stacked, scale, output_slices,
                     *, buffer=None, **kwargs) -> None:
-    """``PunicaWrapperCPU.add_lora_linear`` in two products per adapter instead of two per
-    slice: the slices' A matrices side by side, their B matrices block-diagonal. A decode
-    step of a 30-layer model makes 120 such calls, where the fallback made 840 small ops'
-    worth of calls; on CPU each op costs tens of microseconds whatever its size."""
+    """``PunicaWrapperCPU.add_lora_linear`` with the slices fused: one product for all the
+    slices' A matrices (side by side), then one for their B matrices (block-diagonal) in a
+    decode step, or one per slice in a prefill. A decode step of a 30-layer model makes 120
+    such calls, where the fallback made 840 small ops' worth; on CPU each op costs tens of
+    microseconds whatever its size."""
     if wrapper.no_lora:
         return
-    if x.view(-1, x.shape[-1]).shape[0] > FUSED_MAX_TOKENS and _per_slice is not None:
-        # prefill: per-slice products are cheaper than the block-diagonal one's zeros
-        return _per_slice(wrapper, y, x, lora_a_stacked, lora_b_stacked, scale, output_slices,
-                          buffer=buffer, **kwargs)
     x = x.view(-1, x.shape[-1])
     out = y.view(-1, y.shape[-1])
-    down, up = _fused(lora_a_stacked, lora_b_stacked, output_slices)
-    token_slots = wrapper.token_lora_indices[: x.shape[0]]
-    width = up.shape[2]
-    for slot, rows in _groups(token_slots):
+    down, up, ups = _fused(lora_a_stacked, lora_b_stacked, output_slices)
+    for slot, rows in _step_groups(wrapper, x.shape[0]):
         xs = x.float() if rows is None else x[rows].float()
-        delta = xs @ down[slot]
+        hidden = xs @ down[slot]
         if scale != 1.0:
-            delta.mul_(scale)
-        delta = (delta @ up[slot]).to(out.dtype)
-        if rows is None:
-            out[:, :width] += delta
+            hidden.mul_(scale)
+        if xs.shape[0] <= FUSED_MAX_TOKENS:
+            parts = [(hidden, up[slot], 0)]
         else:
-            out[rows, :width] += delta
+            parts, row, col = [], 0, 0
+            for u, size in zip(ups, output_slices, strict=True):
+                rank = u.shape[1]
+                parts.append((hidden[:, row:row + rank], u[slot, :, :size], col))
+                row, col = row + rank, col + size
+        for h, w, col in parts:
+            delta = (h @ w).to(out.dtype)
+            if rows is None:
+                out[:, col:col + w.shape[1]] += delta
+            else:
+                out[rows, col:col + w.shape[1]] += delta
+
+
+_last_step: list = [None, None]
+"""(key, groups) of the latest forward step: every LoRA layer of a step shares its slots."""
+
+
+def _step_groups(wrapper, tokens: int):
+    """:func:`_groups` of this step's tokens, worked out once per step rather than per layer.
+    vLLM writes the per-token slots in place before each step, which bumps ``_version``."""
+    source = getattr(wrapper, "_token_lora_indices", None)
+    key = None if source is None else (id(wrapper), tokens, source._version)
+    if key is not None and _last_step[0] == key:
+        return _last_step[1]
+    groups = _groups(wrapper.token_lora_indices[:tokens])
+    if key is not None:
+        _last_step[:] = [key, groups]
+    return groups
 
 
 def _groups(token_slots):
@@ -186,16 +206,18 @@ _fused_cache: dict[tuple, tuple[int, tuple]] = {}
 
 
 def _fused(lora_a_stacked, lora_b_stacked, output_slices):
-    """Per slot: [in, slices × rank] (A's, transposed, side by side) and
-    [slices × rank, Σ out] (B's, transposed, block-diagonal), float32, made once per
-    version of the weights (loading an adapter writes them in place)."""
-    key = tuple(id(w) for w in (*lora_a_stacked, *lora_b_stacked))
-    version = sum(w._version for w in (*lora_a_stacked, *lora_b_stacked))
+    """Per slot: [in, slices × rank] (A's, transposed, side by side),
+    [slices × rank, Σ out] (B's, transposed, block-diagonal) and each B alone, float32,
+    made once per version of the weights (loading an adapter writes them in place)."""
+    # loading an adapter into a slot writes every slice, the first ones included
+    first_a, first_b = lora_a_stacked[0], lora_b_stacked[0]
+    key = (id(first_a), id(first_b))
+    version = first_a._version + first_b._version
     cached = _fused_cache.get(key)
     if cached is not None and cached[0] == version:
         return cached[1]
     if cached is None:
-        weakref.finalize(lora_a_stacked[0], _fused_cache.pop, key, None)
+        weakref.finalize(first_a, _fused_cache.pop, key, None)
     downs = [_float32_transposed(a) for a in lora_a_stacked]  # [slots, in, rank]
     ups = [_float32_transposed(b) for b in lora_b_stacked]  # [slots, rank, out]
     down = downs[0].new_zeros(downs[0].shape[0], downs[0].shape[1],
@@ -207,8 +229,8 @@ def _fused(lora_a_stacked, lora_b_stacked, output_slices):
         down[:, :, row:row + rank] = d
         up[:, row:row + rank, col:col + size] = u[:, :, :size]
         row, col = row + rank, col + size
-    _fused_cache[key] = (version, (down, up))
-    return down, up
+    _fused_cache[key] = (version, (down, up, ups))
+    return down, up, ups
 
 
 OPS = {f.__name__: f for f in (bgmv_shrink, bgmv_expand, bgmv_expand_slice, sgmv_shrink,
@@ -226,8 +248,5 @@ def register() -> None:
     for name, op in OPS.items():
         if hasattr(punica_cpu, name):
             setattr(punica_cpu, name, op)
-    global _per_slice
-    if punica_cpu.PunicaWrapperCPU.add_lora_linear is not add_lora_linear:
-        _per_slice = punica_cpu.PunicaWrapperCPU.add_lora_linear
     punica_cpu.PunicaWrapperCPU.add_lora_linear = add_lora_linear
     log.info("grouped LoRA ops installed in vLLM's CPU punica wrapper")

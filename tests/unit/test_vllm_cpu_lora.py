@@ -98,15 +98,17 @@ def reference_lora_linear(y, x, a_stacked, b_stacked, scale, slices, slots):
     return out
 
 
-@pytest.mark.parametrize("slots", [[1] * TOKENS, [0, 1, 1, -1, 0, 0, 1], [-1] * TOKENS])
-def test_fused_lora_linear_matches_the_per_slice_semantics(slots):
+@pytest.mark.parametrize("tokens", [TOKENS, grouped.FUSED_MAX_TOKENS + 1])  # decode, prefill
+@pytest.mark.parametrize("slots", [[1], [0, 1, 1, -1, 0, 0, 1], [-1]])
+def test_fused_lora_linear_matches_the_per_slice_semantics(slots, tokens):
     from types import SimpleNamespace
 
+    slots = (slots * tokens)[:tokens]
     slices = (OUT, 16, 16)  # e.g. q, k and v of a merged QKV projection
-    x = torch.randn(TOKENS, HIDDEN, dtype=torch.bfloat16)
+    x = torch.randn(tokens, HIDDEN, dtype=torch.bfloat16)
     a_stacked = tuple(weights(SLOTS, 1, RANK, HIDDEN) for _ in slices)
     b_stacked = tuple(weights(SLOTS, 1, size, RANK) for size in slices)
-    y = torch.randn(TOKENS, sum(slices), dtype=torch.float32)
+    y = torch.randn(tokens, sum(slices), dtype=torch.float32)
     expected = reference_lora_linear(y, x, a_stacked, b_stacked, 0.5, slices, slots)
     wrapper = SimpleNamespace(no_lora=all(s < 0 for s in slots),
                               token_lora_indices=torch.tensor(slots + [0, 0]))
@@ -128,16 +130,12 @@ def test_fused_weights_follow_an_adapter_loaded_in_place():
     torch.testing.assert_close(second, 2 * first, atol=1e-3, rtol=1e-3)
 
 
-def test_a_prefill_takes_the_per_slice_path(monkeypatch):
+def test_a_new_steps_slots_are_read_again():
     from types import SimpleNamespace
 
-    seen = []
-    monkeypatch.setattr(grouped, "_per_slice", lambda *args, **kwargs: seen.append(args[2]))
-    rows = grouped.FUSED_MAX_TOKENS + 1
-    wrapper = SimpleNamespace(no_lora=False, token_lora_indices=torch.zeros(rows, dtype=int))
-    a, b = (weights(SLOTS, 1, RANK, HIDDEN),), (weights(SLOTS, 1, OUT, RANK),)
-    y = torch.zeros(rows, OUT)
-    grouped.add_lora_linear(wrapper, y, torch.randn(rows, HIDDEN), a, b, 1.0, (OUT,))
-    assert len(seen) == 1 and seen[0].shape[0] == rows and y.abs().sum() == 0
-    grouped.add_lora_linear(wrapper, y[:1], torch.randn(1, HIDDEN), a, b, 1.0, (OUT,))
-    assert len(seen) == 1 and y[0].abs().sum() > 0  # one decode token: the fused product
+    slots = torch.zeros(4, dtype=torch.long)
+    wrapper = SimpleNamespace(no_lora=False, _token_lora_indices=slots,
+                              token_lora_indices=slots)
+    assert grouped._step_groups(wrapper, 2) == [(0, None)]
+    slots.copy_(torch.tensor([1, 1, 1, 1]))  # how vLLM writes the next step's slots
+    assert grouped._step_groups(wrapper, 2) == [(1, None)]
