@@ -95,7 +95,10 @@ class LocalGenerator:
 
         if threads:
             torch.set_num_threads(threads)
+        from covey_training.lora import ensure_pad_token
+
         self.tokenizer = AutoTokenizer.from_pretrained(str(base_model))
+        ensure_pad_token(self.tokenizer)  # transformers 5 loads SmolLM2 without one
         self.tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
         if adapter is not None:
