@@ -128,13 +128,13 @@ class _FileResult:
     report: ScrubReport = field(default_factory=ScrubReport)
 
 
-def _file_job(job: tuple) -> _FileResult | None:
+def _file_job(job: tuple) -> tuple[int, _FileResult | None]:
     """One file's cleaned examples (runs in a worker): spans → decontamination → seam check →
     scrub; with a dedup key each, as dedup needs every file's keys."""
-    task, base, rel, seed, per_file, split = job
+    task, base, rel, seed, per_file, split, set_index = job
     src = load(base, rel)
     if src is None:
-        return None
+        return set_index, None
     result = _FileResult(kept=[])
     ngrams = _WORKER_NGRAMS
     hits = ngrams.hits(src.text) if ngrams is not None else []
@@ -157,10 +157,10 @@ def _file_job(job: tuple) -> _FileResult | None:
                          {k: v for k, v in ex.meta.items() if k not in GATE_ONLY_META})
         for clean in scrubbed([ex], result.report):
             result.kept.append((dedup.key(text[start:end], text[:start], text[end:]), clean))
-    return result
+    return set_index, result
 
 
-def _file_results(jobs: list[tuple], workers: int) -> Iterator[_FileResult | None]:
+def _file_results(jobs: list[tuple], workers: int) -> Iterator[tuple[int, _FileResult | None]]:
     if workers <= 1 or len(jobs) < 8:
         yield from map(_file_job, jobs)
         return
@@ -198,23 +198,23 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
     report, dedupe = ScrubReport(), dedup.Deduplicator()
     examples: list[Example] = []
     workers = workers or os.cpu_count() or 1
-    for s in sets:
-        jobs = [(task, base, rel, seed, per_file, split)
-                for base, rel in iter_source_paths(list(s.roots), split)]
-        before, files = len(examples), 0
-        for result in _file_results(jobs, workers):
-            if result is None:
-                continue
-            files += 1
-            info.decontamination["removed"] = (info.decontamination.get("removed", 0)
-                                               + result.removed)
-            info.decontamination["files"] = (info.decontamination.get("files", 0)
-                                             + bool(result.removed))
-            _merge(report, result.report)
-            examples.extend(ex for key, ex in result.kept if dedupe.first(key))
-        info.files += files
-        info.sources.append({"name": s.name, "version": s.version, "licence": s.licence,
-                             "files": files, "examples": len(examples) - before})
+    jobs = [(task, base, rel, seed, per_file, split, n)
+            for n, s in enumerate(sets) for base, rel in iter_source_paths(list(s.roots), split)]
+    files, counts = [0] * len(sets), [0] * len(sets)
+    # one pool for every source set: forking per set would cost more than small sets take
+    for n, result in _file_results(jobs, workers):
+        if result is None:
+            continue
+        files[n] += 1
+        info.decontamination["removed"] = info.decontamination.get("removed", 0) + result.removed
+        info.decontamination["files"] = info.decontamination.get("files", 0) + bool(result.removed)
+        _merge(report, result.report)
+        before = len(examples)
+        examples.extend(ex for key, ex in result.kept if dedupe.first(key))
+        counts[n] += len(examples) - before
+    info.files = sum(files)
+    info.sources = [{"name": s.name, "version": s.version, "licence": s.licence,
+                     "files": files[n], "examples": counts[n]} for n, s in enumerate(sets)]
     _WORKER_NGRAMS = None
     info.duplicates = dedupe.dropped
     if usage_examples:
