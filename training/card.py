@@ -53,6 +53,8 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         f"texts ({json.dumps(decon.get('against', {}))})" if decon else
         "- Decontamination: not run",
         f"- Data built in {dataset.get('seconds', '?')} s",
+        *([f"- Rules (definitions kept/dropped): {json.dumps(dataset['rules'])}"]
+          if dataset.get("rules") else []),
         "",
         *_sources_table(dataset.get("sources", [])),
         "## Training",

@@ -84,6 +84,8 @@ class DatasetInfo:
     decontamination: dict = field(default_factory=dict)
     """``removed`` examples, ``files`` touched, ``n`` (n-gram size), eval texts compared."""
     seconds: float = 0.0
+    rules: dict = field(default_factory=dict)
+    """Definitions each of the builder's rules kept or dropped (before sampling per file)."""
 
 
 def _builder(task: str):
@@ -126,6 +128,7 @@ class _FileResult:
     kept: list[tuple[bytes, Example]]
     removed: int = 0
     report: ScrubReport = field(default_factory=ScrubReport)
+    rules: dict = field(default_factory=dict)
 
 
 def _file_job(job: tuple) -> tuple[int, _FileResult | None]:
@@ -140,7 +143,10 @@ def _file_job(job: tuple) -> tuple[int, _FileResult | None]:
     hits = ngrams.hits(src.text) if ngrams is not None else []
     rng = random.Random(f"{seed}:{task}:{src.rel}")
     text = src.text
-    for ex in _builder(task)(src, rng, per_file or PER_FILE[task], TRAIN_BUDGET[task]):
+    built = _builder(task)(src, rng, per_file or PER_FILE[task], TRAIN_BUDGET[task])
+    # a builder may count what its rules kept and dropped (doc does)
+    result.rules = dict(getattr(built, "stats", {}))
+    for ex in built:
         span = _offsets(ex)
         if span is None:
             continue
@@ -209,6 +215,8 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
         info.decontamination["removed"] = info.decontamination.get("removed", 0) + result.removed
         info.decontamination["files"] = info.decontamination.get("files", 0) + bool(result.removed)
         _merge(report, result.report)
+        for rule, count in result.rules.items():
+            info.rules[rule] = info.rules.get(rule, 0) + count
         before = len(examples)
         examples.extend(ex for key, ex in result.kept if dedupe.first(key))
         counts[n] += len(examples) - before

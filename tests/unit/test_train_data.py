@@ -100,15 +100,22 @@ def test_completion_targets_survive_postprocessing():
 
 
 def test_doc_examples_remove_the_docstring_and_target_it():
-    examples = doc_examples(_source(), random.Random(0), per_file=10, budget=3000)
+    text = SAMPLE.replace('"""Yield the files under root that end with suffix."""',
+                          '"""Yield the files under root that end with suffix.\n\n'
+                          '    Args:\n        root: Where to start.\n'
+                          '        suffix: The file name ending to keep.\n    """')
+    examples = doc_examples(_source(text), random.Random(0), per_file=10, budget=3000)
     by_name = {ex.meta["name"]: ex for ex in examples}
-    assert set(by_name) == {"walk", "names", "add", "Counter"}
+    # one-line summaries of functions with parameters (names, add) are not taught
+    assert set(by_name) == {"walk", "Counter"}
     walk = by_name["walk"]
-    assert walk.target == "Yield the files under root that end with suffix.<|im_end|>"
+    doc = ("Yield the files under root that end with suffix.\n\nArgs:\n"
+           "    root: Where to start.\n    suffix: The file name ending to keep.")
+    assert walk.target == doc + "<|im_end|>"
     assert '"""' not in walk.meta["code"] and "def walk(root" in walk.meta["code"]
     assert walk.prompt == doc_task.doc_prompt(walk.meta["code"], "python", 3000).text
     block = doc_task.postprocess_docstring(walk.target.removesuffix("<|im_end|>"), "    ")
-    assert block == '    """Yield the files under root that end with suffix."""\n'
+    assert block.startswith('    """Yield the files under root') and "root: Where" in block
 
 
 def _run(code: str, name: str, *args):
