@@ -226,3 +226,36 @@ def test_type_hints_codemod_annotates_everything_and_keeps_behaviour():
     assert _run(code, "pad", "ab", 4, "-") == _run(new, "pad", "ab", 4, "-")
     assert refactor.codemod_satisfied(new, {"codemod": "type-hints", "code": code})
     assert codemods.type_hints("def ping():\n    pass\n") is None  # nothing to annotate
+
+
+@pytest.mark.parametrize(("code", "expected", "calls"), [
+    ("def has_neg(xs):\n    for x in xs:\n        if x < 0:\n            return True\n"
+     "    return False\n", "return any(x < 0 for x in xs)", [[1, -2], [], [3]]),
+    ("def all_pos(xs):\n    for x in xs:\n        if x <= 0:\n            return False\n"
+     "    return True\n", "return all(not (x <= 0) for x in xs)", [[1, 2], [], [0, 5]]),
+])
+def test_any_all_codemod_preserves_behaviour(code, expected, calls):
+    new = codemods.any_all(code)
+    assert new is not None and expected in new and "for x in xs:" not in new
+    name = code.split("(")[0].removeprefix("def ")
+    for arg in calls:
+        assert _run(new, name, arg) == _run(code, name, arg)
+    # a loop that does more than search is left alone
+    assert codemods.any_all(code.replace("return True", "print(x)\n            return True")
+                            .replace("return False\n    return", "x\n    return")) is None
+
+
+def test_dict_comprehension_codemod_preserves_behaviour():
+    code = ("def index(words):\n    out = {}\n    for i, w in enumerate(words):\n"
+            "        out[w] = i * 2\n    return out\n")
+    new = codemods.dict_comprehension(code)
+    assert new is not None and "out = {w: i * 2 for i, w in enumerate(words)}" in new
+    ast.parse(new)
+    for words in (["a", "b", "a"], []):
+        assert _run(new, "index", words) == _run(code, "index", words)
+    assert refactor.codemod_satisfied(new, {"codemod": "dict-comprehension"})
+    # the loop variable is read afterwards: the comprehension would not leak it
+    assert codemods.dict_comprehension(code.replace("return out", "return out, i")) is None
+    # key and value both call something: their order would change
+    assert codemods.dict_comprehension(code.replace("out[w] = i * 2", "out[f(w)] = g(i)")) \
+        is None
