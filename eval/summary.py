@@ -45,9 +45,28 @@ def summarise(rows: list[dict], systems_info: dict[str, dict], *, seed: int = 0,
                      "cost": _cost(system_rows, info.get("kind", "sanity"),
                                    info.get("wall_s"), prices),
                      "errors": sum(1 for r in system_rows if r.get("status") not in ("ok", None))}
+        out[name]["by_stratum"] = by_stratum(system_rows)
         asked = [r["escalated"] for r in system_rows if r.get("escalated") is not None]
         if asked:
             out[name]["escalation_rate"] = sum(asked) / len(asked)
+    return out
+
+
+def by_stratum(rows: list[dict]) -> dict:
+    """Mean of each quality metric per stratum: per instruction on refactor suites (success
+    differs a lot between, say, type hints and early returns), per span kind on FIM."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row.get("stratum"):
+            groups[row["stratum"]].append(row)
+    out = {}
+    for stratum, group in sorted(groups.items()):
+        means = {}
+        for name in QUALITY:
+            values = [r[name] for r in group if r.get(name) is not None]
+            if values:
+                means[name] = sum(values) / len(values)
+        out[stratum] = {"n": len(group), **means}
     return out
 
 

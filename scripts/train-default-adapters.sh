@@ -1,29 +1,48 @@
 #!/usr/bin/env bash
 # Reproduce the three adapters shipped in specialists/adapters/ (completion, doc, refactor).
 #
-# CPU only, one thread each, one after another, at low priority: on a shared 2-core machine
-# they took about 15–35 minutes each (see each adapter's README.md for the exact figures).
-# Data: the installed CPython standard library (train split of covey_eval.splits); no usage
-# log. Every setting that matters is on the command line below; the seed fixes the data
-# sample, the batch order and the LoRA initialisation.
+#   scripts/train-default-adapters.sh                 # all three, CPU size
+#   DEVICE=cuda scripts/train-default-adapters.sh     # all three, GPU size
+#   scripts/train-default-adapters.sh doc             # one
 #
-#   scripts/train-default-adapters.sh            # all three
-#   scripts/train-default-adapters.sh doc        # one
+# Two sizes, one command each; every setting that matters is on the command line below and
+# the seed fixes the data sample, the batch order and the LoRA initialisation.
+#
+# - cpu: the installed CPython standard library (train split of covey_eval.splits), one
+#   thread, at low priority. On this project's shared 2-core machine a run takes about
+#   15–20 minutes (see each adapter's README.md for the exact figures).
+# - cuda: the standard library plus every installed package whose licence is MIT, BSD,
+#   Apache-2.0, PSF or ISC (--packages; the card lists each with its licence), bf16,
+#   packed rows, 32k tokens per step. Sized from the H200 figures in docs/training.md so
+#   that data, training and gate fit in 15 minutes per adapter; each run is wrapped in
+#   `timeout`, and checkpoints every 10 steps survive a timeout (rerun to resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WORK=${WORK:-.covey-home/default-adapters}
+DEVICE=${DEVICE:-cpu}
+WORK=${WORK:-.covey-home/default-adapters-$DEVICE}
 TASKS=("${@:-completion doc refactor}")
 read -r -a TASKS <<< "${TASKS[*]}"
 
-declare -A STEPS=([completion]=80 [doc]=60 [refactor]=60)
-declare -A GATE=([completion]=40 [doc]=24 [refactor]=16)
+if [[ $DEVICE == cuda ]]; then
+  declare -A STEPS=([completion]=800 [doc]=300 [refactor]=300)
+  declare -A PER_FILE=([completion]=16 [doc]=8 [refactor]=8)
+  COMMON=(--packages --batch-tokens 32768 --max-len 1024 --lr 5e-4 --rank 16 --threads 0)
+  GATE_EXAMPLES=40
+  RUN=(timeout 14m)
+else
+  declare -A STEPS=([completion]=60 [doc]=60 [refactor]=60)
+  declare -A PER_FILE=([completion]=6 [doc]=4 [refactor]=4)
+  COMMON=(--batch-tokens 1024 --lr 1e-3 --rank 8 --threads 1)
+  GATE_EXAMPLES=24
+  RUN=(nice -n 10)
+fi
 
 covey models prepare
 for task in "${TASKS[@]}"; do
-  nice -n 10 covey train "$task" \
-    --steps "${STEPS[$task]}" --rank 8 --lr 1e-3 --batch-tokens 1024 --seed 0 --threads 1 \
-    --device cpu --no-usage --no-register --gate-examples "${GATE[$task]}" \
+  "${RUN[@]}" covey train "$task" "${COMMON[@]}" \
+    --steps "${STEPS[$task]}" --per-file "${PER_FILE[$task]}" --seed 0 \
+    --device "$DEVICE" --no-usage --no-register --gate-examples "$GATE_EXAMPLES" \
     --out "$WORK/$task"
   dest=specialists/adapters/$task
   mkdir -p "$dest"

@@ -27,7 +27,9 @@ TASK_TEXT = {
 
 def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result: dict,
                gate: dict | None, command: str) -> Path:
-    stdlib = any("python3" in r or "lib/python" in r for r in dataset.get("roots", []))
+    stdlib = (any(s["name"] == "cpython-stdlib" for s in dataset.get("sources", []))
+              or any("python3" in r or "lib/python" in r for r in dataset.get("roots", [])))
+    decon = dataset.get("decontamination") or {}
     lines = [
         f"# Covey {task} adapter",
         "",
@@ -37,20 +39,32 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         "",
         "## Data",
         "",
-        f"- Sources: {', '.join(dataset.get('roots', []))} (Python {platform.python_version()})",
+        f"- Roots: {', '.join(dataset.get('roots', []))} (Python {platform.python_version()})",
         f"- Split: `{dataset.get('split')}` files only ({dataset.get('files')} files); "
         "held-out modules are chosen by `covey_eval.splits.is_heldout` and never trained on",
         f"- Examples: {dataset.get('examples')} ({dataset.get('from_usage', 0)} from accepted "
         "suggestions in the usage log)",
         f"- Scrubbing: {json.dumps(dataset.get('scrub', {}))} (secrets drop the example; "
         "emails are replaced)",
+        f"- Near-duplicates dropped (normalised target and nearby code): "
+        f"{dataset.get('duplicates', 0)}",
+        f"- Decontamination: {decon.get('removed', 0)} examples from {decon.get('files', 0)} "
+        f"files removed for sharing a {decon.get('n', 13)}-gram of tokens with the eval "
+        f"texts ({json.dumps(decon.get('against', {}))})" if decon else
+        "- Decontamination: not run",
+        f"- Data built in {dataset.get('seconds', '?')} s",
+        *([f"- Rules (definitions kept/dropped): {json.dumps(dataset['rules'])}"]
+          if dataset.get("rules") else []),
         "",
+        *_sources_table(dataset.get("sources", [])),
         "## Training",
         "",
         f"- Command: `{command}`",
         f"- Settings: {json.dumps(train_cfg, sort_keys=True)}",
+        f"- Device: {result.get('device') or 'not recorded'}; tokens per micro-batch: "
+        f"{result.get('batch_tokens') or train_cfg.get('batch_tokens')}",
         f"- Steps: {result['steps']}, examples seen: {result['examples_seen']}, "
-        f"tokens: {result['tokens_seen']}, time: {result['seconds']} s",
+        f"tokens seen: {result['tokens_seen']}, time: {result['seconds']} s",
         f"- Loss (mean of first/last steps): {result['first_loss']} → {result['final_loss']}",
         "",
         "## Gate (held-out, untuned base vs this adapter, same examples)",
@@ -67,6 +81,21 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
     if stdlib:
         lines += ["", "## Licence", "", "The adapter weights: Apache-2.0 (as Covey).", "",
                   PSF_NOTICE]
+    others = [x for x in dataset.get("sources", []) if x["name"] != "cpython-stdlib"
+              and x["licence"] != "user-supplied"]
+    if others:
+        lines += ["", "Installed packages used above are each under the licence listed; "
+                  "their copyright notices stay with their distributions."]
     path = out_dir / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _sources_table(sources: list[dict]) -> list[str]:
+    """Every body of code the examples came from, with its licence and counts."""
+    if not sources:
+        return []
+    rows = ["| source | version | licence | files | examples |", "|---|---|---|---|---|"]
+    rows += [f"| {s['name']} | {s.get('version', '')} | {s['licence']} | {s['files']} | "
+             f"{s['examples']} |" for s in sources]
+    return [*rows, ""]

@@ -27,8 +27,21 @@ def _echo_json(data) -> None:
 @click.option("--rank", type=click.IntRange(1, 16), default=8, show_default=True,
               help="LoRA rank (the engine serves up to 16).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate.")
-@click.option("--batch-tokens", type=click.IntRange(64), default=1024, show_default=True,
-              help="Padded tokens per step.")
+@click.option("--batch-tokens", type=click.IntRange(0), default=1024, show_default=True,
+              help="Tokens per micro-batch (0: sized from free GPU memory).")
+@click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True,
+              help="Micro-batches per optimizer step.")
+@click.option("--max-len", type=click.IntRange(64), default=640, show_default=True,
+              help="Longest example in tokens, and the length of a packed row.")
+@click.option("--pack/--no-pack", default=True, show_default=True,
+              help="Pack several examples into each row (no attention across them).")
+@click.option("--packages", "use_packages", is_flag=True,
+              help="Also train on installed packages whose licence is MIT, BSD, Apache-2.0, "
+                   "PSF or ISC (listed in the model card).")
+@click.option("--per-file", type=click.IntRange(1), default=None,
+              help="Examples per source file (default: 6 completion, 4 doc, 4 refactor).")
+@click.option("--data-only", is_flag=True,
+              help="Build the dataset, report counts and time, and stop (no training).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data and init.")
 @click.option("--threads", type=click.IntRange(0), default=1, show_default=True,
               help="torch CPU threads (0: torch's default).")
@@ -49,8 +62,9 @@ def _echo_json(data) -> None:
 @click.option("--force", is_flag=True, help="Register even if the gate shows no improvement.")
 @click.option("--no-register", is_flag=True, help="Train and gate only.")
 @click.option("--json", "as_json", is_flag=True, help="Output a JSON summary.")
-def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, threads, device,
-                  limit, base_path, out_dir, gate_examples, engine_url, engine_key, force,
+def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_accum, max_len,
+                  pack, use_packages, per_file, data_only, seed, threads, device, limit,
+                  base_path, out_dir, gate_examples, engine_url, engine_key, force,
                   no_register, as_json) -> None:
     """Fine-tune the TASK specialist's LoRA adapter on REPOS (default: the installed
     Python standard library) plus accepted suggestions from the usage log; gate it on
@@ -62,6 +76,8 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
         covey train completion ~/src/myproject --steps 200
 
         covey train doc --gate-examples 20 --no-register --out /tmp/doc-run
+
+        covey train completion --packages --per-file 24 --data-only
     """
     from covey_specialists import base_model, engine
     from covey_specialists.table import TableError, load_table
@@ -75,7 +91,7 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
         spec = table.for_task(task)
     except TableError as exc:
         raise click.ClickException(str(exc)) from None
-    if base_path is None:
+    if base_path is None and not data_only:
         try:
             base_path = Path(base_model.resolve_base(spec.base))
         except base_model.ModelError as exc:
@@ -98,21 +114,42 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
     out_dir = out_dir or home.covey_home() / "training" / task / time.strftime("%Y%m%d-%H%M%S")
     try:
         cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank,
-                          batch_tokens=batch_tokens, seed=seed, threads=threads, device=device)
+                          batch_tokens=batch_tokens, grad_accum=grad_accum, max_len=max_len,
+                          pack=pack, seed=seed, threads=threads, device=device)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    source_sets = []
+    if use_packages:
+        from covey_training.dataset import package_sets
+
+        source_sets, skipped = package_sets()
+        click.echo(f"packages: {len(source_sets)} with a permissive licence, "
+                   f"{len(skipped)} skipped ({', '.join(n for n, _ in skipped[:8])}"
+                   f"{', …' if len(skipped) > 8 else ''})", err=True)
     request = pipeline.TrainRequest(
         task=task, roots=roots, base_model=base_path, out_dir=out_dir, config=cfg,
-        usage_examples=usage_examples, limit=limit, gate_examples=gate_examples,
+        usage_examples=usage_examples, source_sets=source_sets, per_file=per_file,
+        limit=limit, data_only=data_only, gate_examples=gate_examples,
         engine_url=engine_url, engine_key=engine_key,
         command=_command_line(task, repos), previous_adapter=previous,
         previous_label=spec.adapter if previous else "")
     click.echo(f"training {task} adapter in {out_dir}", err=True)
     try:
-        with _progress(steps) as report:
-            outcome = pipeline.run(request, progress=report)
+        if data_only:
+            outcome = pipeline.run(request)
+        else:
+            with _progress(steps) as report:
+                outcome = pipeline.run(request, progress=report)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
+    data = outcome.dataset
+    click.echo(_data_line(data), err=True)
+    if data_only:
+        if as_json:
+            _echo_json(data)
+        else:
+            click.echo(f"{out_dir}: dataset only (train.jsonl, dataset.json)")
+        return
 
     summary = {"task": task, "out": str(out_dir), "examples": outcome.dataset["examples"],
                "scrub": outcome.dataset["scrub"], "final_loss": outcome.result["final_loss"],
@@ -147,6 +184,15 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, seed, t
                        f"[{c['lo']:+.3f}, {c['hi']:+.3f}] ({c['level']:.0%} paired bootstrap, "
                        f"n={c['n']}) — {'better' if c['better'] else 'not shown better'}")
     click.echo(f"{summary['registered'] or out_dir}: {summary['message']}")
+
+
+def _data_line(data: dict) -> str:
+    d = data.get("decontamination") or {}
+    return (f"data: {data['examples']} examples from {data['files']} files in "
+            f"{data['seconds']} s; {data['duplicates']} near-duplicates dropped; "
+            f"decontamination removed {d.get('removed', 0)} (13-grams shared with "
+            f"{', '.join(d.get('against', {})) or 'no eval suite'}) from {d.get('files', 0)} "
+            f"file(s); scrubbing dropped {sum(data['scrub'].get('dropped', {}).values())}")
 
 
 def _command_line(task: str, repos) -> str:

@@ -409,6 +409,115 @@ def type_hints(code: str) -> str | None:
     return new if new is not None and transformer.params > 0 else None
 
 
+# ------------------------------------------------------------------ search loop → any/all
+
+def _returns_bool(stmt: cst.BaseStatement) -> bool | None:
+    """True/False if ``stmt`` is exactly ``return True``/``return False``."""
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+            and isinstance(stmt.body[0], cst.Return)):
+        return None
+    value = stmt.body[0].value
+    if isinstance(value, cst.Name) and value.value in ("True", "False"):
+        return value.value == "True"
+    return None
+
+
+class _AnyAll(cst.CSTTransformer):
+    """``for x in xs: if c: return True`` + ``return False`` → ``return any(c for x in xs)``
+    (and the ``all`` form). Both stop at the first hit, so evaluation is the same."""
+
+    def __init__(self) -> None:
+        self.changed = 0
+
+    def leave_IndentedBlock(self, original, updated):
+        body = list(updated.body)
+        if len(body) < 2 or not isinstance(body[-2], cst.For):
+            return updated
+        loop, after = body[-2], _returns_bool(body[-1])
+        if after is None or loop.orelse or loop.asynchronous or len(loop.body.body) != 1:
+            return updated
+        inner = loop.body.body[0]
+        if not (isinstance(inner, cst.If) and inner.orelse is None
+                and len(inner.body.body) == 1):
+            return updated
+        hit = _returns_bool(inner.body.body[0])
+        if hit is None or hit == after or not _scope_safe(inner.test) \
+                or not _scope_safe(loop.iter):
+            return updated
+        test = inner.test if hit else negate(inner.test)
+        call = cst.Call(func=cst.Name("any" if hit else "all"), args=[cst.Arg(
+            # the call's own parentheses serve the generator: any(x for x in xs)
+            cst.GeneratorExp(elt=test, for_in=cst.CompFor(target=loop.target, iter=loop.iter),
+                             lpar=[], rpar=[]))])
+        ret = cst.SimpleStatementLine([cst.Return(value=call)],
+                                      leading_lines=loop.leading_lines)
+        self.changed += 1
+        return updated.with_changes(body=[*body[:-2], ret])
+
+
+def any_all(code: str) -> str | None:
+    return _run(code, _AnyAll())
+
+
+# ------------------------------------------------------------------ loop → dict comprehension
+
+def _dict_loop(assign: cst.BaseStatement, loop: cst.BaseStatement,
+               rest: list[cst.BaseStatement]) -> cst.SimpleStatementLine | None:
+    """``d = {}`` + ``for …: d[k] = v`` → ``d = {k: v for …}``."""
+    if not (isinstance(assign, cst.SimpleStatementLine) and len(assign.body) == 1
+            and isinstance(assign.body[0], cst.Assign) and len(assign.body[0].targets) == 1):
+        return None
+    target, value = assign.body[0].targets[0].target, assign.body[0].value
+    if not (isinstance(target, cst.Name) and isinstance(value, cst.Dict) and not value.elements):
+        return None
+    if not isinstance(loop, cst.For) or loop.orelse or loop.asynchronous \
+            or len(loop.body.body) != 1:
+        return None
+    inner = loop.body.body[0]
+    if not (isinstance(inner, cst.SimpleStatementLine) and len(inner.body) == 1
+            and isinstance(inner.body[0], cst.Assign) and len(inner.body[0].targets) == 1):
+        return None
+    sub = inner.body[0].targets[0].target
+    if not (isinstance(sub, cst.Subscript) and isinstance(sub.value, cst.Name)
+            and sub.value.value == target.value and len(sub.slice) == 1
+            and isinstance(sub.slice[0].slice, cst.Index)):
+        return None
+    key, val = sub.slice[0].slice.value, inner.body[0].value
+    # a comprehension evaluates the key before the value, the loop the other way round:
+    # only rewrite when at most one of them can have side effects (calls)
+    if _contains(key, (cst.Call,)) and _contains(val, (cst.Call,)):
+        return None
+    if not all(_scope_safe(e) for e in (key, val, loop.iter)):
+        return None
+    used = _names_in(key) | _names_in(val) | _names_in(loop.iter) | _names_in(loop.target)
+    if target.value in used or any(_names_in(loop.target) & _names_in(s) for s in rest):
+        return None
+    comp = cst.DictComp(key=key, value=val,
+                        for_in=cst.CompFor(target=loop.target, iter=loop.iter))
+    return assign.with_changes(body=[cst.Assign(targets=[cst.AssignTarget(target=target)],
+                                                value=comp)])
+
+
+class _DictComprehension(_Comprehension):
+    def _rewrite(self, body: list) -> list:
+        out, i = [], 0
+        while i < len(body):
+            if i + 1 < len(body):
+                new = _dict_loop(body[i], body[i + 1], body[i + 2:])
+                if new is not None:
+                    out.append(new.with_changes(leading_lines=body[i].leading_lines))
+                    self.changed += 1
+                    i += 2
+                    continue
+            out.append(body[i])
+            i += 1
+        return out
+
+
+def dict_comprehension(code: str) -> str | None:
+    return _run(code, _DictComprehension())
+
+
 # ------------------------------------------------------------------ shared
 
 def _parses(code: str) -> bool:
@@ -441,11 +550,17 @@ def apply_all(code: str) -> list[tuple[str, str, dict]]:
         out.append((READY_INSTRUCTIONS["comprehension"], new, {"codemod": "comprehension"}))
     if (new := early_return(code)) is not None:
         out.append((READY_INSTRUCTIONS["early-return"], new, {"codemod": "early-return"}))
+    if (new := any_all(code)) is not None:
+        out.append((READY_INSTRUCTIONS["any-all"], new, {"codemod": "any-all"}))
+    if (new := dict_comprehension(code)) is not None:
+        out.append((READY_INSTRUCTIONS["dict-comprehension"], new,
+                    {"codemod": "dict-comprehension"}))
     if (new := type_hints(code)) is not None:
         out.append((READY_INSTRUCTIONS["type-hints"], new, {"codemod": "type-hints"}))
     # "simplify" is answered by the rewrites that shrink the code without changing it
     for _, rewritten, details in list(out):
-        if details["codemod"] in ("comprehension", "early-return"):
+        if details["codemod"] in ("comprehension", "early-return", "any-all",
+                                  "dict-comprehension"):
             out.append((READY_INSTRUCTIONS["simplify"], rewritten, {"codemod": "simplify",
                                                                    "via": details["codemod"]}))
             break

@@ -172,7 +172,10 @@ class LocalGenerator:
 
         if threads:
             torch.set_num_threads(threads)
+        from covey_training.lora import ensure_pad_token
+
         self.tokenizer = AutoTokenizer.from_pretrained(str(base_model))
+        ensure_pad_token(self.tokenizer)  # transformers 5 loads SmolLM2 without one
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:  # transformers 5.x pads only with a pad token
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -30,7 +30,12 @@ class TrainRequest:
     out_dir: Path
     config: TrainConfig
     usage_examples: list[Example] = field(default_factory=list)
+    source_sets: list = field(default_factory=list)
+    """Extra training code (installed packages) beside ``roots``; the gate uses ``roots``."""
+    per_file: int | None = None
     limit: int | None = None
+    data_only: bool = False
+    """Build and describe the dataset, then stop (no model is loaded)."""
     gate_examples: int = 40
     gate_batch_size: int = 8
     engine_url: str = ""
@@ -69,7 +74,9 @@ def heldout_examples(task: str, roots: list[Path], n: int, seed: int) -> list[Ex
 def run(req: TrainRequest, progress: Callable[[int, int, float], None] | None = None,
         resume: bool = True) -> TrainOutcome:
     examples, info = build_dataset(req.task, req.roots, split="train", seed=req.config.seed,
-                                   limit=req.limit, usage_examples=req.usage_examples)
+                                   limit=req.limit, per_file=req.per_file,
+                                   usage_examples=req.usage_examples,
+                                   source_sets=req.source_sets)
     if not examples:
         raise ValueError(f"no {req.task} training examples found under "
                          f"{', '.join(map(str, req.roots))}")
@@ -77,6 +84,8 @@ def run(req: TrainRequest, progress: Callable[[int, int, float], None] | None = 
     write_jsonl(examples, req.out_dir / "train.jsonl")
     dataset = asdict(info)
     (req.out_dir / "dataset.json").write_text(json.dumps(dataset, indent=2))
+    if req.data_only:
+        return TrainOutcome(out_dir=req.out_dir, dataset=dataset, result={}, gate=None)
     result = train(examples, req.base_model, req.out_dir, req.config, resume=resume,
                    progress=progress)
     result_d = asdict(result)

@@ -131,3 +131,22 @@ def scrub_texts(*texts: str) -> tuple[list[str] | None, list[str], int]:
         out.append(t)
         emails += n
     return out, kinds, emails
+
+
+def seam_hazards(text: str, start: int, end: int) -> list[str]:
+    """Why cutting ``text`` at ``start`` and ``end`` could hide something from scrubbing.
+
+    Prompt and target are scrubbed apart, so a span boundary inside a secret or an email
+    leaves halves that no pattern recognises. The whole lines around the span are checked
+    as one text instead: a secret there, or an email the boundary cuts through, drops the
+    example.
+    """
+    first = text.rfind("\n", 0, start) + 1
+    last = text.find("\n", end)
+    lines = text[first:last if last >= 0 else len(text)]
+    kinds = find_secrets(lines)
+    for match in EMAIL.finditer(lines):
+        s, e = match.start() + first, match.end() + first
+        if s < start < e or s < end < e:
+            kinds.append("email-cut-by-span")
+    return kinds

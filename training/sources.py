@@ -53,26 +53,44 @@ def hash_bucket(rel: str) -> int:
     return int(hashlib.sha256(rel.encode()).hexdigest()[:8], 16) % 100
 
 
-def iter_sources(roots: list[Path], split: str = "train") -> Iterator[SourceFile]:
-    """Parseable Python files under ``roots`` in the requested split, in a stable order."""
+def iter_source_paths(roots: list[Path], split: str = "train") -> Iterator[tuple[Path, str]]:
+    """(base, rel) of the Python files under ``roots`` in the requested split, in a stable
+    order, without reading them (so workers can parse them in parallel)."""
     if split not in ("train", "heldout", "all"):
         raise ValueError(f"unknown split {split!r}")
     for root in roots:
         root = Path(root)
+        base = split_base(root)
         files = [root] if root.is_file() else sorted(root.rglob("*.py"))
         for path in files:
-            rel = path.name if root.is_file() else path.relative_to(root).as_posix()
-            if any(part in SKIP_DIRS for part in Path(rel).parts[:-1]):
+            rel = path.relative_to(base).as_posix()
+            inside = path.relative_to(root if root.is_dir() else base)
+            if any(part in SKIP_DIRS for part in Path(inside).parts[:-1]):
                 continue
             held = is_held_out(rel)
             if (split == "train" and held) or (split == "heldout" and not held):
                 continue
-            source = _load(root if not root.is_file() else root.parent, rel)
-            if source is not None:
-                yield source
+            yield base, rel
 
 
-def _load(root: Path, rel: str) -> SourceFile | None:
+def iter_sources(roots: list[Path], split: str = "train") -> Iterator[SourceFile]:
+    """Parseable Python files under ``roots`` in the requested split, in a stable order."""
+    for base, rel in iter_source_paths(roots, split):
+        source = load(base, rel)
+        if source is not None:
+            yield source
+
+
+def split_base(root: Path) -> Path:
+    """The folder paths are taken relative to: a package's parent (so an installed
+    package's files are ``pkg/mod.py`` and the split is by package, as the eval's), else the
+    root itself (the stdlib, a repository), or a single file's folder."""
+    if root.is_file() or (root / "__init__.py").is_file():
+        return root.parent
+    return root
+
+
+def load(root: Path, rel: str) -> SourceFile | None:
     path = root / rel
     try:
         if path.stat().st_size > MAX_FILE_BYTES:

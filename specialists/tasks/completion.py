@@ -307,10 +307,26 @@ def training_example(prefix: str, middle: str, suffix: str, multiline: bool, pat
     prompt = completion_prompt(ctx, fmt, budget)
     return TrainingExample(prompt.text, middle + END_OF_TARGET,
                            {"middle": middle, "multiline": multiline,
-                            "prefix_tail": prompt.meta["prefix"][-200:],
-                            "suffix_head": prompt.meta["suffix"][:200],
+                            "prefix_tail": _whole_lines_tail(prompt.meta["prefix"], 200),
+                            "suffix_head": _whole_lines_head(prompt.meta["suffix"], 200),
                             "base_prompt": completion_prompt(ctx, FAIR_BASE_FORMAT,
                                                              budget).text})
+
+
+def _whole_lines_tail(text: str, chars: int) -> str:
+    """About ``chars`` of the end of ``text``, starting at a line start: a cut mid-line
+    could halve an email or a secret, which scrubbing would then not recognise."""
+    tail = text[-chars:]
+    if len(text) > chars and "\n" in tail:
+        tail = tail[tail.index("\n") + 1:]
+    return tail
+
+
+def _whole_lines_head(text: str, chars: int) -> str:
+    head = text[:chars]
+    if len(text) > chars and "\n" in head:
+        head = head[:head.rindex("\n") + 1]
+    return head
 
 
 def gate_base_prompt(prompt_text: str, meta: dict) -> str:

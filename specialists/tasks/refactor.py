@@ -52,6 +52,8 @@ READY_INSTRUCTIONS = {
     "extract-function": "Extract the repeated or self-contained logic into a helper function.",
     "comprehension": "Rewrite loops that build lists as list comprehensions.",
     "early-return": "Use early returns to reduce nesting.",
+    "any-all": "Replace the search loop with any() or all().",
+    "dict-comprehension": "Rewrite loops that build dictionaries as dict comprehensions.",
 }
 
 
@@ -333,6 +335,11 @@ def codemod_satisfied(code: str, meta: dict) -> bool:
     if mod == "simplify":
         before = ast.parse(textwrap.dedent(meta["code"]))
         return len(list(ast.walk(tree))) <= len(list(ast.walk(before)))
+    if mod == "any-all":
+        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                   and n.func.id in ("any", "all") for n in ast.walk(tree))
+    if mod == "dict-comprehension":
+        return any(isinstance(n, ast.DictComp) for n in ast.walk(tree))
     if mod == "extract-variable":
         assigned = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
                     for t in n.targets if isinstance(t, ast.Name)}

@@ -68,3 +68,14 @@ def test_paired_bootstrap_of_a_constant_shift():
     assert diff == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
     with pytest.raises(ValueError):
         metrics.paired_bootstrap_ci([1.0], [1.0, 2.0])
+
+
+def test_summary_breaks_refactor_results_down_per_instruction():
+    from covey_eval.summary import by_stratum
+
+    rows = [{"stratum": "type-hints", "behaviour_preserved": 1.0, "parses": 1.0},
+            {"stratum": "type-hints", "behaviour_preserved": 0.0, "parses": 1.0},
+            {"stratum": "early-return", "behaviour_preserved": 1.0, "parses": None}]
+    assert by_stratum(rows) == {
+        "early-return": {"n": 1, "behaviour_preserved": 1.0},
+        "type-hints": {"n": 2, "behaviour_preserved": 0.5, "parses": 1.0}}

@@ -70,7 +70,11 @@ def _planted_repo(tmp_path):
 
 
             def configure(settings):
-                """Configure the client from settings."""
+                """Configure the client from settings.
+
+                Args:
+                    settings: The names to set.
+                """
                 result = []
                 for name in settings:
                     result.append(name.upper())
@@ -82,7 +86,11 @@ def _planted_repo(tmp_path):
 
 
             def helper(values):
-                """Return the values, sorted and deduplicated."""
+                """Return the values, sorted and deduplicated.
+
+                Args:
+                    values: What to sort.
+                """
                 total = sorted(set(values))
                 return list(total)
             '''))
@@ -161,7 +169,8 @@ def _key_repo(tmp_path, key: str, tokens: list[str]):
         "def settings(cfg):\n    n = 0\n" + token_lines + "\n    return n\n\n\n"
         "def clean(values):\n    total = sorted(set(values))\n    return list(total)\n")
     (repo / "clean.py").write_text(
-        "def helper(values):\n    \"\"\"Return the values, sorted.\"\"\"\n"
+        "def helper(values):\n    \"\"\"Return the values, sorted.\n\n    Args:\n"
+        "        values: What to sort.\n    \"\"\"\n"
         "    total = sorted(set(values))\n    return list(total)\n\n\n"
         "def other(items):\n    out = []\n    for item in items:\n"
         "        out.append(item * 2)\n    return out\n")

@@ -77,7 +77,10 @@ def test_completion_examples_use_the_served_prompt_and_align_with_lines():
                                         multiline=ex.meta["multiline"])
         assert ex.prompt == completion.completion_prompt(ctx, "fim-smol", 3000).text
         assert ex.prompt.startswith(suf) and ex.prompt.endswith(mid) and pre in ex.prompt
-        # spans end at a line end, and start at a line start, its indent or a syntax node
+        if ex.meta["kind"] == "token":  # mid-line to mid-line, inside one line
+            assert "\n" not in middle and not ex.meta["multiline"]
+            continue
+        # other spans end at a line end, and start at a line start, its indent or a node
         assert src.text[end] == "\n"
         line_start = src.text.rfind("\n", 0, start) + 1
         before = src.text[line_start:start]
@@ -97,15 +100,22 @@ def test_completion_targets_survive_postprocessing():
 
 
 def test_doc_examples_remove_the_docstring_and_target_it():
-    examples = doc_examples(_source(), random.Random(0), per_file=10, budget=3000)
+    text = SAMPLE.replace('"""Yield the files under root that end with suffix."""',
+                          '"""Yield the files under root that end with suffix.\n\n'
+                          '    Args:\n        root: Where to start.\n'
+                          '        suffix: The file name ending to keep.\n    """')
+    examples = doc_examples(_source(text), random.Random(0), per_file=10, budget=3000)
     by_name = {ex.meta["name"]: ex for ex in examples}
-    assert set(by_name) == {"walk", "names", "add", "Counter"}
+    # one-line summaries of functions with parameters (names, add) are not taught
+    assert set(by_name) == {"walk", "Counter"}
     walk = by_name["walk"]
-    assert walk.target == "Yield the files under root that end with suffix.<|im_end|>"
+    doc = ("Yield the files under root that end with suffix.\n\nArgs:\n"
+           "    root: Where to start.\n    suffix: The file name ending to keep.")
+    assert walk.target == doc + "<|im_end|>"
     assert '"""' not in walk.meta["code"] and "def walk(root" in walk.meta["code"]
     assert walk.prompt == doc_task.doc_prompt(walk.meta["code"], "python", 3000).text
     block = doc_task.postprocess_docstring(walk.target.removesuffix("<|im_end|>"), "    ")
-    assert block == '    """Yield the files under root that end with suffix."""\n'
+    assert block.startswith('    """Yield the files under root') and "root: Where" in block
 
 
 def _run(code: str, name: str, *args):
@@ -216,3 +226,36 @@ def test_type_hints_codemod_annotates_everything_and_keeps_behaviour():
     assert _run(code, "pad", "ab", 4, "-") == _run(new, "pad", "ab", 4, "-")
     assert refactor.codemod_satisfied(new, {"codemod": "type-hints", "code": code})
     assert codemods.type_hints("def ping():\n    pass\n") is None  # nothing to annotate
+
+
+@pytest.mark.parametrize(("code", "expected", "calls"), [
+    ("def has_neg(xs):\n    for x in xs:\n        if x < 0:\n            return True\n"
+     "    return False\n", "return any(x < 0 for x in xs)", [[1, -2], [], [3]]),
+    ("def all_pos(xs):\n    for x in xs:\n        if x <= 0:\n            return False\n"
+     "    return True\n", "return all(not (x <= 0) for x in xs)", [[1, 2], [], [0, 5]]),
+])
+def test_any_all_codemod_preserves_behaviour(code, expected, calls):
+    new = codemods.any_all(code)
+    assert new is not None and expected in new and "for x in xs:" not in new
+    name = code.split("(")[0].removeprefix("def ")
+    for arg in calls:
+        assert _run(new, name, arg) == _run(code, name, arg)
+    # a loop that does more than search is left alone
+    assert codemods.any_all(code.replace("return True", "print(x)\n            return True")
+                            .replace("return False\n    return", "x\n    return")) is None
+
+
+def test_dict_comprehension_codemod_preserves_behaviour():
+    code = ("def index(words):\n    out = {}\n    for i, w in enumerate(words):\n"
+            "        out[w] = i * 2\n    return out\n")
+    new = codemods.dict_comprehension(code)
+    assert new is not None and "out = {w: i * 2 for i, w in enumerate(words)}" in new
+    ast.parse(new)
+    for words in (["a", "b", "a"], []):
+        assert _run(new, "index", words) == _run(code, "index", words)
+    assert refactor.codemod_satisfied(new, {"codemod": "dict-comprehension"})
+    # the loop variable is read afterwards: the comprehension would not leak it
+    assert codemods.dict_comprehension(code.replace("return out", "return out, i")) is None
+    # key and value both call something: their order would change
+    assert codemods.dict_comprehension(code.replace("out[w] = i * 2", "out[f(w)] = g(i)")) \
+        is None
