@@ -67,7 +67,7 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         f"tokens seen: {result['tokens_seen']}, time: {result['seconds']} s",
         f"- Loss (mean of first/last steps): {result['first_loss']} → {result['final_loss']}",
         "",
-        "## Gate (held-out, untuned base vs this adapter, same examples)",
+        "## Gate (held-out, same examples: the untuned base, this adapter, the one it replaces)",
         "",
     ]
     if gate:
@@ -75,7 +75,14 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
                   "| metric | base | adapter |", "|---|---|---|"]
         for key in gate["tuned"]:
             lines.append(f"| {key} | {gate['base'].get(key)} | {gate['tuned'][key]} |")
-        lines += ["", f"Improved: **{'yes' if gate['improved'] else 'no'}**"]
+        if gate.get("comparisons"):
+            lines += ["", f"Paired bootstrap of `{gate['primary']}` (this adapter − other):",
+                      "", "| against | mean difference | interval | n | better |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {c['other']} | {c['mean_diff']:+.4f} | [{c['lo']:+.4f}, {c['hi']:+.4f}]"
+                      f" ({c['level']:.0%}) | {c['n']} | {'yes' if c['better'] else 'no'} |"
+                      for c in gate["comparisons"]]
+        lines += ["", f"Accepted: **{'yes' if gate['improved'] else 'no'}**"]
     else:
         lines.append("Not run.")
     if stdlib:

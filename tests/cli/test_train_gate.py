@@ -82,7 +82,8 @@ def test_cli_refuses_an_adapter_that_does_not_improve(covey_home, tmp_path):
     assert not (covey_home / "adapters" / "completion").exists()
     assert not (covey_home / "specialists.toml").exists()
     card = (out / "README.md").read_text()
-    assert "Improved: **no**" in card and "| exact_match |" in card
+    assert "Accepted: **no**" in card and "| exact_match |" in card
+    assert "| previous | " in card  # the paired comparison with the adapter it replaces
     for name in ("adapter_model.safetensors", "adapter_config.json", "gate.json"):
         assert (out / name).is_file()
 
