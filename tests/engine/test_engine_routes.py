@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 
 import httpx
 import pytest
@@ -122,3 +123,34 @@ def test_key_file_and_engine_folder_are_private(engine, routes):
     key = manager.key_file().stat()
     assert stat.S_IMODE(key.st_mode) == 0o600 and key.st_uid == os.getuid()
     assert stat.S_IMODE(manager.key_file().parent.stat().st_mode) & 0o077 == 0
+
+
+OTHER_USER = '''
+import json, sys, urllib.error, urllib.request
+key_file, url = sys.argv[1], sys.argv[2]
+try:
+    open(key_file).read()
+    key = "read"
+except OSError as exc:
+    key = type(exc).__name__
+body = json.dumps({"model": "completion", "prompt": "def add", "max_tokens": 4}).encode()
+request = urllib.request.Request(url + "/v1/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+try:
+    status = urllib.request.urlopen(request, timeout=30).status
+except urllib.error.HTTPError as exc:
+    status = exc.code
+print(json.dumps({"key": key, "status": status}))
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_another_user_can_neither_read_the_key_nor_generate(engine, routes):
+    """Another local user (``nobody``) reaches the loopback port but not the key: the key
+    file is unreadable to it, and every request without the key is refused."""
+    proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                           "/usr/bin/python3", "-c", OTHER_USER, str(manager.key_file()),
+                           engine.url],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"key": "PermissionError", "status": 401}
