@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from covey_eval import repo, sandbox, stdlib
 from covey_eval.tasks import Task
-from covey_specialists.escalation import Validate
+from covey_specialists.routing import Validate
 from covey_specialists.tasks import task_module
 from covey_specialists.tasks.common import Run
 

@@ -4,7 +4,7 @@ One run collects, for every task, the specialist's answer with what routing read
 log-probs, why validation rejects it), the baseline's answer (validated too), and the empty
 answer; each is scored and priced like any eval answer. Every operating point then replays
 the live runner's choice (:func:`route_task`, built from the same ``decide`` and ``pick`` as
-:func:`covey_specialists.escalation.answer`) over those answers: decoding is greedy, so a
+:func:`covey_specialists.routing.answer`) over those answers: decoding is greedy, so a
 live routed run at that point would get the same answers, at the same cost.
 
 Points span ``never`` to ``always-baseline``: ``on-failure``, then ``on-low-confidence``
@@ -32,8 +32,7 @@ from dataclasses import dataclass
 
 from covey_eval import metrics
 from covey_eval.summary import headline_metric
-from covey_specialists.escalation import pick
-from covey_specialists.routing import Decision, Signals, asks_specialist, decide
+from covey_specialists.routing import Decision, Signals, asks_specialist, decide, pick
 from covey_specialists.table import Specialist
 
 SECONDARY = ("exact_match", "edit_similarity", "rouge_l", "parses")
@@ -66,7 +65,7 @@ def _usable(row: dict | None, check: bool) -> bool:
 def route_task(spec: Specialist, specialist: dict, baseline: dict | None
                ) -> tuple[str, bool, bool]:
     """(served source, specialist asked, baseline asked) for one task's recorded answers —
-    the choice :func:`covey_specialists.escalation.answer` makes live."""
+    the choice :func:`covey_specialists.routing.answer` makes live."""
     check = spec.routing != "never"
     baseline_ok = _usable(baseline, True)
     asked_specialist = asks_specialist(spec) or baseline is None

@@ -14,7 +14,7 @@ answer; a completion goes through the language server's own plan and finish step
   markers and all): what the adapter adds to the same prompt.
 - ``baseline`` calls an OpenAI-compatible LLM endpoint.
 - ``routed`` asks the specialist first and escalates to the baseline per the routing policy
-  (:mod:`covey_specialists.escalation`, the runner the language server uses).
+  (:mod:`covey_specialists.routing`, the runner the language server uses).
 
 With ``signals`` the specialist and baseline systems also record what routing decides on —
 the answer's token log-probs and why validation rejects it — so ``covey eval sweep`` can
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from covey_eval.execute import validator
 from covey_eval.tasks import Task
-from covey_specialists import escalation
+from covey_specialists import routing
 from covey_specialists.baseline import BaselineClient, ask
 from covey_specialists.client import EngineClient
 from covey_specialists.table import Specialist, SpecialistsTable
@@ -178,7 +178,7 @@ class RoutedSystem(System):
     async def answer(self, task: Task) -> Answer:
         spec = self.spec(task.kind)
         planned = plan(task, spec)
-        routed = await escalation.answer(spec, planned.prompt, engine=self.engine,
+        routed = await routing.answer(spec, planned.prompt, engine=self.engine,
                                          baseline=self.baseline,
                                          validate=validator(task, planned),
                                          language=task.language, eval_run_id=self.run_id)

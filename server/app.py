@@ -20,13 +20,13 @@ from pygls.lsp.server import LanguageServer
 from covey_server import __version__, protocol
 from covey_server.completion_cache import CompletionCache
 from covey_server.config import ServerConfig, load_config
-from covey_server.router import Router
 from covey_server.scheduler import Scheduler
 from covey_specialists import engine
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
 from covey_specialists.document import DocumentStore
 from covey_specialists.engine import EngineTarget
+from covey_specialists.routing import Router
 from covey_specialists.table import SpecialistsTable, TableError, load_table
 from covey_usage.calls import CallSink, LogSink, ModelCall
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import click
 
-from covey_server.router import Router
 from covey_server.triggers import decide
 from covey_specialists import engine
 from covey_specialists.client import Completion, EngineClient
 from covey_specialists.document import Document, language_for
+from covey_specialists.routing import Router
 from covey_specialists.table import SpecialistsTable, TableError, load_table
 from covey_specialists.tasks.common import EditError, unified_diff
 from covey_specialists.tasks.completion import finish_completion, plan_completion

@@ -11,7 +11,7 @@ from helpers.calls import Collect
 from helpers.fake_openai import FakeOpenAI
 from helpers.net import dead_url
 
-from covey_specialists import escalation
+from covey_specialists import routing
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
 from covey_specialists.table import load_table
@@ -38,7 +38,7 @@ async def run(engine_url, key, specialist, baseline_url, *, validate=None, reply
                                               max_retries=0), sink=sink, client_name="test")
                 if baseline_url else None)
     try:
-        routed = await escalation.answer(specialist, PROMPT, engine=engine, baseline=baseline,
+        routed = await routing.answer(specialist, PROMPT, engine=engine, baseline=baseline,
                                          validate=validate, language="python")
     finally:
         await engine.aclose()
@@ -166,7 +166,7 @@ async def test_cancellation_reports_the_specialist_call_once(engine):
         sink = Collect()
         client = EngineClient(engine.url, engine.api_key, sink=sink)
         baseline = BaselineClient(BaselineConfig(url=fake.url, model="m"), sink=sink)
-        task = asyncio.ensure_future(escalation.answer(
+        task = asyncio.ensure_future(routing.answer(
             spec("on-failure", max_tokens=200), PROMPT, engine=client, baseline=baseline))
         await asyncio.sleep(0)  # the specialist's request is on its way
         task.cancel()

@@ -12,7 +12,7 @@ import pytest
 from helpers.calls import Collect
 from helpers.fake_openai import FakeOpenAI, Scripted
 
-from covey_specialists import escalation
+from covey_specialists import routing
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
 from covey_specialists.table import load_table
@@ -105,7 +105,7 @@ async def test_low_confidence_escalates_on_the_scripted_logprobs(covey_home, mea
         baseline = BaselineClient(BaselineConfig(url=baseline_fake.url, model="gpt-4.1",
                                                  api="chat", max_retries=0), sink=sink)
         try:
-            routed = await escalation.answer(specialist, BLOCK, engine=client,
+            routed = await routing.answer(specialist, BLOCK, engine=client,
                                              baseline=baseline, validate=lambda t: None)
         finally:
             await client.aclose()

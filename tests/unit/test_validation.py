@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from covey_specialists.baseline import BaselineConfig
-from covey_specialists.escalation import pick
-from covey_specialists.routing import Decision
+from covey_specialists.routing import Decision, pick
 from covey_specialists.table import Specialist
 from covey_specialists.tasks import completion, doc, refactor
 from covey_specialists.tasks.completion import CompletionContext, completion_prompt
