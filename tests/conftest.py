@@ -29,17 +29,25 @@ class Engine:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Engine:
+def prepared_model() -> Path:
+    """The default model, prepared once in the test home (a session fixture is set up
+    before any test's own ``COVEY_HOME``), and reused between runs."""
+    from covey_specialists import base_model
+
+    return base_model.prepare_default_model()
+
+
+@pytest.fixture(scope="session")
+def engine(request) -> Engine:
     """A real vLLM engine serving the base model and the table's adapters."""
     url = os.environ.get("COVEY_TEST_ENGINE_URL")
     if url:
         yield Engine(url.rstrip("/"), os.environ.get("COVEY_TEST_ENGINE_KEY", ""), managed=False)
         return
-    from covey_specialists import base_model
     from covey_specialists import engine as manager
     from covey_specialists.table import load_table
 
-    base_model.prepare_default_model()
+    request.getfixturevalue("prepared_model")
     table = load_table()
     status = manager.status(table)
     if status.state in ("up", "starting"):  # already running in the test home: share it

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -32,12 +31,8 @@ def test_corrupt_gguf_is_one_clear_line(covey_home, monkeypatch, tmp_path):
     assert not base_model.default_model_dir().exists()  # nothing half-built left behind
 
 
-def test_prepared_model_is_verified_and_tampering_is_caught(covey_home):
-    shared = Path(__file__).resolve().parents[2] / ".covey-home" / "test" / "models"
-    source = shared / base_model.DEFAULT_NAME
-    if not base_model.is_prepared(source):  # tests/conftest prepares it for the engine tests
-        base_model.prepare_default_model()
-        source = base_model.default_model_dir()
+def test_prepared_model_is_verified_and_tampering_is_caught(prepared_model, covey_home):
+    source = prepared_model
     target = covey_home / "models" / base_model.DEFAULT_NAME
     target.mkdir(parents=True)
     for item in source.iterdir():
