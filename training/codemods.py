@@ -110,6 +110,12 @@ def _loop_to_comprehension(assign: cst.BaseStatement, loop: cst.BaseStatement,
 
 
 class _Comprehension(cst.CSTTransformer):
+    """Rewrites a statement pair (an empty collection, then the loop that fills it)."""
+
+    @staticmethod
+    def _pair(first, loop, rest):
+        return _loop_to_comprehension(first, loop, rest)
+
     def __init__(self) -> None:
         self.changed = 0
 
@@ -117,7 +123,7 @@ class _Comprehension(cst.CSTTransformer):
         out, i = [], 0
         while i < len(body):
             if i + 1 < len(body):
-                new = _loop_to_comprehension(body[i], body[i + 1], body[i + 2:])
+                new = self._pair(body[i], body[i + 1], body[i + 2:])
                 if new is not None:
                     out.append(new.with_changes(leading_lines=body[i].leading_lines))
                     self.changed += 1
@@ -499,19 +505,9 @@ def _dict_loop(assign: cst.BaseStatement, loop: cst.BaseStatement,
 
 
 class _DictComprehension(_Comprehension):
-    def _rewrite(self, body: list) -> list:
-        out, i = [], 0
-        while i < len(body):
-            if i + 1 < len(body):
-                new = _dict_loop(body[i], body[i + 1], body[i + 2:])
-                if new is not None:
-                    out.append(new.with_changes(leading_lines=body[i].leading_lines))
-                    self.changed += 1
-                    i += 2
-                    continue
-            out.append(body[i])
-            i += 1
-        return out
+    @staticmethod
+    def _pair(first, loop, rest):
+        return _dict_loop(first, loop, rest)
 
 
 def dict_comprehension(code: str) -> str | None:
