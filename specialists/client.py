@@ -46,6 +46,9 @@ class EngineClient:
         self.base_model = base_model
         self.client_name = client_name
         self.store_text = store_text
+        watch = getattr(self.sink, "watch_engine", None)  # the usage log; other sinks don't
+        if watch is not None:
+            watch(self.base_url, api_key)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=headers,

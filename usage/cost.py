@@ -398,9 +398,11 @@ class Attribution:
     cpu_seconds: float | None
 
 
-def attribute(target: _Window, windows: list[_Window], meter: Meter | None) -> Attribution:
+def attribute(target: _Window, windows: list[_Window], meter: Meter | None,
+              unseen_rate: float = 0.0) -> Attribution:
     """Split the engine's time, energy and CPU time over ``target``'s window among the
-    windows of ``windows`` (which include ``target``) that share its engine."""
+    windows of ``windows`` (which include ``target``) that share its engine, and callers
+    this process never saw, who use ``unseen_rate`` tokens per second."""
     # Sweep over the rate changes inside the target's window.
     changes: dict[float, float] = {}
     for w in windows:
@@ -415,7 +417,7 @@ def attribute(target: _Window, windows: list[_Window], meter: Meter | None) -> A
     points = sorted(changes)
     seconds, energy, cpu = 0.0, 0.0, 0.0
     energy_known = cpu_known = meter is not None
-    others = 0.0
+    others = unseen_rate
     for a, b in zip(points, points[1:], strict=False):
         others += changes[a]
         share = target.rate / (target.rate + max(others, 0.0))
@@ -467,7 +469,7 @@ class CostStage:
         """Calls whose settle period is over (all of them with ``force``), costed."""
         now = self._clock()
         if force and self.meter is not None and self._pending:
-            self.meter.sample()  # the timeline must reach the newest call's end
+            self.meter.sample(served=True)  # the timeline must reach the newest call's end
         done, waiting = [], []
         for call, window in self._pending:
             (done if force or now >= window.end + self.settle_s else waiting).append(
@@ -504,11 +506,41 @@ class CostStage:
                                                 seconds * prices.cores_attributed, None)
 
     def _overlapping(self, window: _Window) -> list[_Window]:
-        """Recent windows that can overlap ``window`` (none is longer than the longest)."""
+        """Recent windows that can overlap ``window``."""
+        return self._recent[self._span(window.start, window.end)]
+
+    def _span(self, start: float, end: float) -> slice:
+        """Where in ``_recent`` the windows that can overlap [start, end] are (none is
+        longer than the longest)."""
         key = lambda w: w.start  # noqa: E731
-        lo = bisect.bisect_left(self._recent, window.start - self._longest, key=key)
-        hi = bisect.bisect_right(self._recent, window.end, key=key)
-        return self._recent[lo:hi]
+        return slice(bisect.bisect_left(self._recent, start - self._longest, key=key),
+                     bisect.bisect_right(self._recent, end, key=key))
+
+    def _unseen_rate(self, window: _Window) -> float:
+        """Tokens per second the engine served to callers this process never saw (other
+        processes), spread evenly over the stretch in which this process kept it busy
+        without a break; 0 when the engine's own counters are not read.
+
+        Over such a stretch the engine's counter and this process's calls count the same
+        tokens when nobody else calls, however prefill and decode fall inside it, and the
+        counter, interpolated between readings, can only under-read at its ends."""
+        meter = self.meter
+        if meter is None or not meter.watches(window.engine):
+            return 0.0
+        start, end, cluster = window.start, window.end, []
+        while True:  # grow to every window that overlaps the stretch, transitively
+            cluster = [w for w in self._recent[self._span(start, end)]
+                       if w.engine == window.engine and w.start < end and w.end > start]
+            wider = (min([start, *(w.start for w in cluster)]),
+                     max([end, *(w.end for w in cluster)]))
+            if wider == (start, end):
+                break
+            start, end = wider
+        served = meter.timeline.usage(start, end, "served_tokens")
+        if served is None or end <= start:
+            return 0.0
+        known = sum(w.rate * (w.end - w.start) for w in cluster)
+        return max(0.0, served - known) / (end - start)
 
     def _cost(self, call: ModelCall, window: _Window) -> None:
         prices = self.prices
@@ -522,7 +554,8 @@ class CostStage:
         call.llm_cost_usd = llm_equivalent_cost(prices, call)
         local = is_local_engine(call.engine_url)
         meter = self.meter if local else None
-        share = attribute(window, self._overlapping(window), meter)
+        share = attribute(window, self._overlapping(window), meter,
+                          self._unseen_rate(window) if local else 0.0)
         if not call.device:
             call.device = (self.meter.device if self.meter else "cpu") if local else "remote"
         call.engine_seconds = share.engine_seconds

@@ -1,6 +1,7 @@
-"""Counters that measure what the engine uses: GPU energy (NVML), CPU package energy (RAPL)
-and the engine process tree's CPU time, sampled on a timeline so that any time window's
-usage can be read back afterwards.
+"""Counters that measure what the engine uses: GPU energy (NVML), CPU package energy (RAPL),
+the engine process tree's CPU time and the tokens the engine served to every caller (vLLM's
+own counters), sampled on a timeline so that any time window's usage can be read back
+afterwards.
 
 The usage log cannot hook the start of a request (calls are reported when they finish),
 so a sampler thread reads the counters every ``interval_s`` and a window's usage is the
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
 
 log = logging.getLogger("covey.energy")
@@ -191,12 +193,75 @@ def engine_pid_from_state(state_file: Path | None = None) -> int | None:
     return pid
 
 
+class ServedTokens:
+    """Prompt plus generated tokens the engine at ``url`` has processed for every caller,
+    from vLLM's Prometheus counters ``vllm:prompt_tokens_total`` and
+    ``vllm:generation_tokens_total`` on ``/metrics`` (sent the engine key: the guard
+    refuses every route without it).
+
+    This is how one process's cost attribution sees the calls other processes (the
+    editor's server, an eval, a second editor) sent to the same engine. ``read`` returns
+    None when the engine is down or is not vLLM; a failing engine is asked again only
+    every ``retry_s`` seconds.
+    """
+
+    NAMES = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
+
+    def __init__(self, url: str, api_key: str = "", *, timeout_s: float = 0.5,
+                 retry_s: float = 10.0, transport: httpx.BaseTransport | None = None):
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s,
+                                  transport=transport)
+        self._retry_s = retry_s
+        self._quiet_until = 0.0
+
+    def read(self) -> float | None:
+        now = time.monotonic()
+        if now < self._quiet_until:
+            return None
+        try:
+            response = self._http.get("/metrics")
+            response.raise_for_status()
+            total = parse_counters(response.text, self.NAMES)
+        except (httpx.HTTPError, ValueError) as exc:
+            log.debug("engine counters at %s unreadable: %s", self.url, exc)
+            total = None
+        if total is None:
+            self._quiet_until = now + self._retry_s
+        return total
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def parse_counters(text: str, names: tuple[str, ...]) -> float | None:
+    """The sum of every series of the Prometheus counters ``names`` in ``text`` (all
+    labels), or None when one of them is missing."""
+    totals: dict[str, float | None] = dict.fromkeys(names)
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        labels_end = line.rfind("}")  # label values may hold spaces; the value follows
+        if labels_end >= 0:
+            name, fields = line.partition("{")[0], line[labels_end + 1:].split()
+        else:
+            name, *fields = line.split()
+        if name in totals and fields:
+            totals[name] = (totals[name] or 0.0) + float(fields[0])
+    if any(v is None for v in totals.values()):
+        return None
+    return sum(totals.values())
+
+
 @dataclass
 class Sample:
     t: float
     """Unix time of the reading."""
     energy_j: float | None
     cpu_s: float | None
+    served_tokens: float | None = None
+    """The watched engine's :class:`ServedTokens` (None between its slower readings)."""
 
 
 class Timeline:
@@ -249,15 +314,24 @@ class Meter:
 
     ``device`` is ``cuda:<name>`` when NVML works, else ``cpu``. Energy comes from NVML on
     GPU hosts and from RAPL on CPU hosts when readable; CPU time from the engine's process
-    tree when its pid is known.
+    tree when its pid is known; the tokens the engine served, once :meth:`watch_engine`
+    names it.
+
+    Reading vLLM's ``/metrics`` costs the engine about 9 ms, so the served tokens are read
+    every ``busy_served_s`` while they are moving and every ``idle_served_s`` otherwise.
     """
 
     def __init__(self, *, gpu: NvmlEnergy | None = None, rapl: RaplEnergy | None = None,
-                 cpu: ProcessTreeCpu | None = None, interval_s: float = 0.1,
-                 clock: Callable[[], float] = time.time):
-        self.gpu, self.rapl, self.cpu = gpu, rapl, cpu
+                 cpu: ProcessTreeCpu | None = None, served: ServedTokens | None = None,
+                 interval_s: float = 0.1, busy_served_s: float = 0.25,
+                 idle_served_s: float = 2.0, clock: Callable[[], float] = time.time):
+        self.gpu, self.rapl, self.cpu, self.served = gpu, rapl, cpu, served
         self.device = gpu.device if gpu else "cpu"
         self.interval_s = interval_s
+        self.busy_served_s, self.idle_served_s = busy_served_s, idle_served_s
+        self._served_last: tuple[float, float] | None = None
+        """(time, value) of the last served-tokens reading."""
+        self._served_moved_at = float("-inf")
         self.timeline = Timeline()
         self._clock = clock
         self._stop = threading.Event()
@@ -276,8 +350,21 @@ class Meter:
     def measures_energy(self) -> bool:
         return self.gpu is not None or self.rapl is not None
 
-    def sample(self) -> Sample:
-        """Read every counter now and add the reading to the timeline."""
+    def watch_engine(self, url: str, api_key: str) -> None:
+        """Also sample the tokens the engine at ``url`` serves to every caller. The first
+        engine named is kept: one host runs one managed engine."""
+        if self.served is None:
+            self.served = ServedTokens(url, api_key)
+            self.start()
+        elif self.served.url != url.rstrip("/"):
+            log.debug("already watching %s; not %s", self.served.url, url)
+
+    def watches(self, engine_url: str) -> bool:
+        return self.served is not None and self.served.url == engine_url.rstrip("/")
+
+    def sample(self, *, served: bool | None = None) -> Sample:
+        """Read every counter now and add the reading to the timeline; the served tokens
+        when they are due (``served`` forces or skips them)."""
         energy = cpu = None
         source = self.gpu or self.rapl
         try:
@@ -288,12 +375,34 @@ class Meter:
             self._failures += 1
             if self._failures in (1, 100):
                 log.warning("energy counter read failed: %s", exc)
-        sample = Sample(t=self._clock(), energy_j=energy, cpu_s=cpu)
+        now = self._clock()
+        tokens = self._read_served(now) if served or (served is None and
+                                                      self._served_due(now)) else None
+        sample = Sample(t=now, energy_j=energy, cpu_s=cpu, served_tokens=tokens)
         self.timeline.add(sample)
         return sample
 
+    def _served_due(self, now: float) -> bool:
+        if self.served is None:
+            return False
+        if self._served_last is None:
+            return True
+        busy = now - self._served_moved_at < 5.0
+        return now - self._served_last[0] >= (self.busy_served_s if busy
+                                              else self.idle_served_s)
+
+    def _read_served(self, now: float) -> float | None:
+        if self.served is None:
+            return None
+        value = self.served.read()
+        if value is not None:
+            if self._served_last is not None and value != self._served_last[1]:
+                self._served_moved_at = now
+            self._served_last = (now, value)
+        return value
+
     def start(self) -> None:
-        if self._thread is None and (self.gpu or self.rapl or self.cpu):
+        if self._thread is None and (self.gpu or self.rapl or self.cpu or self.served):
             self.sample()
             self._thread = threading.Thread(target=self._run, name="covey-meter", daemon=True)
             self._thread.start()
@@ -309,3 +418,5 @@ class Meter:
             self._thread = None
         if self.gpu:
             self.gpu.close()
+        if self.served:
+            self.served.close()

@@ -27,7 +27,7 @@ import sqlite_utils
 
 from covey_usage import schema
 from covey_usage.calls import ModelCall, new_call_id
-from covey_usage.cost import CostStage
+from covey_usage.cost import CostStage, is_local_engine
 
 log = logging.getLogger("covey.usage")
 
@@ -99,6 +99,13 @@ class UsageLog:
             log.exception("cost estimate failed for call %s", call.id)
         # A copy: the caller may go on changing its record (e.g. status → escalated).
         self._queue.put(("call", copy.copy(call)))
+
+    def watch_engine(self, url: str, api_key: str) -> None:
+        """Read the engine's own served-token counters too, so that the cost of this
+        process's calls is shared with every other caller of the same local engine."""
+        meter = self.cost.meter
+        if meter is not None and is_local_engine(url):
+            meter.watch_engine(url, api_key)
 
     def mark_accepted(self, call_id: str, accepted: bool | None) -> None:
         """The editor reports whether the user kept the suggestion (None: unknown)."""

@@ -13,7 +13,7 @@ from covey_specialists.client import EngineClient
 from covey_specialists.table import load_table
 from covey_specialists.tasks.doc import doc_prompt
 from covey_usage import open_usage_log
-from covey_usage.energy import Meter
+from covey_usage.energy import Meter, ServedTokens
 
 pytestmark = pytest.mark.engine
 
@@ -46,3 +46,18 @@ async def test_concurrent_engine_calls_are_logged_and_costed(engine, tmp_path: P
     start = min(r["started_at"] for r in rows)
     end = max(r["started_at"] + r["latency_ms"] / 1000 for r in rows)
     assert sum(r["engine_seconds"] for r in rows) == pytest.approx(end - start, rel=1e-6)
+
+
+async def test_the_engine_counts_served_tokens_for_every_caller(engine):
+    """vLLM's own counters, read with the key, grow by exactly a call's tokens: what lets a
+    process see the calls other processes send the same engine."""
+    counter = ServedTokens(engine.url, engine.api_key)
+    spec = load_table().for_task("doc")
+    before = counter.read()
+    async with EngineClient(engine.url, engine.api_key) as client:
+        result = await client.complete(spec, doc_prompt("def f(x):\n    return x\n",
+                                                        "python", 2000), max_tokens=8)
+    assert result.ok, result.call.error
+    call = result.call
+    assert counter.read() - before == call.prompt_tokens + call.completion_tokens
+    assert ServedTokens(engine.url, "not-the-key").read() is None
