@@ -71,6 +71,11 @@ class NotifyingSink:
         finally:
             self.notify(call)
 
+    def watch_engine(self, url: str, api_key: str) -> None:
+        watch = getattr(self.inner, "watch_engine", None)
+        if watch is not None:
+            watch(url, api_key)
+
     def mark_accepted(self, call_id: str, accepted: bool | None) -> None:
         mark = getattr(self.inner, "mark_accepted", None)
         if mark is not None:

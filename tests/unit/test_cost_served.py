@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from unit.test_cost import LOCAL, make_call, prices
 
 from covey_usage.cost import CostStage
 from covey_usage.energy import Meter, ServedTokens, parse_counters
-from unit.test_cost import LOCAL, make_call, prices
 
 KEY = "sekret"
 
@@ -152,3 +152,21 @@ def test_alone_on_the_engine_the_shares_still_add_up_to_its_time():
         stage.add(call)
     stage.ready(force=True)
     assert sum(c.engine_seconds for c in calls) == pytest.approx(3.0)
+
+
+async def test_the_editors_client_makes_its_usage_log_watch_the_local_engine(tmp_path):
+    from covey_server.app import NotifyingSink
+    from covey_specialists.client import EngineClient
+    from covey_usage import open_usage_log
+
+    meter = Meter(cpu=None)
+    log = open_usage_log(tmp_path / "usage.db", meter=meter)
+    try:
+        sink = NotifyingSink(log, notify=lambda call: None)
+        async with EngineClient("https://llm.example.com", "k", sink=sink):
+            assert meter.served is None  # a remote engine: its cost is not ours to share
+        async with EngineClient(LOCAL + "/", KEY, sink=sink):
+            assert meter.watches(LOCAL)
+    finally:
+        log.close()
+        meter.stop()
