@@ -80,8 +80,10 @@ def _clip(prefix: str, suffix: str, budget: int) -> tuple[str, str]:
 
 def completion_prompt(ctx: CompletionContext, fmt: str, budget: int) -> Prompt:
     prefix, suffix = _clip(ctx.prefix, ctx.suffix, budget)
+    lead = ""
     if fmt == "prefix":
-        text = prefix
+        lead = editor_indent(prefix)
+        text = prefix + lead
     elif fmt == "fim-smol":
         pre, suf, mid = SMOL_FIM
         # suffix first (SPM) so the model's middle runs straight on from the prefix
@@ -91,8 +93,28 @@ def completion_prompt(ctx: CompletionContext, fmt: str, budget: int) -> Prompt:
         text = f"{pre}{prefix}{suf}{suffix}{mid}"
     else:
         raise ValueError(f"{fmt!r} is not a completion format")
-    return Prompt(NAME, fmt, text, {"prefix": prefix, "suffix": suffix,
-                                    "multiline": ctx.multiline})
+    meta = {"prefix": prefix, "suffix": suffix, "multiline": ctx.multiline}
+    if lead:
+        meta["lead"] = lead
+    return Prompt(NAME, fmt, text, meta)
+
+
+def editor_indent(prefix: str) -> str:
+    """The indentation an editor types when the cursor starts a new line: the previous
+    non-blank line's, one level deeper after a line that opens a block (``:`` or ``{``).
+
+    The plain-continuation prompt ends with it, as the user's file would after Enter. Cut
+    at column 0 inside a function, a base model takes the function as finished and writes
+    ``# Example usage:``; the FIM specialist learned holes that start at column 0."""
+    if not prefix.endswith("\n"):
+        return ""
+    for line in reversed(prefix.splitlines()):
+        if line.strip():
+            indent = line[:len(line) - len(line.lstrip())]
+            if line.rstrip().endswith((":", "{")):
+                indent += "\t" if indent.startswith("\t") else "    "
+            return indent
+    return ""
 
 
 # ---------------------------------------------------------------- post-processing
@@ -140,6 +162,7 @@ def completion_done(prompt: Prompt, text: str) -> bool:
     the model run on to max_tokens: a one-line completion ends with its first line, a block
     with the first later line that dedents below the cursor's block."""
     prefix = prompt.meta.get("prefix", "")
+    text = prompt.meta.get("lead", "") + text
     if not prompt.meta.get("multiline", True):
         if not prefix.rsplit("\n", 1)[-1].strip():
             text = text.lstrip("\n")  # as postprocess_completion: the next line is the answer
@@ -154,7 +177,7 @@ stream_done = completion_done
 
 
 def postprocess_completion(raw: str, prompt: Prompt) -> str:
-    text = strip_markers(raw)
+    text = prompt.meta.get("lead", "") + strip_markers(raw)  # the indent the prompt ended with
     prefix, suffix = prompt.meta.get("prefix", ""), prompt.meta.get("suffix", "")
     text = trim_repeated_suffix(text, suffix)
     if not prompt.meta.get("multiline"):

@@ -68,3 +68,27 @@ def test_postprocess_docstring_quotes_and_indents():
 def test_postprocess_refactor_takes_the_fenced_code_and_reindents():
     raw = "Here:\n```python\nreturn [x for x in xs]\n```"
     assert postprocess_refactor(raw, "    out = []\n") == "    return [x for x in xs]\n"
+
+
+@pytest.mark.parametrize("prefix, lead", [
+    ("def f(n):\n    ns = []\n", "    "),           # the block goes on
+    ("def f(n):\n    if n:\n", "        "),         # a line that opens a block
+    ("def f(n):\n\tif n:\n", "\t\t"),               # tabs stay tabs
+    ("x = 1\n\n", ""),                               # top level
+    ("def f(n):\n    return n", ""),                 # mid-line: nothing to type
+])
+def test_the_fair_base_prompt_ends_where_an_editor_puts_the_cursor(prefix, lead):
+    prompt = completion_prompt(CompletionContext(prefix, "\n"), "prefix", 2000)
+    assert prompt.text == prefix + lead
+
+
+def test_the_fair_base_answer_keeps_the_indent_its_prompt_ended_with():
+    prompt = completion_prompt(CompletionContext("def f(n):\n    ns = []\n", "\n"), "prefix",
+                               2000)
+    assert postprocess_completion("for i in range(n):\n        ns.append(i)\n",
+                                  prompt) == "    for i in range(n):"
+    assert completion_done(prompt, "return ns") is False
+    assert completion_done(prompt, "return ns\n") is True
+    fim = completion_prompt(CompletionContext("def f(n):\n    ns = []\n", "\n"), "fim-smol",
+                            2000)
+    assert postprocess_completion("    return ns\n", fim) == "    return ns"  # no lead
