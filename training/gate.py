@@ -95,9 +95,10 @@ class GateResult:
         return out
 
 
-def postprocess(ex: Example, raw: str) -> str:
-    """The text the server would show for ``raw`` model output."""
-    return task_module(ex.task).gate_postprocess(ex.prompt, ex.meta, raw)
+def postprocess(ex: Example, raw: str, prompt: str | None = None) -> str:
+    """The text the server would show for ``raw`` model output to ``prompt`` (default: the
+    served prompt; the base's fair prompt for its answers)."""
+    return task_module(ex.task).gate_postprocess(prompt or ex.prompt, ex.meta, raw)
 
 
 def score(ex: Example, output: str) -> dict[str, float]:
@@ -123,7 +124,7 @@ def _outputs(examples: list[Example], prompts: list[str], generate: Generate
     raw = generate(prompts)
     if len(raw) != len(examples):
         raise RuntimeError(f"the generator answered {len(raw)} of {len(examples)} prompts")
-    shown = [postprocess(ex, r) for ex, r in zip(examples, raw, strict=True)]
+    shown = [postprocess(ex, r, p) for ex, r, p in zip(examples, raw, prompts, strict=True)]
     return shown, [score(ex, o) for ex, o in zip(examples, shown, strict=True)]
 
 

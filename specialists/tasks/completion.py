@@ -358,10 +358,14 @@ def gate_base_prompt(prompt_text: str, meta: dict) -> str:
 
 
 def gate_postprocess(prompt_text: str, meta: dict, raw: str) -> str:
-    """The text the server would show for ``raw`` model output."""
-    prompt = Prompt(NAME, "fim-smol", prompt_text,
-                    {"prefix": meta.get("prefix_tail", ""), "suffix": meta.get("suffix_head", ""),
-                     "multiline": meta.get("multiline", False)})
+    """The text the server would show for ``raw`` model output to ``prompt_text`` (the
+    served FIM prompt, or the fair base's plain one, whose editor indent comes back)."""
+    prefix = meta.get("prefix_tail", "")
+    fair_base = not prompt_text.startswith(SERVED_PROMPT_START)
+    lead = editor_indent(prefix) if fair_base else ""
+    prompt = Prompt(NAME, FAIR_BASE_FORMAT if fair_base else "fim-smol", prompt_text,
+                    {"prefix": prefix, "suffix": meta.get("suffix_head", ""),
+                     "multiline": meta.get("multiline", False), "lead": lead})
     return postprocess_completion(raw, prompt)
 
 

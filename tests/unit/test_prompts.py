@@ -92,3 +92,17 @@ def test_the_fair_base_answer_keeps_the_indent_its_prompt_ended_with():
     fim = completion_prompt(CompletionContext("def f(n):\n    ns = []\n", "\n"), "fim-smol",
                             2000)
     assert postprocess_completion("    return ns\n", fim) == "    return ns"  # no lead
+
+
+def test_the_gate_gives_the_fair_base_its_indent_back_and_the_specialist_none():
+    from covey_specialists.tasks.completion import (
+        gate_base_prompt,
+        gate_postprocess,
+        training_example,
+    )
+
+    ex = training_example("def f(n):\n    ns = []\n", "    return ns", "\n", False, "m.py", 2000)
+    base = gate_base_prompt(ex.prompt, ex.meta)
+    assert base.endswith("ns = []\n    ")
+    assert gate_postprocess(base, ex.meta, "return ns\n") == "    return ns"
+    assert gate_postprocess(ex.prompt, ex.meta, "    return ns<|endoftext|>") == "    return ns"
