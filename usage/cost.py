@@ -554,8 +554,7 @@ class CostStage:
         call.llm_cost_usd = llm_equivalent_cost(prices, call)
         local = is_local_engine(call.engine_url)
         meter = self.meter if local else None
-        share = attribute(window, self._overlapping(window), meter,
-                          self._unseen_rate(window) if local else 0.0)
+        share = attribute(window, self._overlapping(window), meter, self._unseen_rate(window))
         if not call.device:
             call.device = (self.meter.device if self.meter else "cpu") if local else "remote"
         call.engine_seconds = share.engine_seconds

@@ -67,8 +67,7 @@ def meter_over(engine: FakeEngine, clock: list[float]) -> Meter:
         def read(self):
             return clock[0] * 1.5  # the engine keeps 1.5 cores busy
 
-    meter = Meter(cpu=Cpu(), served=engine.counter(), clock=lambda: clock[0])
-    return meter
+    return Meter(cpu=Cpu(), served=engine.counter(), clock=lambda: clock[0])
 
 
 def sample_at(meter: Meter, engine: FakeEngine, t: float, tokens: float,
