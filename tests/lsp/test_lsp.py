@@ -272,18 +272,22 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
         long_client, engine):
     """Each request may generate 600 tokens. The first is superseded by a second, which the
     client then cancels. Both are answered, and the engine's generated-token counter stops
-    far short of 2 × 600: closing the streams made vLLM stop generating."""
+    far short of 2 × 600: closing the streams made vLLM stop generating.
+
+    The cursor opens a block at column 0, so no later line can dedent below it and the
+    server never ends the stream early: whatever the model writes, only the cancellations
+    stop it (a cursor inside ``def`` let a short answer finish first on a busy machine)."""
     client = long_client
     uri = "file:///tmp/long.py"
-    open_doc(client, uri, "def fibonacci(n):\n    ")
+    open_doc(client, uri, "for n in range(10):\n")
     tokens_before = metric(engine, "vllm:generation_tokens_total")
     first = asyncio.ensure_future(
-        client.text_document_inline_completion_async(inline_params(uri, 1, 4)))
+        client.text_document_inline_completion_async(inline_params(uri, 1, 0)))
     await wait_until_generating(engine)
     await asyncio.sleep(0.5)
     # a newer request for the same document supersedes the first: answered, empty
     second = asyncio.wrap_future(client.protocol.send_request(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 4), msg_id="second"))
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 0), msg_id="second"))
     assert (await asyncio.wait_for(first, 10)).items == ()
     await wait_until_generating(engine)
     await asyncio.sleep(0.5)
