@@ -2,7 +2,7 @@
 
 Tests run with ``COVEY_HOME`` set to a test home (``$COVEY_TEST_HOME`` or
 ``.covey-home/test`` in the checkout), so the prepared model is reused between runs and
-nothing touches the user's own Covey home. Set ``COVEY_TEST_ENGINE_URL`` (and
+nothing touches the user's own Covey home or its engine. Set ``COVEY_TEST_ENGINE_URL`` (and
 ``COVEY_TEST_ENGINE_KEY``) to reuse an engine that is already running.
 """
 
@@ -18,6 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_HOME = Path(os.environ.get("COVEY_TEST_HOME", REPO / ".covey-home" / "test"))
 TEST_HOME.mkdir(parents=True, exist_ok=True)
 os.environ["COVEY_HOME"] = str(TEST_HOME)
+# The test engine gets a port of its own: `make demo` leaves the user's engine on 8733.
+if not (TEST_HOME / "specialists.toml").exists():
+    (TEST_HOME / "specialists.toml").write_text("[engine]\nport = 8743\n")
 os.environ.pop("COVEY_ENGINE_URL", None)
 
 
