@@ -14,6 +14,9 @@ import libcst as cst
 
 from covey_specialists.tasks.refactor import READY_INSTRUCTIONS
 
+Source = str | cst.Module
+"""A codemod's input: code, or the module it parses to (parsed once for every codemod)."""
+
 
 def _names_in(node: cst.CSTNode) -> set[str]:
     found: set[str] = set()
@@ -137,7 +140,7 @@ class _Comprehension(cst.CSTTransformer):
         return updated.with_changes(body=self._rewrite(list(updated.body)))
 
 
-def loop_to_comprehension(code: str) -> str | None:
+def loop_to_comprehension(code: Source) -> str | None:
     return _run(code, _Comprehension())
 
 
@@ -203,7 +206,7 @@ class _EarlyReturn(cst.CSTTransformer):
         return updated.with_changes(body=updated.body.with_changes(body=new_body))
 
 
-def early_return(code: str) -> str | None:
+def early_return(code: Source) -> str | None:
     return _run(code, _EarlyReturn())
 
 
@@ -280,11 +283,10 @@ class _ExtractVariable(cst.CSTTransformer):
         return calls[0], inner
 
 
-def extract_variable(code: str) -> tuple[str, str, str] | None:
+def extract_variable(code: Source) -> tuple[str, str, str] | None:
     """(rewritten code, extracted expression, new name) or None."""
-    try:
-        module = cst.parse_module(code)
-    except cst.ParserSyntaxError:
+    module = _module(code)
+    if module is None:
         return None
     transformer = _ExtractVariable(_names_in(module))
     new = module.visit(transformer)
@@ -407,7 +409,7 @@ class _TypeHints(cst.CSTTransformer):
         return updated.with_changes(params=new_params, returns=returns)
 
 
-def type_hints(code: str) -> str | None:
+def type_hints(code: Source) -> str | None:
     """None also for functions without parameters to annotate: ``-> None`` alone teaches
     little."""
     transformer = _TypeHints()
@@ -461,7 +463,7 @@ class _AnyAll(cst.CSTTransformer):
         return updated.with_changes(body=[*body[:-2], ret])
 
 
-def any_all(code: str) -> str | None:
+def any_all(code: Source) -> str | None:
     return _run(code, _AnyAll())
 
 
@@ -510,7 +512,7 @@ class _DictComprehension(_Comprehension):
         return _dict_loop(first, loop, rest)
 
 
-def dict_comprehension(code: str) -> str | None:
+def dict_comprehension(code: Source) -> str | None:
     return _run(code, _DictComprehension())
 
 
@@ -524,13 +526,21 @@ def _parses(code: str) -> bool:
     return True
 
 
-def _run(code: str, transformer) -> str | None:
+def _module(code: Source) -> cst.Module | None:
+    if isinstance(code, cst.Module):
+        return code
     try:
-        module = cst.parse_module(code)
+        return cst.parse_module(code)
     except cst.ParserSyntaxError:
         return None
+
+
+def _run(code: Source, transformer) -> str | None:
+    module = _module(code)
+    if module is None:
+        return None
     new = module.visit(transformer)
-    if not transformer.changed or new.code == code or not _parses(new.code):
+    if not transformer.changed or new.code == module.code or not _parses(new.code):
         return None
     return new.code
 
@@ -542,13 +552,21 @@ def extract_variable_instruction(expr: str, name: str) -> str:
 def apply_all(code: str) -> list[tuple[str, str, dict]]:
     """Every codemod that applies to ``code``: (instruction, rewritten code, details)."""
     out = []
-    if (new := loop_to_comprehension(code)) is not None:
+    try:  # the cheap parse first: loop rewrites need a loop, early returns an if
+        kinds = {type(node) for node in ast.walk(ast.parse(code))}
+    except SyntaxError:
+        return out
+    code = _module(code)
+    if code is None:
+        return out
+    loops = ast.For in kinds
+    if loops and (new := loop_to_comprehension(code)) is not None:
         out.append((READY_INSTRUCTIONS["comprehension"], new, {"codemod": "comprehension"}))
-    if (new := early_return(code)) is not None:
+    if ast.If in kinds and (new := early_return(code)) is not None:
         out.append((READY_INSTRUCTIONS["early-return"], new, {"codemod": "early-return"}))
-    if (new := any_all(code)) is not None:
+    if loops and (new := any_all(code)) is not None:
         out.append((READY_INSTRUCTIONS["any-all"], new, {"codemod": "any-all"}))
-    if (new := dict_comprehension(code)) is not None:
+    if loops and (new := dict_comprehension(code)) is not None:
         out.append((READY_INSTRUCTIONS["dict-comprehension"], new,
                     {"codemod": "dict-comprehension"}))
     if (new := type_hints(code)) is not None:
