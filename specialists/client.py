@@ -99,6 +99,8 @@ class EngineClient:
             "max_tokens": max_tokens or spec.max_tokens, "temperature": spec.temperature,
             "top_p": spec.top_p, "stop": list(spec.stop),
         }
+        if spec.frequency_penalty:
+            body["frequency_penalty"] = spec.frequency_penalty
         if logprobs:
             body["logprobs"] = 1
         body.update(extra_body or {})

@@ -63,6 +63,10 @@ class Specialist:
     """Sampling temperature, 0 to 2."""
     top_p: float = 1.0
     """Nucleus sampling cut-off."""
+    frequency_penalty: float = 0.0
+    """Lowers a token's odds by this much for each time the answer already used it (OpenAI
+    semantics: the prompt is not counted, so names from the code stay cheap); breaks the
+    loops a small model falls into under greedy decoding."""
     max_tokens: int = 64
     """Most tokens one answer may have."""
     stop: tuple[str, ...] = ()
@@ -173,6 +177,8 @@ def _check(spec: Specialist, origin) -> None:
         fail("timeout_s", "must be positive")
     if not 0.0 <= spec.temperature <= 2.0:
         fail("temperature", "must be between 0 and 2")
+    if not -2.0 <= spec.frequency_penalty <= 2.0:  # vLLM's and OpenAI's range
+        fail("frequency_penalty", "must be between -2 and 2")
     if not spec.min_show_logprob <= 0.0:  # also refuses NaN, which would show everything
         fail("min_show_logprob", f"{spec.min_show_logprob!r} is not a log-prob "
                                  "(0 or below; -inf shows every answer)")

@@ -55,6 +55,16 @@ async def test_a_block_is_read_until_the_engine_ends_it(covey_home):
     assert request.sent == 2 and result.call.completion_tokens == 2
 
 
+async def test_the_frequency_penalty_is_sent_only_when_set(covey_home):
+    with FakeOpenAI(script=[Scripted(tokens=["x"]), Scripted(tokens=["y"])]) as fake:
+        async with EngineClient(fake.url, sink=Collect()) as client:
+            await client.complete(spec(frequency_penalty=0.4), BLOCK)
+            await client.complete(spec(), BLOCK)
+        penalised, plain = (r.wait().body for r in fake.completions())
+    assert penalised["frequency_penalty"] == 0.4
+    assert "frequency_penalty" not in plain
+
+
 async def test_cancelling_closes_the_stream_and_reports_once(covey_home):
     answer = Scripted(tokens=["    x"], endless=" = 1", pause_s=0.01)
     with FakeOpenAI(script=[answer]) as fake:

@@ -30,6 +30,7 @@ def test_user_file_overrides_one_key(covey_home):
     ("[specialists.doc]\nprompt_format = 'haiku'\n", "prompt_format: 'haiku' is unknown"),
     ("[specialists.doc]\nrouting = 'sometimes'\n", "routing: 'sometimes' is not one of"),
     ("[specialists.doc]\nstop = [1, 2]\n", "stop: expected a list of strings"),
+    ("[specialists.doc]\nfrequency_penalty = 3.0\n", "frequency_penalty: must be between"),
     ("[engine]\nport = 70000\n", "engine.port: 70000 is not a TCP port"),
     ("[specialists.doc\n", "not valid TOML"),
 ])
