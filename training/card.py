@@ -55,6 +55,8 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         f"- Data built in {dataset.get('seconds', '?')} s",
         *([f"- Rules (definitions kept/dropped): {json.dumps(dataset['rules'])}"]
           if dataset.get("rules") else []),
+        *([f"- Mix after rebalancing ([found, kept] per kind): {json.dumps(dataset['mix'])}"]
+          if dataset.get("mix") else []),
         "",
         *_sources_table(dataset.get("sources", [])),
         "## Training",

@@ -17,7 +17,7 @@ from pathlib import Path
 from covey_training import dedup
 from covey_training.data_completion import completion_examples
 from covey_training.data_doc import doc_examples
-from covey_training.data_refactor import refactor_examples
+from covey_training.data_refactor import balance, refactor_examples
 from covey_training.decontam import EvalNgrams, eval_ngrams, overlaps
 from covey_training.examples import Example, scrubbed
 from covey_training.scrub import ScrubReport, seam_hazards
@@ -33,6 +33,8 @@ TASKS = tuple(BUILDERS)
 TRAIN_BUDGET = {"completion": 900, "doc": 1400, "refactor": 900}
 PER_FILE = {"completion": 6, "doc": 4, "refactor": 4}
 """Examples per file by default (``--per-file`` raises it; completion scales best)."""
+BALANCERS = {"refactor": balance}
+"""Tasks whose training set is rebalanced across kinds of example (the card shows the mix)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class DatasetInfo:
     seconds: float = 0.0
     rules: dict = field(default_factory=dict)
     """Definitions each of the builder's rules kept or dropped (before sampling per file)."""
+    mix: dict = field(default_factory=dict)
+    """Per kind of example (refactor: codemod), [found, kept] after rebalancing."""
 
 
 def _builder(task: str):
@@ -225,6 +229,8 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
                      "files": files[n], "examples": counts[n]} for n, s in enumerate(sets)]
     _WORKER_NGRAMS = None
     info.duplicates = dedupe.dropped
+    if split == "train" and task in BALANCERS:  # the user's accepted edits are never cut
+        examples, info.mix = BALANCERS[task](examples, random.Random(f"{seed}:balance"))
     if usage_examples:
         before = len(examples)
         examples.extend(scrubbed(usage_examples, report))

@@ -14,8 +14,8 @@ from covey_specialists.tasks.refactor import nesting_total
 from covey_training import codemods
 from covey_training.data_completion import completion_examples
 from covey_training.data_doc import doc_examples
-from covey_training.data_refactor import refactor_examples
-from covey_training.examples import read_jsonl, write_jsonl
+from covey_training.data_refactor import MAX_REPEATS, balance, refactor_examples
+from covey_training.examples import Example, read_jsonl, write_jsonl
 from covey_training.sources import (
     SourceFile,
     default_roots,
@@ -194,6 +194,22 @@ def test_refactor_examples_parse_and_carry_instruction():
         assert ex.prompt == refactor.refactor_prompt(ex.meta["code"], ex.meta["instruction"],
                                                     "python", 3000).text
         assert ex.target.endswith("<|im_end|>")
+
+
+def test_balance_cuts_common_codemods_and_repeats_rare_ones():
+    def made(codemod: str, n: int) -> list[Example]:
+        return [Example("refactor", f"{codemod} {i}", "t", f"f.py:{i}-{i + 1}",
+                        {"codemod": codemod}) for i in range(n)]
+
+    examples = made("type-hints", 300) + made("early-return", 100) + made("comprehension", 2)
+    out, mix = balance(examples, random.Random(0))
+    share = len(examples) // 3
+    assert mix == {"type-hints": [300, share], "early-return": [100, share],
+                   "comprehension": [2, 2 * MAX_REPEATS]}
+    prompts = [ex.prompt for ex in out]
+    assert len(set(p for p in prompts if p.startswith("type-hints"))) == share
+    assert sorted(p for p in prompts if p.startswith("comprehension")) == \
+        ["comprehension 0"] * MAX_REPEATS + ["comprehension 1"] * MAX_REPEATS
 
 
 def test_split_keeps_held_out_modules_out_of_training():
