@@ -6,7 +6,8 @@ from rich.table import Table
 
 from covey_eval.summary import QUALITY
 
-SHORT = {"pass@1": "pass@1", "behaviour_preserved": "behaviour", "exact_match": "EM",
+SHORT = {"pass@1": "pass@1", "success": "success", "behaviour_preserved": "behaviour",
+         "exact_match": "EM",
          "edit_similarity": "edit sim", "rouge_l": "ROUGE-L", "bleu": "BLEU",
          "parses": "parses", "params_documented": "params doc'd",
          "instruction_satisfied": "instr. ok", "diff_lines": "diff lines"}

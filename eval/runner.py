@@ -92,6 +92,11 @@ def score_all(tasks: list[Task], answers: dict[str, list[Answer]], *,
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(run, jobs))
+    for task, row in zip(tasks * len(answers), rows, strict=True):
+        # scores that need the execution result too (refactor: success)
+        combined = getattr(task_module(task.kind), "combined_scores", None)
+        if combined is not None:
+            row.update(combined(row))
     return rows
 
 

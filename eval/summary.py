@@ -14,11 +14,12 @@ from collections import defaultdict
 from covey_eval import metrics
 from covey_usage.cost import Prices, load_prices
 
-QUALITY = ("pass@1", "behaviour_preserved", "exact_match", "edit_similarity", "rouge_l",
-           "bleu", "parses", "params_documented", "instruction_satisfied", "diff_lines")
-CORRECT = ("pass@1", "behaviour_preserved", "exact_match")
+QUALITY = ("pass@1", "success", "behaviour_preserved", "exact_match", "edit_similarity",
+           "rouge_l", "bleu", "parses", "params_documented", "instruction_satisfied",
+           "diff_lines")
+CORRECT = ("pass@1", "success", "behaviour_preserved", "exact_match")
 """Metrics that say an answer was right; the first a system has counts its correct answers."""
-HEADLINE = ("pass@1", "behaviour_preserved", "rouge_l", "edit_similarity", "exact_match",
+HEADLINE = ("pass@1", "success", "behaviour_preserved", "rouge_l", "edit_similarity", "exact_match",
             "parses")
 
 

@@ -228,7 +228,10 @@ def _functions(tree: ast.AST) -> list[ast.FunctionDef]:
 
 
 def instruction_satisfied(key: str, before: ast.Module, after: ast.Module) -> bool:
-    """Did the rewrite do what was asked? Checked on the syntax tree."""
+    """Did the rewrite do what was asked? Checked on the syntax tree; the same tree never
+    does (the editor refuses unchanged code, and "no bigger" would credit it)."""
+    if ast.dump(after) == ast.dump(before):
+        return False
     if key == "type-hints":
         fns = _functions(after)
         args = [a for f in fns for a in [*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs]
@@ -260,6 +263,15 @@ def scores(task, code: str) -> dict:
                  if after is not None and before is not None else 0.0)
     return {"parses": float(after is not None), "instruction_satisfied": satisfied,
             "diff_lines": diff_lines(task.code, code)}
+
+
+def combined_scores(row: dict) -> dict:
+    """``success``: the answer parses, does what the instruction asked and passes the
+    module's tests. Behaviour alone is no success: unchanged code keeps it too."""
+    parts = ("parses", "instruction_satisfied", EXECUTION_METRIC)
+    if any(row.get(name) is None for name in parts):
+        return {}
+    return {"success": float(all(row[name] == 1.0 for name in parts))}
 
 
 def execution(task, answer: str) -> Run | None:

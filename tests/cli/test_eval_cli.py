@@ -61,6 +61,8 @@ def test_refactor_suite_oracle_preserves_behaviour(covey_home):
     assert result.exit_code == 0, result.output
     oracle = json.loads(result.output)["summary"]["oracle"]["metrics"]
     assert oracle["behaviour_preserved"]["mean"] == 1.0 and oracle["parses"]["mean"] == 1.0
+    # the oracle hands back the code unchanged: behaviour kept, nothing refactored
+    assert oracle["success"]["mean"] == 0.0
 
 
 def test_repo_suite_scored_by_its_own_tests(covey_home, tmp_path):

@@ -79,3 +79,22 @@ def test_summary_breaks_refactor_results_down_per_instruction():
     assert by_stratum(rows) == {
         "early-return": {"n": 1, "behaviour_preserved": 1.0},
         "type-hints": {"n": 2, "behaviour_preserved": 0.5, "parses": 1.0}}
+
+
+def test_refactor_success_needs_a_change_that_follows_the_instruction_and_the_tests():
+    from covey_eval.tasks import Task
+    from covey_specialists.tasks import refactor
+
+    code = "def f(xs):\n    out = []\n    for x in xs:\n        out.append(x)\n    return out\n"
+    task = Task(id="m.py:f", suite="s", kind="refactor", stratum="simplify", code=code,
+                instruction="Simplify", reference=code, meta={"instruction_key": "simplify"})
+    # unchanged code is "no bigger", but the editor would refuse it: not what was asked
+    assert refactor.scores(task, code)["instruction_satisfied"] == 0.0
+    shorter = "def f(xs):\n    return list(xs)\n"
+    assert refactor.scores(task, shorter)["instruction_satisfied"] == 1.0
+    row = {"parses": 1.0, "instruction_satisfied": 1.0, "behaviour_preserved": 1.0}
+    assert refactor.combined_scores(row) == {"success": 1.0}
+    assert refactor.combined_scores({**row, "behaviour_preserved": 0.0}) == {"success": 0.0}
+    assert refactor.combined_scores({**row, "instruction_satisfied": 0.0}) == {"success": 0.0}
+    # no tests ran: no success figure rather than a guessed one
+    assert refactor.combined_scores({"parses": 1.0, "instruction_satisfied": 1.0}) == {}
