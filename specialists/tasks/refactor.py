@@ -30,6 +30,7 @@ from covey_specialists.tasks.common import (
     parse_python,
     reindent,
 )
+from covey_specialists.tasks.refactor_repair import cut_after_final_return, keep_parameters
 
 NAME = "refactor"
 FORMATS = {"chatml-refactor"}
@@ -68,8 +69,14 @@ def stream_done(prompt: Prompt, text: str) -> bool:
     return False  # the reply ends with the model's own end of turn
 
 
-def postprocess_refactor(raw: str, original: str) -> str:
-    code = extract_code(raw)
+def postprocess_refactor(raw: str, original: str, instruction: str = "") -> str:
+    """The code of the reply, at the selection's indent. Python answers are repaired where
+    that keeps behaviour: dead text after the function's last return goes, and a ready
+    instruction (which promises the same behaviour) keeps the original parameters."""
+    code = textwrap.dedent(extract_code(raw))
+    code = cut_after_final_return(code, original)
+    if instruction in READY_INSTRUCTIONS.values():
+        code = keep_parameters(code, original)
     first = next((ln for ln in original.splitlines() if ln.strip()), "")
     indent = first[: len(first) - len(first.lstrip())]
     out = reindent(code, indent)
@@ -154,7 +161,7 @@ def plan_refactor(doc: Document, first_line: int, last_line: int, instruction: s
 
 
 def finish_refactor(doc: Document, plan: RefactorPlan, raw: str) -> Edit:
-    code = postprocess_refactor(raw, plan.original)
+    code = postprocess_refactor(raw, plan.original, plan.prompt.meta["instruction"])
     if not code.strip():
         raise EditError("the model returned no code")
     if code == plan.original:
@@ -193,7 +200,7 @@ def plan_eval(task, spec, *, fair_base: bool = False) -> ChatEvalPlan:
 
 
 def finish_eval(task, plan: ChatEvalPlan, raw: str) -> str:
-    return postprocess_refactor(raw, task.code)
+    return postprocess_refactor(raw, task.code, task.instruction)
 
 
 def oracle(task) -> str:
@@ -299,7 +306,7 @@ def gate_base_prompt(prompt_text: str, meta: dict) -> str:
 
 
 def gate_postprocess(prompt_text: str, meta: dict, raw: str) -> str:
-    return postprocess_refactor(raw, meta["code"])
+    return postprocess_refactor(raw, meta["code"], meta["instruction"])
 
 
 def _parses(code: str) -> bool:
