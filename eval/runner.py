@@ -101,13 +101,14 @@ def score_all(tasks: list[Task], answers: dict[str, list[Answer]], *,
 
 
 def _call_fields(answer: Answer) -> dict:
-    """The row's call facts. Calls made one after another (routed) add up: latency, tokens;
-    the time to the first token is that of the answer that was served."""
+    """The row's call facts. Calls made one after another (routed, follow-ups) add up:
+    latency, tokens; the time to the first token is that of the answer that was served,
+    after the calls made before it."""
     calls = answer.all_calls()
     if not calls:
         return {"call_id": None, "call_ids": [], "status": "ok", **answer.extra}
     call = answer.call or calls[-1]
-    before = sum(c.latency_ms for c in calls if c is not call)
+    before = sum(c.latency_ms for c in calls if c.started_at < call.started_at)
     return {"call_id": call.id, "call_ids": [c.id for c in calls], "status": call.status,
             "error": call.error,
             "ttft_ms": None if call.ttft_ms is None else before + call.ttft_ms,

@@ -31,6 +31,7 @@ from covey_eval.tasks import Task
 from covey_specialists import routing
 from covey_specialists.baseline import BaselineClient, ask
 from covey_specialists.client import EngineClient
+from covey_specialists.followup import finish_answer
 from covey_specialists.table import Specialist, SpecialistsTable
 from covey_specialists.tasks import task_module
 from covey_usage.calls import ModelCall
@@ -119,18 +120,23 @@ class EngineSystem(System):
     async def answer(self, task: Task) -> Answer:
         spec = self.table.for_task(task.kind)
         planned = plan(task, spec, fair_base=self.fair_base)
+        model = "base" if self.untuned else None
         result = await self.client.complete(spec, planned.prompt, language=task.language,
                                             eval_run_id=self.run_id, logprobs=self.signals,
-                                            model="base" if self.untuned else None)
+                                            model=model)
+        result = await finish_answer(self.client, spec, planned.prompt, result,
+                                     language=task.language, model=model,
+                                     eval_run_id=self.run_id)
         extra = {}
         if self.signals:
             extra = {"mean_logprob": result.call.mean_logprob,
                      "min_logprob": result.call.min_logprob, "invalid_reason": None}
             if result.ok:
                 extra["invalid_reason"] = await validator(task, planned)(result.text)
+        calls = [result.call, *result.followups] if result.followups else []
         if not result.ok:
-            return Answer("", result.call, extra=extra)
-        return Answer(finish(task, planned, result.text), result.call, extra=extra)
+            return Answer("", result.call, calls, extra=extra)
+        return Answer(finish(task, planned, result.text), result.call, calls, extra=extra)
 
 
 class BaselineSystem(System):

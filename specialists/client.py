@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -29,6 +29,8 @@ class Completion:
     text: str
     call: ModelCall
     finish_reason: str | None = None
+    followups: list[ModelCall] = field(default_factory=list)
+    """Calls that finished the answer after ``call`` (:mod:`covey_specialists.followup`)."""
 
     @property
     def ok(self) -> bool:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 from covey_specialists.baseline import BaselineClient, BaselineReply, ask
 from covey_specialists.client import Completion, EngineClient
+from covey_specialists.followup import finish_answer
 from covey_specialists.table import Specialist, SpecialistsTable
 from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import ModelCall
@@ -165,7 +166,10 @@ class RoutedAnswer:
 
     @property
     def calls(self) -> list[ModelCall]:
-        return [c.call for c in (self.specialist, self.baseline) if c is not None]
+        """The specialist's (its follow-ups after it), then the baseline's."""
+        specialist = [self.specialist.call, *self.specialist.followups] \
+            if self.specialist is not None else []
+        return specialist + ([self.baseline.call] if self.baseline is not None else [])
 
     @property
     def call(self) -> ModelCall:
@@ -278,9 +282,11 @@ async def _ask_specialist(routed: RoutedAnswer, spec: Specialist, prompt: Prompt
                           engine: EngineClient, validate: Validate | None, language: str,
                           model: str | None, max_tokens: int | None, eval_run_id: str | None,
                           want_logprobs: bool, check: bool | None = None) -> None:
-    routed.specialist = await engine.complete(
+    first = await engine.complete(
         spec, prompt, language=language, max_tokens=max_tokens, logprobs=want_logprobs,
         eval_run_id=eval_run_id, model=model, report=False)
+    routed.specialist = await finish_answer(engine, spec, prompt, first, language=language,
+                                            model=model, eval_run_id=eval_run_id)
     if check is None:
         check = spec.routing != "never"  # ``never`` behaves as if there were no router
     if check and routed.specialist.ok:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import tree_sitter
 
 from covey_specialists.document import DEFINITION_TYPES, Document
-from covey_specialists.tasks import similarity
+from covey_specialists.tasks import doc_params, similarity
 from covey_specialists.tasks.common import (
     BaselineRequest,
     ChatEvalPlan,
@@ -54,24 +54,37 @@ _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 def doc_prompt(code: str, language: str, budget: int) -> Prompt:
     code = code[:budget]
     user = f"Write the docstring for this {language} code:\n```{language}\n{code}\n```"
-    return Prompt(NAME, "chatml-doc", chatml(SYSTEM, user), {"code": code})
+    return Prompt(NAME, "chatml-doc", chatml(SYSTEM, user),
+                  {"code": code, "language": language})
 
 
 def stream_done(prompt: Prompt, text: str) -> bool:
     return False  # the reply ends with the model's own end of turn
 
 
+def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> doc_params.ParamFiller | None:
+    """What finishes a Python docstring that misses parameters (see :mod:`doc_params`)."""
+    if prompt.meta.get("language") != "python":
+        return None
+    return doc_params.follow_up(prompt.meta.get("code", ""), docstring_text(raw), cut_short)
+
+
 # ---------------------------------------------------------------- post-processing
 
-def postprocess_docstring(raw: str, indent: str) -> str:
-    """Model text → a triple-quoted docstring block indented for the body of a def/class."""
+def docstring_text(raw: str) -> str:
+    """Model text → the docstring's text: out of fences and quotes, dedented."""
     text = extract_code(raw).strip()
     text = re.sub(r'^[rRuU]?("""|\'\'\')', "", text)
     text = re.sub(r'("""|\'\'\')$', "", text).strip()
-    text = text.replace('"""', "'''")
+    return textwrap.dedent(text.replace('"""', "'''"))
+
+
+def postprocess_docstring(raw: str, indent: str) -> str:
+    """Model text → a triple-quoted docstring block indented for the body of a def/class."""
+    text = docstring_text(raw)
     if not text:
         return ""
-    lines = textwrap.dedent(text).splitlines()
+    lines = text.splitlines()
     if len(lines) == 1:
         return f'{indent}"""{lines[0].strip()}"""\n'
     body = "\n".join(indent + line if line.strip() else "" for line in lines[1:])
