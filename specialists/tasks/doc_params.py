@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
+from dataclasses import dataclass, field
 
 MAX_FILLED = 8
 """At most this many parameters are asked for (one short call each)."""
@@ -22,6 +23,8 @@ ENTRY_TOKENS = 48
 
 _GOOGLE = re.compile(r"^(\s*)(Args|Arguments|Parameters|Params)\s*:\s*$")
 _NUMPY = re.compile(r"^(\s*)Parameters\s*$")
+_HEAD_ONLY = re.compile(r"^\s*\**\w+\s*(\(.*\))?\s*:\s*$")
+"""An entry whose description starts on the next line."""
 _REST = re.compile(r"^\s*:(param|type)\b")
 _LATER_SECTION = re.compile(
     r"^\s*(Returns?|Yields?|Raises|Examples?|Notes?|See Also|Warnings?|:returns?:|:rtype:"
@@ -57,6 +60,69 @@ def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
+@dataclass
+class Place:
+    """Where a docstring's new entries go."""
+
+    before: list[str]
+    after: list[str]
+    entry: str
+    """An entry's start, with ``{name}``; the model writes the rest of its line."""
+    header: list[str] = field(default_factory=list)
+    """Lines that open a new section before the first entry (none when one exists)."""
+
+
+def _section(lines: list[str]) -> Place | None:
+    """The end of a Google ``Args:`` or NumPy ``Parameters`` section, in its entries' form."""
+    for i, line in enumerate(lines):
+        numpy = i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}
+        match = _GOOGLE.match(line) or (_NUMPY.match(line) if numpy else None)
+        if match is None:
+            continue
+        numpy = match.re is _NUMPY
+        start = end = i + (2 if numpy else 1)
+        while end < len(lines) and (not lines[end].strip()
+                                    or len(_indent(lines[end])) > len(match.group(1))
+                                    or (numpy and not _LATER_SECTION.match(lines[end]))):
+            end += 1
+        while end > start and not lines[end - 1].strip():
+            end -= 1
+        entries = [ln for ln in lines[start:end] if ln.strip()]
+        indent = _indent(entries[0]) if entries else match.group(1) + ("" if numpy else "    ")
+        if numpy:
+            return Place(lines[:end], lines[end:], indent + "{name} : ")
+        last = max((k for k, ln in enumerate(entries) if _indent(ln) == indent), default=0)
+        if entries and _HEAD_ONLY.match(entries[last]) and last + 1 < len(entries) \
+                and len(_indent(entries[last + 1])) > len(indent):  # "x (int):" + a line
+            return Place(lines[:end], lines[end:], f"{indent}{{name}}:\n"
+                         + _indent(entries[last + 1]))
+        return Place(lines[:end], lines[end:], indent + "{name}: ")
+    return None
+
+
+def _rest_fields(lines: list[str]) -> Place | None:
+    """After the last reST ``:param:``/``:type:`` field (and its continuation lines)."""
+    fields = [i for i, line in enumerate(lines) if _REST.match(line)]
+    if not fields:
+        return None
+    indent = _indent(lines[fields[-1]])
+    end = fields[-1] + 1
+    while end < len(lines) and lines[end].strip() and not lines[end].lstrip().startswith(":") \
+            and len(_indent(lines[end])) > len(indent):
+        end += 1
+    return Place(lines[:end], lines[end:], indent + ":param {name}: ")
+
+
+def _new_section(lines: list[str]) -> Place:
+    """A Google ``Args:`` section before ``Returns:``/``Raises:``…, else at the end."""
+    later = next((i for i, line in enumerate(lines) if i and _LATER_SECTION.match(line)),
+                 len(lines))
+    before = lines[:later]
+    while before and not before[-1].strip():
+        before.pop()
+    return Place(before, lines[later:], "    {name}: ", header=["", "Args:"])
+
+
 class ParamFiller:
     """The docstring ``text`` (no quotes, dedented) and the parameters it misses.
 
@@ -71,71 +137,31 @@ class ParamFiller:
         self.missing = missing[:MAX_FILLED]
         self.asked: set[str] = set()
         self.entries: list[str] = []
-        self.header: list[str] = []
-        self.before, self.after, self.entry = self._place(lines)
-
-    def _place(self, lines: list[str]) -> tuple[list[str], list[str], str]:
-        """Where the new entries go: (lines before, lines after, entry prefix with
-        ``{name}``)."""
-        for i, line in enumerate(lines):
-            match = _GOOGLE.match(line) or (
-                _NUMPY.match(line) if i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}
-                else None)
-            if match is None:
-                continue
-            outer = len(match.group(1))
-            numpy = match.re is _NUMPY
-            start = i + (2 if numpy else 1)
-            end = start
-            while end < len(lines) and (not lines[end].strip()
-                                        or len(_indent(lines[end])) > outer
-                                        or (numpy and not _LATER_SECTION.match(lines[end]))):
-                end += 1
-            while end > start and not lines[end - 1].strip():
-                end -= 1
-            entries = [ln for ln in lines[start:end] if ln.strip()]
-            first = entries[0] if entries else ""
-            indent = _indent(first) if entries else match.group(1) + ("" if numpy else "    ")
-            return lines[:end], lines[end:], indent + ("{name} : " if numpy else "{name}: ")
-        fields = [i for i, line in enumerate(lines) if _REST.match(line)]
-        if fields:
-            end = fields[-1] + 1
-            while end < len(lines) and lines[end].strip() and not lines[end].lstrip().startswith(
-                    ":") and len(_indent(lines[end])) > len(_indent(lines[fields[-1]])):
-                end += 1
-            return lines[:end], lines[end:], _indent(lines[fields[-1]]) + ":param {name}: "
-        later = next((i for i, line in enumerate(lines) if i and _LATER_SECTION.match(line)),
-                     len(lines))
-        before = lines[:later]
-        while before and not before[-1].strip():
-            before.pop()
-        self.header = ["", "Args:"]
-        return before, lines[later:], "    {name}: "
+        self.place = _section(lines) or _rest_fields(lines) or _new_section(lines)
 
     def pending(self) -> str | None:
         return next((n for n in self.missing if n not in self.asked), None)
 
     def continuation(self, name: str) -> str:
         """The docstring up to the start of ``name``'s entry, to follow the prompt."""
-        return "\n".join(self.before + self._added() + [self.entry.format(name=name)])
+        p = self.place
+        return "\n".join(p.before + p.header + self.entries + [p.entry.format(name=name)])
 
     def add(self, name: str, reply: str) -> None:
         self.asked.add(name)
         description = reply.split("\n")[0].strip().removesuffix('"""').strip()
         if description:
-            self.entries.append(self.entry.format(name=name) + description)
-
-    def _added(self) -> list[str]:
-        return (self.header if self.entries or self.header else []) + self.entries
+            self.entries.append(self.place.entry.format(name=name) + description)
 
     @property
     def text(self) -> str:
+        p = self.place
         if not self.entries:
-            return "\n".join(self.before + self.after)
-        after = self.after
-        if self.header and after and after[0].strip():  # a new section: a blank line apart
+            return "\n".join(p.before + p.after)
+        after = p.after
+        if p.header and after and after[0].strip():  # a new section: a blank line apart
             after = ["", *after]
-        return "\n".join(self.before + self.header + self.entries + after)
+        return "\n".join(p.before + p.header + self.entries + after)
 
 
 def follow_up(code: str, text: str, cut_short: bool) -> ParamFiller | None:

@@ -52,6 +52,13 @@ def test_a_partial_google_section_is_continued_at_its_own_indent():
     assert filler.text.endswith("    clip: Cap.\n    **options: The options.\n\nReturns:\n    list")
 
 
+def test_entries_whose_description_starts_on_the_next_line_are_followed_in_kind():
+    text = "Scale.\n\nArgs:\n    values (`list`):\n        The values.\n"
+    filler, asked = _fill(text, "def scale(values, factor):\n    pass\n")
+    assert asked == [text + "    factor:\n        "]
+    assert filler.text == text + "    factor:\n        The factor."
+
+
 def test_rest_fields_get_another_param_field():
     text = "Scale.\n\n:param values: The values.\n:param factor: How much.\n:returns: list"
     filler, asked = _fill(text, "def scale(values, factor, clip):\n    pass\n")
