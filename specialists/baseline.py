@@ -196,7 +196,7 @@ async def ask(client: BaselineClient, spec: Specialist, prompt: Prompt, *,
     reply = await client.complete(task=spec.task, messages=req.messages, prompt=req.prompt,
                                   max_tokens=req.max_tokens, stop=req.stop,
                                   eval_run_id=eval_run_id, language=language)
-    return reply, task.baseline_reply(reply.text, api)
+    return reply, task.baseline_reply(reply.text, api, prompt)
 
 
 class _Failed(RuntimeError):

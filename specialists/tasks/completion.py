@@ -260,21 +260,25 @@ def answer_problem(prefix: str, middle: str, suffix: str, language: str) -> str 
 # ---------------------------------------------------------------- the baseline LLM
 
 def baseline_request(spec, prompt: Prompt, api: str) -> BaselineRequest:
-    """Chat: the file with a ``<CURSOR>`` mark; completions: the plain prefix (the baseline
-    needs no FIM markers)."""
+    """Chat: the file with a ``<CURSOR>`` mark; completions: the plain prefix and the
+    indent an editor types after Enter, as the fair base gets it (the baseline needs no
+    FIM markers)."""
+    prefix = prompt.meta.get("prefix", "")
     if api == "chat":
-        user = f"{prompt.meta.get('prefix', '')}<CURSOR>{prompt.meta.get('suffix', '')}"
+        user = f"{prefix}<CURSOR>{prompt.meta.get('suffix', '')}"
         messages = [{"role": "system", "content": CHAT_SYSTEM},
                     {"role": "user", "content": user}]
         return BaselineRequest(messages, None, max(spec.max_tokens, 256), None)
-    return BaselineRequest(None, prompt.meta.get("prefix", ""), spec.max_tokens,
+    return BaselineRequest(None, prefix + editor_indent(prefix), spec.max_tokens,
                            list(spec.stop) or None)
 
 
-def baseline_reply(raw: str, api: str) -> str:
+def baseline_reply(raw: str, api: str, prompt: Prompt) -> str:
     """The reply as the specialist would have written it: a chat model's code out of its
-    fences."""
-    return extract_code(raw) if api == "chat" else raw
+    fences; a plain continuation with the indent its prompt ended with."""
+    if api == "chat":
+        return extract_code(raw)
+    return editor_indent(prompt.meta.get("prefix", "")) + raw
 
 
 # ---------------------------------------------------------------- the eval

@@ -255,7 +255,7 @@ def baseline_request(spec, prompt: Prompt, api: str) -> BaselineRequest:
     return chat_baseline_request(SYSTEM, spec, prompt, api)
 
 
-def baseline_reply(raw: str, api: str) -> str:
+def baseline_reply(raw: str, api: str, prompt: Prompt) -> str:
     return raw  # post-processing extracts the code itself
 
 

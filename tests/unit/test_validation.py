@@ -104,5 +104,10 @@ def test_baseline_requests_from_specialist_prompts():
                                     "chat").messages
     assert messages[1]["content"].startswith("Write the docstring") and \
         "<|im" not in messages[1]["content"]
-    assert completion.baseline_reply("```py\n1\n```", "chat") == "1"
-    assert doc.baseline_reply("```py\n1\n```", "chat") == "```py\n1\n```"
+    block = completion_prompt(CompletionContext("def f(x):\n", "", multiline=True),
+                              "fim-smol", 3000)
+    plain = completion.baseline_request(spec, block, "completions")
+    assert plain.prompt == "def f(x):\n    "  # the indent the editor types, as the fair base
+    assert completion.baseline_reply("return x", "completions", block) == "    return x"
+    assert completion.baseline_reply("```py\n1\n```", "chat", prompt) == "1"
+    assert doc.baseline_reply("```py\n1\n```", "chat", prompt) == "```py\n1\n```"
