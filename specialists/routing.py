@@ -197,8 +197,10 @@ class RoutedAnswer:
         """The served answer as an engine :class:`Completion` (status ok) — or, when nothing
         is served, the explaining call (status invalid, error, …) with no text."""
         call = self.call
-        finish = self.specialist.finish_reason if self.source == "specialist" else None
-        return Completion(text=self.text if self.ok else "", call=call, finish_reason=finish)
+        served = self.specialist if self.source == "specialist" else None
+        return Completion(text=self.text if self.ok else "", call=call,
+                          finish_reason=served.finish_reason if served else None,
+                          followups=served.followups if served else [])
 
 
 async def _check(validate: Validate | None, text: str) -> str | None:
