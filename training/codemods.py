@@ -165,28 +165,16 @@ def negate(test: cst.BaseExpression) -> cst.BaseExpression:
                                                            rpar=[cst.RightParen()]))
 
 
-_EXITS = (cst.Return, cst.Raise, cst.Continue, cst.Break)
-
-
-def _statements(block: cst.BaseSuite) -> list[cst.BaseStatement] | None:
-    return list(block.body) if isinstance(block, cst.IndentedBlock) else None
-
-
-def _is_exit(stmt: cst.BaseStatement) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[-1], _EXITS)
-
-
-def _guard(test: cst.BaseExpression, exit_stmt: cst.BaseSmallStatement,
-           leading_lines=()) -> cst.If:
-    return cst.If(test=negate(test), leading_lines=leading_lines,
-                  body=cst.IndentedBlock(body=[cst.SimpleStatementLine(body=[exit_stmt])]))
+def _ends_in_exit(block: cst.BaseSuite) -> bool:
+    last = block.body[-1] if isinstance(block, cst.IndentedBlock) and block.body else None
+    return (isinstance(last, cst.SimpleStatementLine)
+            and isinstance(last.body[-1], cst.Return | cst.Raise))
 
 
 class _EarlyReturn(cst.CSTTransformer):
-    """Guard clauses for the outermost function: an ``if`` that ends the function body
-    (or a loop body) becomes ``if not c: return`` (``continue``) followed by its body; an
-    ``else`` after a branch that exits is dropped, and so is one that only exits.
-    Repeated down the flattened body, so the deepest block comes up as far as it can."""
+    """At the end of a function body:
+    ``if c: <2+ statements>`` → ``if not c: return`` + the statements, and
+    ``if c: ...; return x`` ``else: <body>`` → the same without the ``else``."""
 
     def __init__(self) -> None:
         self.changed = 0
@@ -194,60 +182,28 @@ class _EarlyReturn(cst.CSTTransformer):
 
     def visit_FunctionDef(self, node) -> bool:
         self.depth += 1
-        return self.depth == 1
+        return self.depth == 1  # only the outermost function; nested ones are left alone
 
     def leave_FunctionDef(self, original, updated):
         self.depth -= 1
-        if self.depth != 0:
+        if self.depth != 0 or not isinstance(updated.body, cst.IndentedBlock):
             return updated
-        return self._flatten_block(updated, cst.Return())
-
-    def visit_ClassDef(self, node) -> bool:
-        return False
-
-    def leave_For(self, original, updated):
-        return self._flatten_block(updated, cst.Continue()) if self.depth == 1 else updated
-
-    def leave_While(self, original, updated):
-        return self._flatten_block(updated, cst.Continue()) if self.depth == 1 else updated
-
-    def _flatten_block(self, node, exit_stmt):
-        body = _statements(node.body)
-        if not body:
-            return node
-        new = self._flatten(body, exit_stmt)
-        if new is body:
-            return node
-        return node.with_changes(body=node.body.with_changes(body=new))
-
-    def _flatten(self, stmts, exit_stmt):
-        last = stmts[-1]
-        if not isinstance(last, cst.If) or _statements(last.body) is None:
-            return stmts
-        body, orelse = _statements(last.body), last.orelse
-        head = stmts[:-1]
-        if orelse is None:
-            nested = any(not isinstance(s, cst.SimpleStatementLine) for s in body)
-            if _is_exit(body[-1]) or (len(body) < 2 and not nested):
-                return stmts
-            rest = [_guard(last.test, exit_stmt, last.leading_lines)] + body
-        elif isinstance(orelse, cst.Else) and (tail := _statements(orelse.body)) \
-                and len(tail) == 1 and _is_exit(tail[0]) \
-                and not (len(body) == 1 and _is_exit(body[0])):  # else: return x
-            rest = [cst.If(test=negate(last.test), leading_lines=last.leading_lines,
-                           body=orelse.body)] + body
-        elif _is_exit(body[-1]):  # if c: ...; return  else: rest  ->  drop the else
-            if isinstance(orelse, cst.Else):
-                tail = _statements(orelse.body)
-                if tail is None:
-                    return stmts
-            else:  # elif: the chain goes on as its own if
-                tail = [orelse]
-            rest = [last.with_changes(orelse=None)] + tail
+        body = list(updated.body.body)
+        last = body[-1] if body else None
+        if not isinstance(last, cst.If) or not isinstance(last.body, cst.IndentedBlock):
+            return updated
+        if last.orelse is None and len(last.body.body) >= 2 and not _ends_in_exit(last.body):
+            guard = cst.If(test=negate(last.test), body=cst.IndentedBlock(
+                body=[cst.SimpleStatementLine(body=[cst.Return()])]),
+                leading_lines=last.leading_lines)
+            new_body = body[:-1] + [guard] + list(last.body.body)
+        elif (isinstance(last.orelse, cst.Else) and _ends_in_exit(last.body)
+              and isinstance(last.orelse.body, cst.IndentedBlock)):
+            new_body = body[:-1] + [last.with_changes(orelse=None)] + list(last.orelse.body.body)
         else:
-            return stmts
+            return updated
         self.changed += 1
-        return head + self._flatten(rest, exit_stmt)
+        return updated.with_changes(body=updated.body.with_changes(body=new_body))
 
 
 def early_return(code: Source) -> str | None:

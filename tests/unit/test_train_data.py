@@ -165,29 +165,6 @@ def sign(x):
         y = "-"
         return y
 ''', [(3,), (-2,), (0,)]),
-    ('''\
-def pick(rows, limit):
-    out = []
-    for row in rows:
-        if row:
-            for cell in row:
-                if cell < limit:
-                    out.append(cell)
-                    out.append(-cell)
-    return out
-''', [([[1, 5], [], [2, 9, 0]], 3), ([], 1)]),
-    ('''\
-def parse(line):
-    if line:
-        if line[0] == "!":
-            line = "shell " + line[1:]
-            line = line.strip()
-        elif line[0] == "?":
-            return "help"
-        return line
-    else:
-        return None
-''', [("",), ("!ls ",), ("?",), ("x",)]),
 ])
 def test_early_return_codemod_preserves_behaviour(code, calls):
     new = codemods.early_return(code)
