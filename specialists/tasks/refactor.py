@@ -306,7 +306,7 @@ def gate_base_prompt(prompt_text: str, meta: dict) -> str:
 
 
 def gate_postprocess(prompt_text: str, meta: dict, raw: str) -> str:
-    return postprocess_refactor(raw, meta["code"], meta["instruction"])
+    return postprocess_refactor(raw, meta["code"], meta.get("instruction", ""))
 
 
 def _parses(code: str) -> bool:
