@@ -146,7 +146,7 @@ def main(argv: list[str]) -> None:
     os.chdir(workdir)
     # Only now is anything of the candidate read.
     with open("candidate.py", encoding="utf-8") as fh:
-        code = compile(fh.read(), "candidate.py", "exec")
+        code = compile(fh.read(), "candidate.py", "exec", dont_inherit=True)  # not our flags
     sys.argv = ["candidate.py"]
     exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
 

@@ -277,7 +277,8 @@ def behaviour_program(task: Task, new_code: str) -> str:
         code = f"class {owner}:\n" + textwrap.indent(new_code, "    ")
         swap = textwrap.dedent(f"""\
             original = namespace[{owner!r}]
-            exec(compile({code!r}, "refactored.py", "exec"), namespace)
+            exec(compile({code!r}, "refactored.py", "exec", flags, dont_inherit=True),
+                 namespace)
             new = vars(namespace[{owner!r}])[{name!r}]
             namespace[{owner!r}] = original
             setattr(original, {name!r}, new)
@@ -285,15 +286,20 @@ def behaviour_program(task: Task, new_code: str) -> str:
     else:
         swap = textwrap.dedent(f"""\
             saved = namespace.get({name!r})
-            exec(compile({new_code!r}, "refactored.py", "exec"), namespace)
+            exec(compile({new_code!r}, "refactored.py", "exec", flags, dont_inherit=True),
+                 namespace)
             if saved is not None and getattr(tests, {name!r}, None) is saved:
                 setattr(tests, {name!r}, namespace[{name!r}])
             """)
+    # compiled with the module's own __future__ flags, not the program's: a function that
+    # calls compile() passes its flags on, and the module's tests compare code objects
     return textwrap.dedent(f"""\
-        import sys, unittest
+        import __future__, sys, unittest
         import {module} as target
         import {test_module} as tests
         namespace = target.__dict__
+        flags = sum(v.compiler_flag for v in list(namespace.values())
+                    if isinstance(v, __future__._Feature))
         """) + swap + textwrap.dedent("""\
         suite = unittest.defaultTestLoader.loadTestsFromModule(tests)
         result = unittest.TextTestRunner(stream=sys.stderr, verbosity=0).run(suite)

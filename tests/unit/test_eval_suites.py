@@ -70,3 +70,16 @@ def test_unknown_suite_is_a_clear_error():
         assert "unknown suite 'nope'" in str(exc)
     else:
         raise AssertionError("no error")
+
+
+def test_a_function_that_calls_compile_keeps_its_module_tests_when_swapped_in():
+    """The swap compiles with the module's own __future__ flags, not the harness's: codeop's
+    tests compare the code objects its _compile makes with ones compiled without them."""
+    from covey_eval import execute
+
+    (task,) = [t for t in stdlib.refactor_tasks() if t.id == "codeop.py:_compile"]
+    metric, job = execute.job(task, task.code)
+    outcome = job()
+    assert metric == "behaviour_preserved" and outcome.passed, outcome
+    broken = task.code.replace("flags |= PyCF_DONT_IMPLY_DEDENT", "pass")
+    assert not execute.job(task, broken)[1]().passed
