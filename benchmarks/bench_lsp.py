@@ -78,7 +78,7 @@ async def bench_server(url: str, key: str, n: int) -> tuple[list[float], list[fl
         initialization_options={"engine": {"url": url}, "debounceMs": 0,
                                 "specialists": {"completion": {
                                     "promptFormat": "prefix", "maxTokens": 16,
-                                    "stop": ["\n"]}}}))
+                                    "stop": ["\n"], "minShowLogprob": "-inf"}}}))
     client.initialized(types.InitializedParams())
     client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
         uri=doc.uri, language_id="python", version=1, text=CURSOR_TEXT)))

@@ -83,7 +83,8 @@ class Specialist:
     """``on-low-confidence``: escalate when any token's log-prob is below this."""
     min_show_logprob: float = -math.inf
     """Inline completion shows nothing when the specialist's own answer has a mean token
-    log-prob below this (like Copilot's contextual filter); ``-inf`` shows every answer.
+    log-prob below this (like Copilot's contextual filter); ``-inf`` (the string ``"-inf"``
+    in JSON settings, which have no infinity) shows every answer.
     Separate from ``min_mean_logprob``, which decides escalation to the baseline. ``covey
     eval sweep`` recommends a value from precision against coverage. Docstrings and
     refactors, which the user asked for, are always answered."""
@@ -151,6 +152,8 @@ def _specialists(layered: Layered) -> dict[str, Specialist]:
     for key, entry in part.raw.items():
         if isinstance(entry, dict):  # the key names the specialist and is its default task
             part.raw[key] = {"task": key, **entry, "key": key}
+            if entry.get("min_show_logprob") == "-inf":  # JSON has no infinity
+                part.raw[key]["min_show_logprob"] = -math.inf
     specs = structure(dict[str, Specialist], part, error=TableError, prefix=("specialists",))
     for spec in specs.values():
         _check(spec, lambda name, key=spec.key: part.origin((key, name)))

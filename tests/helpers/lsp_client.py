@@ -142,9 +142,14 @@ async def wait_until_idle(engine, timeout: float = 20.0) -> None:
 
 
 def engine_options(engine, **extra) -> dict:
-    # The untuned base continues plain code well; FIM markers need the completion adapter.
-    specialists = {"completion": {"promptFormat": "prefix", "maxTokens": 24}}
-    specialists.update(extra.pop("specialists", {}))
+    """The real engine's settings for a test server; ``specialists`` entries are merged in.
+
+    The untuned base continues plain code well; FIM markers need the completion adapter.
+    The confidence filter is off: these tests need an answer however sure the model is."""
+    specialists = {"completion": {"promptFormat": "prefix", "maxTokens": 24,
+                                  "minShowLogprob": "-inf"}}
+    for key, fields in extra.pop("specialists", {}).items():
+        specialists[key] = {**specialists.get(key, {}), **fields}
     return {"engine": {"url": engine.url}, "debounceMs": 10, "specialists": specialists,
             **extra}
 

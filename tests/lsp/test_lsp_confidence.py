@@ -58,8 +58,10 @@ async def test_an_unsure_completion_is_withheld_and_its_call_recorded(filtered):
 
 
 async def test_without_a_threshold_no_logprobs_are_asked_and_all_is_shown():
+    """``"-inf"`` turns the shipped filter off (editor settings are JSON: no infinity)."""
     with FakeOpenAI("unused") as fake:
-        client = await start_client({"engine": {"url": fake.url}, "debounceMs": 10})
+        client = await start_client({"engine": {"url": fake.url}, "debounceMs": 10,
+                                     "specialists": {"completion": {"minShowLogprob": "-inf"}}})
         client.fake = fake
         try:
             result = await _complete(client, [-5.0, -6.0, -7.0])

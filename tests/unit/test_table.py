@@ -49,3 +49,13 @@ def test_overrides_from_editor_settings(covey_home):
     assert table.for_task("completion").max_tokens == 12
     with pytest.raises(TableError, match="max_tokens"):
         load_table().with_overrides({"completion": {"max_tokens": -1}})
+
+
+def test_min_show_logprob_minus_inf_as_a_string_shows_every_answer(covey_home):
+    """JSON has no infinity (and null means "not set"): ``"-inf"`` turns the filter off."""
+    shipped = load_table().for_task("completion").min_show_logprob
+    assert shipped > float("-inf")  # the shipped table filters
+    off = load_table().with_overrides({"completion": {"min_show_logprob": "-inf"}})
+    assert off.for_task("completion").min_show_logprob == float("-inf")
+    with pytest.raises(TableError, match="min_show_logprob"):
+        load_table().with_overrides({"completion": {"min_show_logprob": "off"}})

@@ -141,6 +141,8 @@ function makeDirs() {
     'covey.pythonPath': opt.python,
     'covey.engine.url': opt['engine-url'] ?? null,
     'covey.trace.server': 'verbose',
+    // Every suggestion shown: the flow needs ghost text however sure the model is.
+    'covey.specialists': { completion: { minShowLogprob: '-inf' } },
   };
   fs.writeFileSync(path.join(dirs.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
   fs.writeFileSync(path.join(root, 'config.yaml'), 'auth: none\ncert: false\n');

@@ -28,7 +28,9 @@ local ok, err = pcall(function()
     init_options = {
       engine = { url = os.getenv("COVEY_NVIM_ENGINE_URL") },
       debounceMs = 0,
-      specialists = { completion = { promptFormat = "prefix", maxTokens = 24 } },
+      -- the confidence filter off: every answer is shown
+      specialists = { completion = { promptFormat = "prefix", maxTokens = 24,
+                                     minShowLogprob = "-inf" } },
     },
   })
   if not id then return fail("start_client returned nil") end
