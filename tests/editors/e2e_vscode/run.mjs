@@ -145,6 +145,11 @@ function makeDirs() {
     'covey.specialists': { completion: { minShowLogprob: '-inf' } },
   };
   fs.writeFileSync(path.join(dirs.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+  // code-server is a remote window: covey.pythonPath (machine-overridable) is also read from
+  // the Machine settings, and once in a CI run the extension started before the User value
+  // reached it ("python from default"). The same settings in both places leave no gap.
+  fs.mkdirSync(path.join(dirs.userData, 'Machine'), { recursive: true });
+  fs.writeFileSync(path.join(dirs.userData, 'Machine', 'settings.json'), JSON.stringify(settings, null, 2));
   fs.writeFileSync(path.join(root, 'config.yaml'), 'auth: none\ncert: false\n');
   return dirs;
 }
