@@ -63,10 +63,16 @@ def stream_done(prompt: Prompt, text: str) -> bool:
 
 
 def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> doc_params.ParamFiller | None:
-    """What finishes a Python docstring that misses parameters (see :mod:`doc_params`)."""
-    if prompt.meta.get("language") != "python":
+    """What finishes a Python docstring that misses parameters (see :mod:`doc_params`), or
+    None when it names them all. ``cut_short``: the answer hit its token limit, so its last
+    line is unfinished and goes. An empty answer stays empty: there is nothing to finish."""
+    text = docstring_text(raw)
+    if prompt.meta.get("language") != "python" or not text.strip():
         return None
-    return doc_params.follow_up(prompt.meta.get("code", ""), docstring_text(raw), cut_short)
+    if cut_short and "\n" in text.strip("\n"):
+        text = text.strip("\n").rsplit("\n", 1)[0]
+    missing = missing_params(prompt.meta.get("code", ""), text, starred=True)
+    return doc_params.ParamFiller(text, missing) if missing else None
 
 
 # ---------------------------------------------------------------- post-processing
@@ -104,8 +110,9 @@ def jsdoc(raw: str, indent: str) -> str:
 
 # ---------------------------------------------------------------- answer checks
 
-def function_params(code: str, language: str = "python") -> list[str]:
-    """The parameter names of the first function in ``code`` (not ``self``/``cls``)."""
+def function_params(code: str, language: str = "python", starred: bool = False) -> list[str]:
+    """The parameter names of the first function in ``code`` (not ``self``/``cls``);
+    ``starred``: ``*args`` and ``**kw`` written as a Python docstring names them."""
     if language == "python":
         tree = parse_python(code)
         fn = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef,
@@ -115,7 +122,9 @@ def function_params(code: str, language: str = "python") -> list[str]:
             return []
         a = fn.args
         ordered = (*a.posonlyargs, *a.args, a.vararg, *a.kwonlyargs, a.kwarg)
-        return [x.arg for x in ordered if x is not None and x.arg not in ("self", "cls")]
+        stars = {a.vararg: "*", a.kwarg: "**"} if starred else {}
+        return [stars.get(x, "") + x.arg for x in ordered
+                if x is not None and x.arg not in ("self", "cls")]
     match = _JS_PARAMS.search(code)
     if not match:
         return []
@@ -127,10 +136,11 @@ def function_params(code: str, language: str = "python") -> list[str]:
     return names
 
 
-def missing_params(code: str, docstring: str, language: str = "python") -> list[str]:
+def missing_params(code: str, docstring: str, language: str = "python",
+                   starred: bool = False) -> list[str]:
     """Parameters of the function in ``code`` that ``docstring`` never names."""
-    return [p for p in function_params(code, language)
-            if not re.search(rf"(?<![\w$]){re.escape(p)}(?![\w$])", docstring)]
+    return [p for p in function_params(code, language, starred)
+            if not re.search(rf"(?<![\w$]){re.escape(p.lstrip('*'))}(?![\w$])", docstring)]
 
 
 def docstring_problem(code: str, docstring: str, language: str = "python") -> str | None:

@@ -11,9 +11,7 @@ without one gets a Google ``Args:`` section before its ``Returns:``/``Raises:``,
 
 from __future__ import annotations
 
-import ast
 import re
-import textwrap
 from dataclasses import dataclass, field
 
 MAX_FILLED = 8
@@ -29,31 +27,6 @@ _REST = re.compile(r"^\s*:(param|type)\b")
 _LATER_SECTION = re.compile(
     r"^\s*(Returns?|Yields?|Raises|Examples?|Notes?|See Also|Warnings?|:returns?:|:rtype:"
     r"|:raises?\b)", re.IGNORECASE)
-
-
-def signature_names(code: str) -> list[str]:
-    """The first function's parameters as a docstring names them: ``*args``, ``**kw``
-    (not ``self``/``cls``)."""
-    try:
-        tree = ast.parse(textwrap.dedent(code))
-    except (SyntaxError, ValueError):
-        return []
-    fn = next((n for n in ast.walk(tree)
-               if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)), None)
-    if fn is None:
-        return []
-    a = fn.args
-    names = [x.arg for x in (*a.posonlyargs, *a.args)]
-    if a.vararg is not None:
-        names.append("*" + a.vararg.arg)
-    names += [x.arg for x in a.kwonlyargs]
-    if a.kwarg is not None:
-        names.append("**" + a.kwarg.arg)
-    return [n for n in names if n not in ("self", "cls")]
-
-
-def _mentions(text: str, name: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(name.lstrip('*'))}(?!\w)", text) is not None
 
 
 def _indent(line: str) -> str:
@@ -163,15 +136,3 @@ class ParamFiller:
             after = ["", *after]
         return "\n".join(p.before + p.header + self.entries + after)
 
-
-def follow_up(code: str, text: str, cut_short: bool) -> ParamFiller | None:
-    """A filler for the parameters of the function in ``code`` that the docstring ``text``
-    never names, or None when it names them all. ``cut_short``: the answer hit its token
-    limit, so its last line is unfinished and goes. An empty answer stays empty: there is
-    nothing to finish."""
-    if not text.strip():
-        return None
-    if cut_short and "\n" in text.strip("\n"):
-        text = text.strip("\n").rsplit("\n", 1)[0]
-    missing = [n for n in signature_names(code) if not _mentions(text, n)]
-    return ParamFiller(text, missing) if missing else None

@@ -12,8 +12,8 @@ from helpers.fake_openai import FakeOpenAI
 from covey_specialists import routing
 from covey_specialists.client import EngineClient
 from covey_specialists.table import load_table
-from covey_specialists.tasks.doc import doc_prompt, docstring_problem, follow_up
-from covey_specialists.tasks.doc_params import ParamFiller, signature_names
+from covey_specialists.tasks.doc import doc_prompt, docstring_problem, follow_up, function_params
+from covey_specialists.tasks.doc_params import ParamFiller
 
 CODE = "def scale(values, factor, *rest, clip=None, **options):\n    return values\n"
 
@@ -28,7 +28,8 @@ def _fill(text: str, code: str = CODE, replies: dict | None = None, cut_short=Fa
 
 
 def test_signature_names_star_parameters_as_a_docstring_does():
-    assert signature_names("class A:\n    def f(self, a, /, b, *c, d, **e): pass") == \
+    assert function_params("class A:\n    def f(self, a, /, b, *c, d, **e): pass",
+                           starred=True) == \
         ["a", "b", "*c", "d", "**e"]
 
 
