@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from helpers.calls import Collect
-from helpers.fake_openai import FakeOpenAI
+from helpers.fake_openai import FakeOpenAI, Scripted
 
 from covey_specialists import routing
 from covey_specialists.client import EngineClient
@@ -125,3 +125,19 @@ async def test_the_passes_are_logged_calls_and_the_served_docstring_names_every_
     followups = routed.specialist.followups
     assert len(followups) == 2 and all(c.llm_prompt_tokens == 0 for c in followups)
     assert routed.call.llm_prompt_tokens > 0
+
+
+async def test_a_pass_that_times_out_ends_the_passes_and_keeps_the_answer(covey_home):
+    code = "def add(a, b):\n    return a + b\n"
+    spec = dataclasses.replace(load_table().for_task("doc"), adapter="", routing="never",
+                               timeout_s=0.5)
+    slow = Scripted(tokens=[" The first."], pause_s=2.0)
+    with FakeOpenAI(script=["Add two numbers.", slow, " The second."]) as fake:
+        sink = Collect()
+        async with EngineClient(fake.url, sink=sink) as client:
+            routed = await routing.answer(spec, doc_prompt(code, "python", 4000), engine=client,
+                                          baseline=None)
+        assert len(fake.completions()) == 2, "no pass after the one that timed out"
+    assert routed.source == "specialist" and routed.text == "Add two numbers."
+    (failed,) = routed.specialist.followups
+    assert failed.status == "timeout" and failed in sink.calls
