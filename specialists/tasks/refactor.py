@@ -30,6 +30,7 @@ from covey_specialists.tasks.common import (
     parse_python,
     reindent,
 )
+from covey_specialists.tasks.refactor_hints import HintFiller, hint_filler
 from covey_specialists.tasks.refactor_repair import cut_after_final_return, keep_parameters
 
 NAME = "refactor"
@@ -62,21 +63,38 @@ def refactor_prompt(code: str, instruction: str, language: str, budget: int) -> 
     code = code[:budget]
     user = f"Instruction: {instruction}\n```{language}\n{code}\n```"
     return Prompt(NAME, "chatml-refactor", chatml(SYSTEM, user),
-                  {"code": code, "instruction": instruction})
+                  {"code": code, "instruction": instruction, "language": language})
 
 
 def stream_done(prompt: Prompt, text: str) -> bool:
     return False  # the reply ends with the model's own end of turn
 
 
-def postprocess_refactor(raw: str, original: str, instruction: str = "") -> str:
-    """The code of the reply, at the selection's indent. Python answers are repaired where
-    that keeps behaviour: dead text after the function's last return goes, and a ready
-    instruction (which promises the same behaviour) keeps the original parameters."""
+def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> HintFiller | None:
+    """What finishes a Python type-hints refactor whose code (repaired, as the editor would
+    show it) leaves parameters or returns without a hint (see :mod:`refactor_hints`), or
+    None. An answer cut at its token limit is not finished: its code is incomplete."""
+    instruction = prompt.meta.get("instruction")
+    if prompt.meta.get("language") != "python" or cut_short or \
+            instruction != READY_INSTRUCTIONS["type-hints"]:
+        return None
+    return hint_filler(repaired_code(raw, prompt.meta["code"], instruction))
+
+
+def repaired_code(raw: str, original: str, instruction: str = "") -> str:
+    """The code of the reply, dedented. Python answers are repaired where that keeps
+    behaviour: dead text after the function's last return goes, and a ready instruction
+    (which promises the same behaviour) keeps the original parameters."""
     code = textwrap.dedent(extract_code(raw))
     code = cut_after_final_return(code, original)
     if instruction in READY_INSTRUCTIONS.values():
         code = keep_parameters(code, original)
+    return code
+
+
+def postprocess_refactor(raw: str, original: str, instruction: str = "") -> str:
+    """The repaired code of the reply (:func:`repaired_code`) at the selection's indent."""
+    code = repaired_code(raw, original, instruction)
     first = next((ln for ln in original.splitlines() if ln.strip()), "")
     indent = first[: len(first) - len(first.lstrip())]
     out = reindent(code, indent)
