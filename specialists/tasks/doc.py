@@ -63,16 +63,19 @@ def stream_done(prompt: Prompt, text: str) -> bool:
 
 
 def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> doc_params.ParamFiller | None:
-    """What finishes a Python docstring that misses parameters (see :mod:`doc_params`), or
-    None when it names them all. ``cut_short``: the answer hit its token limit, so its last
-    line is unfinished and goes. An empty answer stays empty: there is nothing to finish."""
-    text = docstring_text(raw)
-    if prompt.meta.get("language") != "python" or not text.strip():
+    """What finishes a docstring (Python) or JSDoc block (other languages) that misses
+    parameters (see :mod:`doc_params`), or None when it names them all. ``cut_short``: the
+    answer hit its token limit, so its last line is unfinished and goes. An empty answer
+    stays empty: there is nothing to finish."""
+    language = prompt.meta.get("language")
+    text = docstring_text(raw) if language == "python" else jsdoc_text(raw)
+    if not text.strip():
         return None
     if cut_short and "\n" in text.strip("\n"):
         text = text.strip("\n").rsplit("\n", 1)[0]
-    missing = missing_params(prompt.meta.get("code", ""), text, starred=True)
-    return doc_params.ParamFiller(text, missing) if missing else None
+    missing = missing_params(prompt.meta.get("code", ""), text,
+                             "python" if language == "python" else "javascript", starred=True)
+    return doc_params.ParamFiller(text, missing, language) if missing else None
 
 
 # ---------------------------------------------------------------- post-processing
@@ -97,11 +100,17 @@ def postprocess_docstring(raw: str, indent: str) -> str:
     return f'{indent}"""{lines[0].strip()}\n{body}\n{indent}"""\n'
 
 
-def jsdoc(raw: str, indent: str) -> str:
+def jsdoc_text(raw: str) -> str:
+    """Model text → a JSDoc block's text: out of fences, ``/** */`` and leading ``*``."""
     text = extract_code(raw).strip()
     text = text.removeprefix("/**").removesuffix("*/")
-    lines = [ln.strip().removeprefix("*").rstrip() for ln in text.splitlines()]
-    lines = textwrap.dedent("\n".join(lines)).strip("\n").splitlines()
+    lines = [ln.strip()[1:].rstrip() if ln.strip().startswith("*") else ln.rstrip()
+             for ln in text.splitlines()]  # plain lines keep their indent: idempotent
+    return textwrap.dedent("\n".join(lines)).strip("\n")
+
+
+def jsdoc(raw: str, indent: str) -> str:
+    lines = jsdoc_text(raw).splitlines()
     if not any(ln.strip() for ln in lines):
         return ""
     body = "".join(f"{indent} *{' ' + ln if ln.strip() else ''}\n" for ln in lines)

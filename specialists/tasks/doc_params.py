@@ -1,4 +1,4 @@
-"""Finishing a docstring that leaves parameters out (Python).
+"""Finishing a docstring that leaves parameters out (Python docstrings, JSDoc blocks).
 
 A small doc model often writes a one-line summary for a function that takes parameters,
 or lists some of them and stops. :class:`ParamFiller` asks it for the rest, one
@@ -7,6 +7,7 @@ of the missing entry (``Args:`` / ``name: ``), so every word of a description is
 the model's. The entries follow the docstring's own convention — a Google ``Args:``
 section, reST ``:param name:`` fields or a NumPy ``Parameters`` section — and a docstring
 without one gets a Google ``Args:`` section before its ``Returns:``/``Raises:``, if any.
+A JSDoc block gets ``@param name`` tags after its last one, or before its other tags.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ _NUMPY = re.compile(r"^(\s*)Parameters\s*$")
 _HEAD_ONLY = re.compile(r"^\s*\**\w+\s*(\(.*\))?\s*:\s*$")
 """An entry whose description starts on the next line."""
 _REST = re.compile(r"^\s*:(param|type)\b")
+_JSDOC_PARAM = re.compile(r"^\s*@(param|arg|argument)\b")
+_JSDOC_TAG = re.compile(r"^\s*@\w")
 _LATER_SECTION = re.compile(
     r"^\s*(Returns?|Yields?|Raises|Examples?|Notes?|See Also|Warnings?|:returns?:|:rtype:"
     r"|:raises?\b)", re.IGNORECASE)
@@ -43,6 +46,8 @@ class Place:
     """An entry's start, with ``{name}``; the model writes the rest of its line."""
     header: list[str] = field(default_factory=list)
     """Lines that open a new section before the first entry (none when one exists)."""
+    gap_after: bool = True
+    """A new section is set off from what follows it by a blank line."""
 
 
 def _section(lines: list[str]) -> Place | None:
@@ -86,6 +91,24 @@ def _rest_fields(lines: list[str]) -> Place | None:
     return Place(lines[:end], lines[end:], indent + ":param {name}: ")
 
 
+def _jsdoc_tags(lines: list[str]) -> Place:
+    """After the last ``@param`` tag (and its continuation lines), else before the first
+    other tag (``@returns``…), else at the end; a blank line sets the first tag off from
+    the description, as JSDoc does."""
+    params = [i for i, line in enumerate(lines) if _JSDOC_PARAM.match(line)]
+    if params:
+        end = params[-1] + 1
+        while end < len(lines) and lines[end].strip() and not _JSDOC_TAG.match(lines[end]):
+            end += 1
+        return Place(lines[:end], lines[end:], "@param {name} ")
+    first_tag = next((i for i, line in enumerate(lines) if _JSDOC_TAG.match(line)), len(lines))
+    before = lines[:first_tag]
+    while before and not before[-1].strip():
+        before.pop()
+    return Place(before, lines[first_tag:], "@param {name} ", header=[""] if before else [],
+                 gap_after=False)
+
+
 def _new_section(lines: list[str]) -> Place:
     """A Google ``Args:`` section before ``Returns:``/``Raises:``…, else at the end."""
     later = next((i for i, line in enumerate(lines) if i and _LATER_SECTION.match(line)),
@@ -105,12 +128,13 @@ class ParamFiller:
 
     tokens_per_entry = ENTRY_TOKENS
 
-    def __init__(self, text: str, missing: list[str]) -> None:
+    def __init__(self, text: str, missing: list[str], language: str = "python") -> None:
         lines = text.strip("\n").splitlines()
         self.missing = missing[:MAX_FILLED]
         self.asked: set[str] = set()
         self.entries: list[str] = []
-        self.place = _section(lines) or _rest_fields(lines) or _new_section(lines)
+        self.place = (_section(lines) or _rest_fields(lines) or _new_section(lines)
+                      if language == "python" else _jsdoc_tags(lines))
 
     def pending(self) -> str | None:
         return next((n for n in self.missing if n not in self.asked), None)
@@ -132,7 +156,7 @@ class ParamFiller:
         if not self.entries:
             return "\n".join(p.before + p.after)
         after = p.after
-        if p.header and after and after[0].strip():  # a new section: a blank line apart
+        if p.header and p.gap_after and after and after[0].strip():  # a blank line apart
             after = ["", *after]
         return "\n".join(p.before + p.header + self.entries + after)
 

@@ -12,7 +12,13 @@ from helpers.fake_openai import FakeOpenAI, Scripted
 from covey_specialists import routing
 from covey_specialists.client import EngineClient
 from covey_specialists.table import load_table
-from covey_specialists.tasks.doc import doc_prompt, docstring_problem, follow_up, function_params
+from covey_specialists.tasks.doc import (
+    doc_prompt,
+    docstring_problem,
+    follow_up,
+    function_params,
+    jsdoc,
+)
 from covey_specialists.tasks.doc_params import ParamFiller
 
 CODE = "def scale(values, factor, *rest, clip=None, **options):\n    return values\n"
@@ -88,10 +94,41 @@ def test_an_answer_cut_by_the_token_limit_loses_its_unfinished_line():
 def test_nothing_is_asked_when_every_parameter_is_named_or_the_model_says_nothing():
     assert follow_up(doc_prompt(CODE, "python", 4000),
                      "Scale values by factor; rest, clip and options go on.", False) is None
-    assert follow_up(doc_prompt(CODE, "javascript", 4000), "Scale.", False) is None
+    assert follow_up(doc_prompt(JS, "javascript", 4000),
+                     "/**\n * Scale.\n * @param values The values.\n * @param factor By.\n */",
+                     False) is None
     assert follow_up(doc_prompt(CODE, "python", 4000), "```\n```", False) is None
     filler, _ = _fill("Scale.", "def scale(values):\n    pass\n", replies={"values": "  \n"})
     assert filler.text == "Scale."
+
+
+JS = "function scale(values, factor = 2, { clip } = {}) {\n  return values;\n}\n"
+
+
+def _fill_js(raw: str) -> tuple[ParamFiller, list[str]]:
+    filler, asked = follow_up(doc_prompt(JS, "javascript", 4000), raw, False), []
+    while (name := filler.pending()) is not None:
+        asked.append(filler.continuation(name))
+        filler.add(name, f"The {name}.\nnext line")
+    return filler, asked
+
+
+def test_a_jsdoc_block_gets_param_tags_after_its_last_one():
+    filler, asked = _fill_js("/**\n * Scale them.\n * @param {number[]} values - The values."
+                             "\n *   All of them.\n * @returns {number[]} Scaled.\n */")
+    assert asked == ["Scale them.\n@param {number[]} values - The values.\n  All of them.\n"
+                     "@param factor "]
+    assert jsdoc(filler.text, "  ") == (
+        "  /**\n   * Scale them.\n   * @param {number[]} values - The values.\n"
+        "   *   All of them.\n   * @param factor The factor.\n"
+        "   * @returns {number[]} Scaled.\n   */\n")
+
+
+def test_a_jsdoc_block_without_param_tags_gets_them_before_its_other_tags():
+    filler, asked = _fill_js("Scale the list.\n@returns {number[]} Scaled.")
+    assert asked[0] == "Scale the list.\n\n@param values "
+    assert filler.text == ("Scale the list.\n\n@param values The values.\n"
+                           "@param factor The factor.\n@returns {number[]} Scaled.")
 
 
 def test_at_most_eight_parameters_are_asked_for():
