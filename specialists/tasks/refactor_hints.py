@@ -17,8 +17,8 @@ import tokenize
 MAX_FILLED = 8
 TYPE_TOKENS = 16
 _OPEN, _CLOSE = "([{", ")]}"
-_TYPE_NODES = (ast.Name, ast.Attribute, ast.Subscript, ast.BinOp, ast.BitOr, ast.Constant,
-               ast.Tuple, ast.List, ast.Load, ast.expr_context)
+_TYPE_NODES = (ast.Name, ast.Attribute, ast.Subscript, ast.BinOp, ast.BitOr, ast.Tuple,
+               ast.List, ast.expr_context)
 
 
 def _offset(lines: list[str], lineno: int, col_bytes: int) -> int:
