@@ -67,14 +67,13 @@ def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> doc_params.ParamFill
     parameters (see :mod:`doc_params`), or None when it names them all. ``cut_short``: the
     answer hit its token limit, so its last line is unfinished and goes. An empty answer
     stays empty: there is nothing to finish."""
-    language = prompt.meta.get("language")
+    language = "python" if prompt.meta.get("language") == "python" else "javascript"
     text = docstring_text(raw) if language == "python" else jsdoc_text(raw)
     if not text.strip():
         return None
     if cut_short and "\n" in text.strip("\n"):
         text = text.strip("\n").rsplit("\n", 1)[0]
-    missing = missing_params(prompt.meta.get("code", ""), text,
-                             "python" if language == "python" else "javascript", starred=True)
+    missing = missing_params(prompt.meta.get("code", ""), text, language, starred=True)
     return doc_params.ParamFiller(text, missing, language) if missing else None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import io
-import textwrap
 import tokenize
 
 MAX_FILLED = 8
@@ -94,7 +93,7 @@ def first_type(reply: str, returns: bool) -> str | None:
         node = ast.parse(text, mode="eval").body
     except (SyntaxError, ValueError):
         return None
-    if not text or not all(_type_like(n) for n in ast.walk(node)):
+    if not all(_type_like(n) for n in ast.walk(node)):
         return None
     return text
 
@@ -108,25 +107,25 @@ def _type_like(node: ast.AST) -> bool:
 
 
 class HintFiller:
-    """The model's code and its bare spots (at most :data:`MAX_FILLED` asked for)."""
+    """The model's code (:attr:`text`) and its bare spots (at most :data:`MAX_FILLED` asked
+    for)."""
 
     tokens_per_entry = TYPE_TOKENS
 
     def __init__(self, code: str) -> None:
-        self.code = code
+        self.text = code
         self.asked: set[tuple] = set()
 
     def _where(self, spot: tuple) -> int | None:
-        return next((at for key, at in bare_spots(self.code) if key == spot), None)
+        return next((at for key, at in bare_spots(self.text) if key == spot), None)
 
     def pending(self) -> tuple | None:
         if len(self.asked) >= MAX_FILLED:
             return None
-        return next((key for key, _ in bare_spots(self.code) if key not in self.asked), None)
+        return next((key for key, _ in bare_spots(self.text) if key not in self.asked), None)
 
     def continuation(self, spot: tuple) -> str:
-        at = self._where(spot)
-        return self.code[:at] + (" -> " if spot[2] == "return" else ": ")
+        return self.text[:self._where(spot)] + _joiner(spot)
 
     def add(self, spot: tuple, reply: str) -> None:
         self.asked.add(spot)
@@ -134,21 +133,17 @@ class HintFiller:
         at = self._where(spot)
         if hint is None or at is None:
             return
-        rest = self.code[at:]
-        if spot[2] == "return":
-            self.code = f"{self.code[:at]} -> {hint}{rest}"
-        elif rest.startswith("="):  # a default: PEP 8 spaces it once annotated
-            self.code = f"{self.code[:at]}: {hint} = {rest[1:].lstrip()}"
-        else:
-            self.code = f"{self.code[:at]}: {hint}{rest}"
+        rest = self.text[at:]
+        if spot[2] != "return" and rest.startswith("="):  # a default: PEP 8 spaces it now
+            rest = " = " + rest[1:].lstrip()
+        self.text = f"{self.text[:at]}{_joiner(spot)}{hint}{rest}"
 
-    @property
-    def text(self) -> str:
-        return self.code
+
+def _joiner(spot: tuple) -> str:
+    return " -> " if spot[2] == "return" else ": "
 
 
 def hint_filler(code: str) -> HintFiller | None:
-    """A filler for ``code`` (the model's answer, out of fences), or None when it has no
-    bare spot or does not parse."""
-    code = textwrap.dedent(code)
+    """A filler for ``code`` (the model's answer, repaired and dedented), or None when it
+    has no bare spot or does not parse."""
     return HintFiller(code) if bare_spots(code) else None
