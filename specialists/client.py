@@ -4,6 +4,12 @@ Every call streams, asks for usage on the stream, is bounded by the specialist's
 and is reported to a :class:`~covey_usage.calls.CallSink` exactly once, whatever
 happens. Cancelling the awaiting task closes the HTTP stream, which makes vLLM abort
 the request.
+
+Stop strings are cut here, not by the engine: vLLM holds back as many characters as the
+longest stop string (12 for ``<|endoftext|>``) until it knows they are not one, which
+delayed every streamed piece by about three tokens. So the engine is asked to send the stop
+string along and to stream special tokens as text, which also lets a stop that names one
+(the completion adapter's ``<|endoftext|>``) end the generation.
 """
 
 from __future__ import annotations
@@ -100,12 +106,14 @@ class EngineClient:
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
             "max_tokens": max_tokens or spec.max_tokens, "temperature": spec.temperature,
             "top_p": spec.top_p, "stop": list(spec.stop),
+            "include_stop_str_in_output": True, "skip_special_tokens": False,
         }
         if spec.frequency_penalty:
             body["frequency_penalty"] = spec.frequency_penalty
         if logprobs:
             body["logprobs"] = 1
         body.update(extra_body or {})
+        stops = tuple(body.get("stop") or ())
         started = time.perf_counter()
         pieces: list[str] = []
         token_logprobs: list[float] = []
@@ -113,7 +121,7 @@ class EngineClient:
         try:
             async with asyncio.timeout(spec.timeout_s):
                 finish = await self._stream(body, call, started, pieces, token_logprobs,
-                                            prompt)
+                                            prompt, stops)
         except asyncio.CancelledError:
             call.status = "cancelled"
             raise
@@ -125,7 +133,7 @@ class EngineClient:
             call.status, call.error = "error", str(exc) or type(exc).__name__
         finally:
             call.latency_ms = (time.perf_counter() - started) * 1000
-            text = "".join(pieces)
+            text = cut_at_stop("".join(pieces), stops)
             if not call.completion_tokens and pieces:
                 call.completion_tokens = len(token_logprobs) or len(pieces)
             if token_logprobs:
@@ -144,7 +152,7 @@ class EngineClient:
 
     async def _stream(self, body: dict, call: ModelCall, started: float,
                       pieces: list[str], token_logprobs: list[float],
-                      prompt: Prompt) -> str | None:
+                      prompt: Prompt, stops: tuple[str, ...]) -> str | None:
         finish = None
         text = ""
         async with self._http.stream("POST", "/v1/completions", json=body) as response:
@@ -161,6 +169,8 @@ class EngineClient:
                     token_logprobs.extend(v for v in lp if isinstance(v, (int, float)))
                     finish = choice.get("finish_reason") or finish
                     text += piece
+                if any(stop in text for stop in stops if stop):
+                    return "stop"
                 if stream_done(prompt, text):
                     return "complete"
         return finish
@@ -171,6 +181,12 @@ class EngineClient:
             self.sink.record(call)
         except Exception:  # a broken log must never break completions
             log.exception("usage sink failed for call %s", call.id)
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    """``text`` up to its first stop string, as the engine would have cut it."""
+    ends = [i for i in (text.find(stop) for stop in stops if stop) if i >= 0]
+    return text[:min(ends)] if ends else text
 
 
 class EngineError(RuntimeError):

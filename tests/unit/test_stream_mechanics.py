@@ -44,6 +44,20 @@ async def test_one_line_completion_closes_the_stream_after_its_line(covey_home):
     assert [c.status for c in sink.calls] == ["ok"]
 
 
+async def test_the_client_cuts_stop_strings_the_engine_streams_along(covey_home):
+    """vLLM would hold back 12 characters for a 13-character stop string; the client asks
+    for stops (and special tokens) as text instead, cuts them, and stops reading there."""
+    answer = Scripted(tokens=["    return", " a", "<|endoftext|>"], endless="\nimport os")
+    with FakeOpenAI(script=[answer]) as fake:
+        async with EngineClient(fake.url, sink=Collect()) as client:
+            result = await client.complete(spec(stop=("\n\n\n", "<|endoftext|>")), BLOCK)
+        request = fake.completions()[0].wait()
+    assert request.body["include_stop_str_in_output"] is True
+    assert request.body["skip_special_tokens"] is False
+    assert result.text == "    return a" and result.finish_reason == "stop"
+    assert request.disconnected and request.sent < answer.limit
+
+
 async def test_a_block_is_read_until_the_engine_ends_it(covey_home):
     """The control case: without a line end to stop at, the client reads the whole answer."""
     answer = Scripted(tokens=["    return", " a + b"])
