@@ -47,7 +47,7 @@ describe('toInitializationOptions', () => {
   it('has the shape of docs/lsp-protocol.md', () => {
     expect(toInitializationOptions(DEFAULTS)).toEqual({
       engine: { url: null },
-      debounceMs: 75,
+      debounceMs: 0,
       languages: ['python', 'javascript', 'typescript'],
       storeText: false,
       baseline: { url: null, model: null, apiKeyEnv: 'COVEY_BASELINE_API_KEY' },
