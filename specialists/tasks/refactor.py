@@ -31,7 +31,11 @@ from covey_specialists.tasks.common import (
     reindent,
 )
 from covey_specialists.tasks.refactor_hints import HintFiller, hint_filler
-from covey_specialists.tasks.refactor_repair import cut_after_final_return, keep_parameters
+from covey_specialists.tasks.refactor_repair import (
+    cut_after_final_return,
+    keep_bodies,
+    keep_parameters,
+)
 
 NAME = "refactor"
 FORMATS = {"chatml-refactor"}
@@ -73,9 +77,11 @@ def stream_done(prompt: Prompt, text: str) -> bool:
 def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> HintFiller | None:
     """What finishes a Python type-hints refactor whose code (repaired, as the editor would
     show it) leaves parameters or returns without a hint (see :mod:`refactor_hints`), or
-    None. An answer cut at its token limit is not finished: its code is incomplete."""
+    None. An answer cut at its token limit is finished too: the repaired code is the
+    original's, with the signatures the model wrote, and one that does not parse has no
+    spot to fill."""
     instruction = prompt.meta.get("instruction")
-    if prompt.meta.get("language") != "python" or cut_short or \
+    if prompt.meta.get("language") != "python" or \
             instruction != READY_INSTRUCTIONS["type-hints"]:
         return None
     return hint_filler(repaired_code(raw, prompt.meta["code"], instruction))
@@ -83,9 +89,12 @@ def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> HintFiller | None:
 
 def repaired_code(raw: str, original: str, instruction: str = "") -> str:
     """The code of the reply, dedented. Python answers are repaired where that keeps
-    behaviour: dead text after the function's last return goes, and a ready instruction
+    behaviour: asked for type hints, the original takes the model's signatures and keeps
+    its bodies; dead text after the function's last return goes; and a ready instruction
     (which promises the same behaviour) keeps the original parameters."""
     code = textwrap.dedent(extract_code(raw))
+    if instruction == READY_INSTRUCTIONS["type-hints"]:
+        code = keep_bodies(code, original)
     code = cut_after_final_return(code, original)
     if instruction in READY_INSTRUCTIONS.values():
         code = keep_parameters(code, original)

@@ -4,6 +4,8 @@
   ones) never changes a function's parameters, yet a small model drops defaults, a
   ``*`` or a whole parameter while adding type hints. The original parameter list comes
   back, with the annotations the model wrote.
+- :func:`keep_bodies`: adding type hints changes signatures only, so under that
+  instruction the original comes back with the annotations of the model's ``def`` lines.
 - :func:`cut_after_final_return`: an answer that runs on after its function's last
   ``return`` (a repeated docstring, cut by the token limit) does not parse; what follows
   a return in the function's own body is dead code, so the answer ends there.
@@ -155,3 +157,72 @@ def cut_after_final_return(code: str, original: str) -> str:
                 return prefix
             break  # this return parses but is not the body's own last word
     return code
+
+
+class _Functions(cst.CSTVisitor):
+    """Every function definition, nested ones included, in source order."""
+
+    def __init__(self) -> None:
+        self.found: list[cst.FunctionDef] = []
+
+    def visit_FunctionDef(self, node) -> None:
+        self.found.append(node)
+
+
+def _cst_functions(module: cst.Module) -> list[cst.FunctionDef]:
+    visitor = _Functions()
+    module.visit(visitor)
+    return visitor.found
+
+
+def _signatures(code: str, max_lines: int = 20) -> dict[str, cst.FunctionDef]:
+    """The ``def`` lines of ``code`` by function name, parsed on their own when the whole
+    answer does not parse (each line that starts a ``def``, up to its colon)."""
+    module = _parse_cst(code)
+    if module is not None:
+        return {fn.name.value: fn for fn in reversed(_cst_functions(module))}
+    found: dict[str, cst.FunctionDef] = {}
+    lines = code.splitlines()
+    for i, line in enumerate(lines):
+        if not line.lstrip().startswith(("def ", "async def ")):
+            continue
+        for end in range(i + 1, min(i + max_lines, len(lines)) + 1):
+            stub = _parse_cst(textwrap.dedent("\n".join(lines[i:end])) + "\n    pass\n")
+            if stub is not None and isinstance(stub.body[0], cst.FunctionDef):
+                found.setdefault(stub.body[0].name.value, stub.body[0])
+                break
+    return found
+
+
+class _TakeSignatures(cst.CSTTransformer):
+    """Each function of the original, with the annotations of the model's signature."""
+
+    def __init__(self, signatures: dict[str, cst.FunctionDef]) -> None:
+        self.signatures = signatures
+
+    def leave_FunctionDef(self, original, updated):
+        model = self.signatures.get(updated.name.value)
+        if model is None:
+            return updated
+        annotations = {p.name.value: p.annotation for p in _all_params(model.params)
+                       if p.annotation is not None}
+        return updated.with_changes(params=updated.params.visit(_Annotate(annotations)),
+                                    returns=updated.returns or model.returns)
+
+
+def keep_bodies(code: str, original: str) -> str:
+    """The original, each of its functions with the annotations of the signature the model
+    wrote for it: adding type hints changes signatures only, so bodies, docstrings,
+    comments and decorators stay the original's, and so do the parameters themselves. A
+    small model otherwise drops a line or repeats a docstring until its token limit, which
+    also leaves an answer that does not parse; its ``def`` lines are still used. ``code``
+    unchanged when the original does not parse or no signature of its functions is
+    found."""
+    source = _parse_cst(textwrap.dedent(original))
+    if source is None:
+        return code
+    names = {fn.name.value for fn in _cst_functions(source)}
+    signatures = {name: fn for name, fn in _signatures(code).items() if name in names}
+    if not signatures:
+        return code
+    return source.visit(_TakeSignatures(signatures)).code

@@ -66,13 +66,18 @@ def test_a_reply_that_is_no_type_leaves_its_spot_bare_and_is_not_asked_again():
     assert first_type("True", False) is None
 
 
-def test_only_a_python_type_hints_answer_that_is_complete_gets_a_follow_up():
+def test_only_a_python_type_hints_answer_with_a_bare_spot_gets_a_follow_up():
     code = "def f(a, b=1):\n    return a\n"
     python = refactor_prompt(code, HINTS, "python", 4000)
     bare = "def f(a: int) -> int:\n    return a\n"  # drops b; the repair puts it back bare
     filler = follow_up(python, bare, cut_short=False)
     assert [spot[2] for spot in [filler.pending()]] == ["b"]
-    assert follow_up(python, bare, cut_short=True) is None
+    # cut at the token limit in its docstring: the def line still counts, the body is the
+    # original's, so the answer is finished all the same
+    cut = 'def f(a: int, b=1) -> int:\n    """Return a.\n\n    Return a.\n\n    Return'
+    assert follow_up(python, cut, cut_short=True).text == (
+        "def f(a: int, b=1) -> int:\n    return a\n")
+    assert follow_up(python, "def f(a, b=1:\n", cut_short=True) is None
     assert follow_up(refactor_prompt(code, "Simplify this code.", "python", 4000), bare,
                      False) is None
     assert follow_up(refactor_prompt(code, HINTS, "javascript", 4000), bare, False) is None

@@ -1,11 +1,16 @@
-"""Refactor answers repaired before they reach the editor: parameters kept, dead tails cut."""
+"""Refactor answers repaired before they reach the editor: parameters kept, dead tails cut,
+and under type hints the original's bodies kept."""
 
 from __future__ import annotations
 
 import textwrap
 
 from covey_specialists.tasks.refactor import READY_INSTRUCTIONS, postprocess_refactor
-from covey_specialists.tasks.refactor_repair import cut_after_final_return, keep_parameters
+from covey_specialists.tasks.refactor_repair import (
+    cut_after_final_return,
+    keep_bodies,
+    keep_parameters,
+)
 
 ORIGINAL = textwrap.dedent('''\
     def glob(pathname, *, root_dir=None, recursive=False):
@@ -75,3 +80,56 @@ def test_a_cut_that_would_lose_code_or_a_function_is_refused():
     assert cut_after_final_return(two, original) == two
     assert cut_after_final_return("def f(x):\n    return x\n", original) == \
         "def f(x):\n    return x\n"
+
+
+CLASS = textwrap.dedent('''\
+    class Files:
+        @staticmethod
+        def isdir(pathname, dir_fd=None):
+            # Same as os.path.isdir(), but with dir_fd
+            try:
+                st = stat(pathname, dir_fd=dir_fd)
+            except OSError:
+                return False
+
+            def check(mode):
+                return mode > 0
+            return check(st)
+    ''')
+
+
+def test_type_hints_keep_the_original_bodies_with_the_models_signatures():
+    # the model dropped the comment and changed what the function returns
+    answer = textwrap.dedent('''\
+        class Files:
+            @staticmethod
+            def isdir(pathname: str, dir_fd: int | None = None) -> bool:
+                try:
+                    st = stat(pathname, dir_fd=dir_fd)
+                except OSError:
+                    return None
+
+                def check(mode: int) -> bool:
+                    return mode > 0
+                return check(st)
+        ''')
+    fixed = keep_bodies(answer, CLASS)
+    assert fixed == CLASS.replace("def isdir(pathname, dir_fd=None):",
+                                  "def isdir(pathname: str, dir_fd: int | None = None) -> bool:"
+                                  ).replace("def check(mode):", "def check(mode: int) -> bool:")
+    hinted = postprocess_refactor(answer, CLASS, READY_INSTRUCTIONS["type-hints"])
+    assert hinted == fixed
+    other = postprocess_refactor(answer, CLASS, READY_INSTRUCTIONS["simplify"])
+    assert "            return None\n" in other  # no body kept outside type hints
+
+
+def test_an_answer_that_loops_in_its_docstring_still_gives_its_def_lines():
+    original = "def run(source, filename=\"<input>\", symbol=\"single\"):\n    return source\n"
+    looping = ('def run(source: str,\n        filename: str = "<input>",\n'
+               '        symbol: str = "single") -> object:\n    r"""Run.\n\n'
+               + "    - Return None if incomplete\n" * 40)
+    fixed = keep_bodies(looping, original)
+    assert fixed == ('def run(source: str, filename: str = "<input>", symbol: str = "single")'
+                     ' -> object:\n    return source\n')
+    assert keep_bodies("no code here", original) == "no code here"
+    assert keep_bodies(looping, "not python (") == looping
