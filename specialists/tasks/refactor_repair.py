@@ -87,15 +87,18 @@ class _RestoreParameters(cst.CSTTransformer):
         params = self.originals.get((self.scope[0] if self.scope else "", updated.name.value))
         if params is None:
             return updated
-        annotations = {p.name.value: p.annotation for p in _all_params(updated.params)
-                       if p.annotation is not None}
-        return updated.with_changes(params=params.visit(_Annotate(annotations)))
+        return updated.with_changes(params=params.visit(_Annotate(_annotations(updated))))
 
 
 def _all_params(params: cst.Parameters) -> list[cst.Param]:
     found = [*params.posonly_params, *params.params, *params.kwonly_params]
     found += [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
     return found
+
+
+def _annotations(fn: cst.FunctionDef) -> dict[str, cst.Annotation]:
+    return {p.name.value: p.annotation for p in _all_params(fn.params)
+            if p.annotation is not None}
 
 
 def keep_parameters(code: str, original: str) -> str:
@@ -204,9 +207,7 @@ class _TakeSignatures(cst.CSTTransformer):
         model = self.signatures.get(updated.name.value)
         if model is None:
             return updated
-        annotations = {p.name.value: p.annotation for p in _all_params(model.params)
-                       if p.annotation is not None}
-        return updated.with_changes(params=updated.params.visit(_Annotate(annotations)),
+        return updated.with_changes(params=updated.params.visit(_Annotate(_annotations(model))),
                                     returns=updated.returns or model.returns)
 
 
