@@ -29,11 +29,14 @@ async def finish_answer(engine: EngineClient, spec: Specialist, prompt: Prompt,
     if filler is None:
         return first
     calls = []
+    # the line ends the entry; the specialist's own stops still apply, since the engine
+    # streams its end-of-turn token as text (see covey_specialists.client)
+    stop = ["\n", *spec.stop]
     while (name := filler.pending()) is not None:
         ask = dataclasses.replace(prompt, text=prompt.text + filler.continuation(name))
         part = await engine.complete(spec, ask, language=language, model=model,
                                      max_tokens=filler.tokens_per_entry, eval_run_id=eval_run_id,
-                                     extra_body={"stop": ["\n"]}, report=False)
+                                     extra_body={"stop": stop}, report=False)
         part.call.llm_prompt_tokens = 0
         part.call.llm_completion_tokens = estimate_tokens(part.text)
         engine.report(part.call)

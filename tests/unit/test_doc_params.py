@@ -142,8 +142,9 @@ async def test_the_passes_are_logged_calls_and_the_served_docstring_names_every_
     code = "def add(a, b):\n    return a + b\n"
     spec = dataclasses.replace(load_table().for_task("doc"), adapter="", routing="on-failure")
     prompt = doc_prompt(code, "python", 4000)
-    with FakeOpenAI(script=["Add two numbers.", " The first number.\n", " The second."]) \
-            as fake:
+    # the engine streams its end of turn as text; the client cuts it
+    with FakeOpenAI(script=["Add two numbers.", " The first number.\n",
+                            " The second.<|im_end|>"]) as fake:
         sink = Collect()
         async with EngineClient(fake.url, sink=sink) as client:
             routed = await routing.answer(
@@ -155,8 +156,8 @@ async def test_the_passes_are_logged_calls_and_the_served_docstring_names_every_
                           "    b: The second."
     assert passes[0].body["prompt"] == prompt.text + "Add two numbers.\n\nArgs:\n    a: "
     assert passes[1].body["prompt"].endswith("    a: The first number.\n    b: ")
-    assert [p.body["stop"] for p in passes] == [["\n"], ["\n"]]
-    assert first.body["stop"] != ["\n"]
+    assert [p.body["stop"] for p in passes] == [["\n", *spec.stop]] * 2
+    assert "\n" not in first.body["stop"]
     assert [c.id for c in routed.calls] == [c.id for c in sorted(sink.calls,
                                                                  key=lambda c: c.started_at)]
     followups = routed.specialist.followups

@@ -97,7 +97,7 @@ async def test_the_passes_are_logged_calls_and_the_served_code_is_fully_hinted(c
         first, *passes = fake.completions()
     assert passes[0].body["prompt"] == prompt.text + "def area(self, width: float, height: "
     assert passes[1].body["prompt"].endswith("width: float, height: float) -> ")
-    assert [p.body["stop"] for p in passes] == [["\n"], ["\n"]]
+    assert [p.body["stop"] for p in passes] == [["\n", *spec.stop]] * 2
     assert postprocess_refactor(routed.text, code, HINTS) == (
         "    def area(self, width: float, height: float) -> float:\n"
         "        return width * height\n")
