@@ -2,12 +2,14 @@
 
 Starts engines one after the other, each in its own temporary Covey home: the base model
 alone, then the base plus three LoRA adapters (the shipped ones when present, else random
-rank-16 adapters made here with peft) as Covey runs them, and with --compare-fallback once
-more with vLLM's own CPU LoRA fallback. It prints start time and resident memory, and for
+rank-16 adapters made here with peft) as Covey runs them, with --compare-eager once more
+uncompiled (COVEY_CPU_COMPILE=off), and with --compare-fallback once more with vLLM's own
+CPU LoRA fallback. It prints start time and resident memory, and for
 each LoRA engine the adapter/base ratios on one ~700-token prompt: time to first token and
 a 32-token completion (targets: both at most 1.2).
 
-    python benchmarks/bench_engine.py [--requests 10] [--port 8790] [--compare-fallback]
+    python benchmarks/bench_engine.py [--requests 10] [--port 8790] [--compare-eager]
+                                      [--compare-fallback]
 """
 
 from __future__ import annotations
@@ -132,6 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--compare-eager", action="store_true",
+                        help="Also run Covey's CPU LoRA uncompiled (COVEY_CPU_COMPILE=off).")
     parser.add_argument("--compare-fallback", action="store_true",
                         help="Also run the engine with vLLM's own CPU LoRA fallback.")
     args = parser.parse_args()
@@ -147,10 +151,12 @@ def main() -> None:
         base_rss = group_rss_mb(status.pid)
         engine.down(table)
 
-        modes = ["covey"] + (["vllm-fallback"] if args.compare_fallback else [])
+        modes = (["covey"] + (["covey-eager"] if args.compare_eager else [])
+                 + (["vllm-fallback"] if args.compare_fallback else []))
         for mode in modes:
             # COVEY_CPU_LORA other than "grouped" leaves vLLM's fallback in place
-            os.environ[vllm_cpu_lora.ENV] = vllm_cpu_lora.MODE if mode == "covey" else "off"
+            os.environ[vllm_cpu_lora.ENV] = "off" if mode == "vllm-fallback" else vllm_cpu_lora.MODE
+            os.environ[vllm_cpu_lora.COMPILE_ENV] = "off" if mode == "covey-eager" else "on"
             table, status, lora_start = start(tmp / f"home-{mode}", args.port, adapters)
             lora_rss = group_rss_mb(status.pid)
             try:

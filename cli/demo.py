@@ -73,6 +73,8 @@ def demo(eval_limit: int) -> None:
     click.echo(f"{path} ready in {time.perf_counter() - started:.1f}s")
 
     _step("2. Engine")
+    if engine.status(table).state == "down":
+        click.echo(f"starting it: {engine.FIRST_START_NOTE}")
     started = time.perf_counter()
     try:
         status = engine.ensure_up(table)

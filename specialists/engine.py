@@ -67,7 +67,8 @@ class EngineStatus:
     reason: str = ""
     base_model: str = ""
     lora: str = ""
-    """How LoRA runs: ``vllm`` (its own kernels) or ``cpu-grouped`` (see :func:`lora_mode`)."""
+    """How LoRA runs: ``vllm`` (its own kernels), ``cpu-grouped-compiled`` or ``cpu-grouped``
+    (see :func:`lora_mode`)."""
     specialists: dict[str, dict] = field(default_factory=dict)
     """Each specialist's served model name and whether the engine serves it."""
 
@@ -275,13 +276,20 @@ def resolve_adapter(spec: Specialist) -> Path | None:
 # ------------------------------------------------------------------ start / stop
 
 CPU_GROUPED = "cpu-grouped"
+CPU_COMPILED = "cpu-grouped-compiled"
+FIRST_START_NOTE = ("its first start compiles the model: about 2 minutes on a CPU; later starts "
+                    "reuse vLLM's compile cache")
 
 
-def lora_mode(device: str) -> str:
+def lora_mode(device: str, env: dict[str, str]) -> str:
     """How the engine runs LoRA. On GPU, vLLM's own kernels (multi-LoRA is cheap there). On
     CPU, vLLM has none and its PyTorch fallback copies each adapter matrix per token, so
-    Covey swaps in grouped products (:mod:`covey_specialists.vllm_cpu_lora`)."""
-    return "vllm" if device != "cpu" else CPU_GROUPED
+    Covey swaps in grouped products (:mod:`covey_specialists.vllm_cpu_lora`), compiled with
+    the rest of the model unless ``COVEY_CPU_COMPILE=off``. ``COVEY_CPU_LORA=off`` keeps
+    vLLM's fallback (benchmarks compare)."""
+    if device != "cpu" or env.get(vllm_cpu_lora.ENV) != vllm_cpu_lora.MODE:
+        return "vllm"
+    return CPU_GROUPED if env.get(vllm_cpu_lora.COMPILE_ENV) == "off" else CPU_COMPILED
 
 
 def build_command(table: SpecialistsTable, model_path: str, port: int,
@@ -374,10 +382,9 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None) -
     env[ROUTES_ENV] = str(routes_file())
     env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(table.engine.cpu_kv_cache_gib))
-    mode = lora_mode(device)
-    if mode == CPU_GROUPED:  # COVEY_CPU_LORA=off keeps vLLM's fallback (benchmarks compare)
+    if device == "cpu":
         env.setdefault(vllm_cpu_lora.ENV, vllm_cpu_lora.MODE)
-        mode = CPU_GROUPED if env[vllm_cpu_lora.ENV] == vllm_cpu_lora.MODE else "vllm"
+    mode = lora_mode(device, env)
     env.setdefault("VLLM_LOGGING_LEVEL", "INFO")
     env.setdefault("PYTHONUNBUFFERED", "1")
     with log_file().open("w") as logfh:

@@ -1,4 +1,5 @@
-"""Shared fixtures. The real engine starts once per test session (30–200 s on CPU).
+"""Shared fixtures. The real engine starts once per test session (30–60 s on CPU, plus about
+2 minutes the first time, when vLLM compiles the model).
 
 Tests run with ``COVEY_HOME`` set to a test home (``$COVEY_TEST_HOME`` or
 ``.covey-home/test`` in the checkout), so the prepared model is reused between runs and

@@ -82,6 +82,7 @@ def test_register_replaces_the_cpu_wrappers_ops_only_when_asked(monkeypatch):
     grouped.register()
     assert punica_cpu.bgmv_shrink is grouped.bgmv_shrink
     assert punica_cpu.PunicaWrapperCPU.add_lora_linear is grouped.add_lora_linear
+    assert hasattr(torch.ops.covey, "lora_linear")
 
 
 def reference_lora_linear(y, x, a_stacked, b_stacked, scale, slices, slots):
@@ -101,8 +102,6 @@ def reference_lora_linear(y, x, a_stacked, b_stacked, scale, slices, slots):
 @pytest.mark.parametrize("tokens", [TOKENS, grouped.FUSED_MAX_TOKENS + 1])  # decode, prefill
 @pytest.mark.parametrize("slots", [[1], [0, 1, 1, -1, 0, 0, 1], [-1]])
 def test_fused_lora_linear_matches_the_per_slice_semantics(slots, tokens):
-    from types import SimpleNamespace
-
     slots = (slots * tokens)[:tokens]
     slices = (OUT, 16, 16)  # e.g. q, k and v of a merged QKV projection
     x = torch.randn(tokens, HIDDEN, dtype=torch.bfloat16)
@@ -110,32 +109,89 @@ def test_fused_lora_linear_matches_the_per_slice_semantics(slots, tokens):
     b_stacked = tuple(weights(SLOTS, 1, size, RANK) for size in slices)
     y = torch.randn(tokens, sum(slices), dtype=torch.float32)
     expected = reference_lora_linear(y, x, a_stacked, b_stacked, 0.5, slices, slots)
-    wrapper = SimpleNamespace(no_lora=all(s < 0 for s in slots),
-                              token_lora_indices=torch.tensor(slots + [0, 0]))
-    grouped.add_lora_linear(wrapper, y, x, a_stacked, b_stacked, 0.5, slices)
+    grouped.lora_linear(y, x, torch.tensor(slots + [0, 0]), a_stacked, b_stacked, 0.5, slices)
     torch.testing.assert_close(y.double(), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_fused_weights_follow_an_adapter_loaded_in_place():
-    from types import SimpleNamespace
-
     x = torch.randn(2, HIDDEN)
     a, b = (weights(SLOTS, 1, RANK, HIDDEN),), (weights(SLOTS, 1, OUT, RANK),)
-    wrapper = SimpleNamespace(no_lora=False, token_lora_indices=torch.tensor([0, 0]))
+    slots = torch.tensor([0, 0])
     first = torch.zeros(2, OUT)
-    grouped.add_lora_linear(wrapper, first, x, a, b, 1.0, (OUT,))
+    grouped.lora_linear(first, x, slots, a, b, 1.0, (OUT,))
     b[0][0].mul_(2)  # what loading another adapter into slot 0 looks like: an in-place copy
     second = torch.zeros(2, OUT)
-    grouped.add_lora_linear(wrapper, second, x, a, b, 1.0, (OUT,))
+    grouped.lora_linear(second, x, slots, a, b, 1.0, (OUT,))
     torch.testing.assert_close(second, 2 * first, atol=1e-3, rtol=1e-3)
 
 
 def test_a_new_steps_slots_are_read_again():
+    slots = torch.zeros(4, dtype=torch.long)
+    assert grouped._step_groups(slots, 2) == [(0, None)]
+    slots.copy_(torch.tensor([1, 1, 1, 1]))  # how vLLM writes the next step's slots
+    assert grouped._step_groups(slots, 2) == [(1, None)]
+
+
+class LoraLinear(torch.nn.Module):
+    """A linear layer with vLLM's LoRA call, as the engine's compiled model makes it."""
+
+    def __init__(self, wrapper, slices):
+        super().__init__()
+        self.base = torch.nn.Linear(HIDDEN, sum(slices), bias=False)
+        self.wrapper, self.slices = wrapper, slices
+        self.a = tuple(weights(SLOTS, 1, RANK, HIDDEN) for _ in slices)
+        self.b = tuple(weights(SLOTS, 1, size, RANK) for size in slices)
+
+    def forward(self, x):
+        y = self.base(x)
+        self.wrapper.add_lora_linear(y, x, self.a, self.b, 1.0, self.slices)
+        return y
+
+
+def test_the_op_compiles_whole_and_reads_each_steps_slots_at_run_time(monkeypatch):
+    """The engine compiles the model once (vLLM traces it with no guards), so neither which
+    adapter runs nor whether one does may be baked into the graph."""
     from types import SimpleNamespace
 
-    slots = torch.zeros(4, dtype=torch.long)
-    wrapper = SimpleNamespace(no_lora=False, _token_lora_indices=slots,
-                              token_lora_indices=slots)
-    assert grouped._step_groups(wrapper, 2) == [(0, None)]
-    slots.copy_(torch.tensor([1, 1, 1, 1]))  # how vLLM writes the next step's slots
-    assert grouped._step_groups(wrapper, 2) == [(1, None)]
+    monkeypatch.setenv(grouped.ENV, grouped.MODE)
+    grouped.register()
+    slots = torch.full((8,), -1)
+    wrapper = SimpleNamespace(_token_lora_indices=slots)
+    wrapper.add_lora_linear = lambda *args: grouped.add_lora_linear(wrapper, *args)
+    layer = LoraLinear(wrapper, (OUT, 16))
+    compiled = torch.compile(layer, fullgraph=True, dynamic=True, backend="aot_eager")
+    x = torch.randn(3, HIDDEN)
+    with torch.no_grad():
+        for step in ([-1, -1, -1], [0, 0, 0], [1, -1, 0]):
+            slots[:3] = torch.tensor(step)
+            torch.testing.assert_close(compiled(x), layer(x))
+        assert not torch.equal(compiled(x), layer.base(x))
+
+
+def test_the_cpu_platform_checks_the_config_as_if_lora_were_off_and_keeps_lora():
+    from types import SimpleNamespace
+
+    class Platform:
+        @classmethod
+        def check_and_update_config(cls, vllm_config):
+            # what vLLM's CPU platform does with LoRA on
+            vllm_config.compilation = "none" if vllm_config.lora_config else "compiled"
+
+    config = SimpleNamespace(lora_config={"max_loras": 4}, compilation=None)
+    grouped._keep_compilation(Platform)
+    grouped._keep_compilation(Platform)  # registering twice wraps once
+    Platform.check_and_update_config(config)
+    assert config.compilation == "compiled"
+    assert config.lora_config == {"max_loras": 4}
+
+
+@pytest.mark.parametrize("device,env,mode", [
+    ("cpu", {grouped.ENV: grouped.MODE}, "cpu-grouped-compiled"),
+    ("cpu", {grouped.ENV: grouped.MODE, grouped.COMPILE_ENV: "off"}, "cpu-grouped"),
+    ("cpu", {grouped.ENV: "off"}, "vllm"),
+    ("cuda", {grouped.ENV: grouped.MODE}, "vllm"),
+])
+def test_engine_status_names_the_lora_mode_the_plugin_runs(device, env, mode):
+    from covey_specialists import engine
+
+    assert engine.lora_mode(device, env) == mode
