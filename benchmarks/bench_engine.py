@@ -164,15 +164,17 @@ def main() -> None:
             finally:
                 engine.down(table)
             runs[mode]["lora"] = status.lora or "vllm"
+            runs[mode]["start_s"], runs[mode]["rss_mb"] = lora_start, lora_rss
 
     print(f"device: {status.device}")
     print(f"engine start, base only:          {base_start:6.1f} s")
-    print(f"engine start, base + 3 adapters:  {lora_start:6.1f} s")
     print(f"resident memory, base only:       {base_rss:7.0f} MB")
-    print(f"resident memory, base + 3 LoRA:   {lora_rss:7.0f} MB  "
-          f"(ratio {lora_rss / base_rss:.2f})")
     for mode, figures in runs.items():
-        report(f"{mode}: lora={figures['lora']}", figures)
+        label = f"{mode}: lora={figures['lora']}"
+        rss = figures["rss_mb"]
+        print(f"[{label}] engine start, base + 3 adapters: {figures['start_s']:.1f} s; "
+              f"resident memory {rss:.0f} MB (ratio to base only {rss / base_rss:.2f})")
+        report(label, figures)
 
 
 if __name__ == "__main__":
