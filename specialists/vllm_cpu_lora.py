@@ -16,8 +16,8 @@ the output's dtype when written.
 
 vLLM also turns torch.compile off on CPU whenever LoRA is on, since its fallback does not
 trace. Here the whole LoRA term of a layer is one opaque custom op (``covey::lora_linear``),
-so the model compiles around it: on a 2-core Xeon a decode step took 76 ms through the
-completion adapter and 66 ms through the base, against 99 and 98 ms uncompiled.
+so the model compiles around it: on a 2-core Xeon a decode step took 66–73 ms through the
+completion adapter and 57–63 ms through the base, against 96–103 and 92–104 ms uncompiled.
 ``COVEY_CPU_COMPILE=off`` keeps vLLM's choice (startup then skips the ~2 minutes of the
 first compilation; later starts reuse vLLM's compile cache).
 
