@@ -10,6 +10,13 @@ torch_ops = pytest.importorskip("vllm.lora.ops.torch_ops")
 TOKENS, HIDDEN, RANK, OUT, SLOTS = 7, 48, 8, 40, 3
 
 
+@pytest.fixture(autouse=True)
+def fresh_step():
+    """The op remembers the latest step's slots by buffer address and version: right for
+    the engine's one long-lived buffer, but a test's new tensor may reuse a freed address."""
+    grouped._last_step[:] = [None, None]
+
+
 def weights(*shape):
     torch.manual_seed(sum(shape))
     w = torch.randn(*shape, dtype=torch.bfloat16)
