@@ -73,8 +73,8 @@ def demo(eval_limit: int) -> None:
     click.echo(f"{path} ready in {time.perf_counter() - started:.1f}s")
 
     _step("2. Engine")
-    if engine.status(table).state == "down":
-        click.echo(f"starting it: {engine.FIRST_START_NOTE}")
+    click.echo("(a first start compiles the model: about 2 minutes on a CPU; later starts "
+               "reuse vLLM's compile cache)")
     started = time.perf_counter()
     try:
         status = engine.ensure_up(table)

@@ -277,8 +277,6 @@ def resolve_adapter(spec: Specialist) -> Path | None:
 
 CPU_GROUPED = "cpu-grouped"
 CPU_COMPILED = "cpu-grouped-compiled"
-FIRST_START_NOTE = ("its first start compiles the model: about 2 minutes on a CPU; later starts "
-                    "reuse vLLM's compile cache")
 
 
 def lora_mode(device: str, env: dict[str, str]) -> str:
