@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -284,10 +285,13 @@ def lora_mode(device: str, env: dict[str, str]) -> str:
     CPU, vLLM has none and its PyTorch fallback copies each adapter matrix per token, so
     Covey swaps in grouped products (:mod:`covey_specialists.vllm_cpu_lora`), compiled with
     the rest of the model unless ``COVEY_CPU_COMPILE=off``. ``COVEY_CPU_LORA=off`` keeps
-    vLLM's fallback (benchmarks compare)."""
+    vLLM's fallback (benchmarks compare). Without a C++ compiler the plugin cannot build its
+    op, and vLLM runs the grouped products uncompiled."""
     if device != "cpu" or env.get(vllm_cpu_lora.ENV) != vllm_cpu_lora.MODE:
         return "vllm"
-    return CPU_GROUPED if env.get(vllm_cpu_lora.COMPILE_ENV) == "off" else CPU_COMPILED
+    if env.get(vllm_cpu_lora.COMPILE_ENV) == "off" or not shutil.which(env.get("CXX", "c++")):
+        return CPU_GROUPED
+    return CPU_COMPILED
 
 
 def build_command(table: SpecialistsTable, model_path: str, port: int,

@@ -28,9 +28,12 @@ it reaches the engine-core process too; it acts only when Covey's engine manager
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import platform
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -147,107 +150,14 @@ def sgmv_expand_slice(inputs, lora_b_weights, output_tensor, b_seq_start_loc, se
                       slice_size, add_inputs)
 
 
-FUSED_MAX_TOKENS = 32
-"""Up to this many tokens (decode steps) the B side is one block-diagonal product; above
-it (a prefill) one product per slice is cheaper than the block-diagonal one's zeros."""
-
-
 def add_lora_linear(wrapper, y, x, lora_a_stacked, lora_b_stacked, scale, output_slices,
                     *, buffer=None, **kwargs) -> None:
     """``PunicaWrapperCPU.add_lora_linear`` as one opaque custom op, so that torch.compile
-    can trace the model around it (the op decides per step which adapters run)."""
+    can trace the model around it (the op reads each step's adapter slots at run time)."""
     import torch
 
     torch.ops.covey.lora_linear(y, x, wrapper._token_lora_indices, list(lora_a_stacked),
                                 list(lora_b_stacked), float(scale), list(output_slices))
-
-
-def lora_linear(y, x, token_slots, lora_a_stacked, lora_b_stacked, scale, output_slices) -> None:
-    """Adds each token's adapter term to ``y`` with the slices fused: one product for all the
-    slices' A matrices (side by side), then one for their B matrices (block-diagonal) in a
-    decode step, or one per slice in a prefill. A decode step of a 30-layer model makes 120
-    such calls, where the fallback made 840 small ops' worth; on CPU each op costs tens of
-    microseconds whatever its size. ``token_slots`` is vLLM's per-token slot buffer (-1: no
-    adapter); its first ``len(x)`` entries hold this step's."""
-    x = x.view(-1, x.shape[-1])
-    out = y.view(-1, y.shape[-1])
-    groups = _step_groups(token_slots, x.shape[0])
-    if not groups:
-        return
-    down, up, ups = _fused(lora_a_stacked, lora_b_stacked, output_slices)
-    for slot, rows in groups:
-        xs = x.float() if rows is None else x[rows].float()
-        hidden = xs @ down[slot]
-        if scale != 1.0:
-            hidden.mul_(scale)
-        if xs.shape[0] <= FUSED_MAX_TOKENS:
-            parts = [(hidden, up[slot], 0)]
-        else:
-            parts, row, col = [], 0, 0
-            for u, size in zip(ups, output_slices, strict=True):
-                rank = u.shape[1]
-                parts.append((hidden[:, row:row + rank], u[slot, :, :size], col))
-                row, col = row + rank, col + size
-        for h, w, col in parts:
-            if rows is None:  # adds the float32 product in place, rounding once
-                out[:, col:col + w.shape[1]].add_(h @ w)
-            else:
-                out[rows, col:col + w.shape[1]] += (h @ w).to(out.dtype)
-
-
-_last_step: list = [None, None]
-"""(key, groups) of the latest forward step: every LoRA layer of a step shares its slots."""
-
-
-def _step_groups(token_slots, tokens: int):
-    """:func:`_groups` of this step's tokens, worked out once per step rather than per layer.
-    vLLM writes the per-token slots in place before each step, which bumps ``_version``."""
-    key = (token_slots.data_ptr(), tokens, token_slots._version)
-    if _last_step[0] == key:
-        return _last_step[1]
-    groups = _groups(token_slots[:tokens])
-    _last_step[:] = [key, groups]
-    return groups
-
-
-def _groups(token_slots):
-    """(slot, rows) per adapter in the batch; rows None when every token shares it."""
-    slots = set(token_slots.tolist())
-    if len(slots) == 1:
-        (slot,) = slots
-        return [] if slot < 0 else [(slot, None)]
-    return [(slot, token_slots == slot) for slot in sorted(slots - {-1})]
-
-
-_fused_cache: dict[tuple, tuple[int, tuple]] = {}
-
-
-def _fused(lora_a_stacked, lora_b_stacked, output_slices):
-    """Per slot: [in, slices × rank] (A's, transposed, side by side),
-    [slices × rank, Σ out] (B's, transposed, block-diagonal) and each B alone, float32,
-    made once per version of the weights (loading an adapter writes them in place)."""
-    # loading an adapter into a slot writes every slice, the first ones included
-    first_a, first_b = lora_a_stacked[0], lora_b_stacked[0]
-    key = (id(first_a), id(first_b))
-    version = first_a._version + first_b._version
-    cached = _fused_cache.get(key)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    if cached is None:
-        weakref.finalize(first_a, _fused_cache.pop, key, None)
-    downs = [_float32_transposed(a) for a in lora_a_stacked]  # [slots, in, rank]
-    ups = [_float32_transposed(b) for b in lora_b_stacked]  # [slots, rank, out]
-    down = downs[0].new_zeros(downs[0].shape[0], downs[0].shape[1],
-                              sum(d.shape[2] for d in downs))
-    up = ups[0].new_zeros(ups[0].shape[0], down.shape[2], sum(output_slices))
-    row = col = 0
-    for d, u, size in zip(downs, ups, output_slices, strict=True):
-        rank = d.shape[2]
-        down[:, :, row:row + rank] = d
-        up[:, row:row + rank, col:col + size] = u[:, :, :size]
-        row, col = row + rank, col + size
-    _fused_cache[key] = (version, (down, up, ups))
-    return down, up, ups
 
 
 OPS = {f.__name__: f for f in (bgmv_shrink, bgmv_expand, bgmv_expand_slice, sgmv_shrink,
@@ -263,34 +173,54 @@ def register() -> None:
         from vllm.platforms import cpu
     except ImportError:  # a vLLM without the CPU wrapper: nothing to replace
         return
-    _register_op()
     for name, op in OPS.items():
         if hasattr(punica_cpu, name):
             setattr(punica_cpu, name, op)
+    problem = load_op()
+    if problem:
+        log.warning("covey::lora_linear could not be built (%s): LoRA runs uncompiled, one "
+                    "product per slice", problem)
+        return
     punica_cpu.PunicaWrapperCPU.add_lora_linear = add_lora_linear
     if os.environ.get(COMPILE_ENV) != "off":
         _keep_compilation(cpu.CpuPlatform)
     log.info("grouped LoRA ops installed in vLLM's CPU punica wrapper")
 
 
-_library = None
-"""The ``covey`` op library; it must outlive registration, or the op goes with it."""
+OP_SOURCE = Path(__file__).with_name("lora_linear_cpu.cpp")
+_op_loaded = False
 
 
-def _register_op() -> None:
-    # A bare library entry, not torch.library.custom_op: that wrapper costs about 80 us per
-    # call, and a decode step of the model makes 120 calls.
-    global _library
+def load_op() -> str | None:
+    """Builds ``covey::lora_linear`` from :data:`OP_SOURCE` and loads it; returns why it
+    could not, or None. torch keeps the build (``~/.cache/torch_extensions``) and rebuilds
+    only when the source changes; about 12 s on a 2-core CPU. A C++ compiler is already
+    needed: torch.compile builds the model's kernels with it."""
+    global _op_loaded
+    if _op_loaded:
+        return None
     import torch
+    from torch.utils import cpp_extension
 
-    if _library is not None:
-        return
-    _library = torch.library.Library("covey", "FRAGMENT")
-    _library.define("lora_linear(Tensor(a!) y, Tensor x, Tensor token_slots, "
-                    "Tensor[] lora_a_stacked, Tensor[] lora_b_stacked, float scale, "
-                    "int[] output_slices) -> ()")
-    _library.impl("lora_linear", lora_linear, "CPU")
-    torch.library.register_fake("covey::lora_linear", lambda *args: None, lib=_library)
+    try:
+        cpp_extension.load(_build_name(), [str(OP_SOURCE)], is_python_module=False,
+                           extra_cflags=["-O3", "-march=native"])
+    except Exception as exc:  # no compiler, no headers: the engine still runs, uncompiled
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+    torch.library.register_fake("covey::lora_linear", lambda *args: None)
+    _op_loaded = True
+    return None
+
+
+def _build_name() -> str:
+    """One build per CPU: ``-march=native`` code may not run on another processor, and a
+    home folder can move between machines."""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
+    except OSError:
+        flags = platform.processor()
+    return f"covey_lora_linear_{hashlib.sha1(flags.encode()).hexdigest()[:10]}"
 
 
 def _keep_compilation(platform) -> None:
