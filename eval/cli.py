@@ -31,8 +31,8 @@ def _model_options(command):
     """Options shared by `run` and `sweep`: how to reach the engine and the baseline."""
     options = [
         click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
-                     help="Model requests in flight at once. On a CPU engine more than 2 LoRA "
-                          "requests at once run past the specialists' timeouts; raise it on a "
+                     help="Model requests in flight at once. On a 2-core CPU engine 8 at "
+                          "once time out on a few percent of requests (README); raise it on a "
                           "GPU."),
         click.option("--workers", type=click.IntRange(min=1),
                      help="Parallel sandboxes (default 4×cores)."),

@@ -127,11 +127,11 @@ def reference_lora_linear(y, x, a_stacked, b_stacked, scale, slices, slots):
     return out
 
 
-# 1 token: a decode step; 7: a few requests in flight (both through the op's loops); 40:
-# a prefill (BLAS products per adapter). bf16 everywhere is the engine's case; a float32
-# output beside bf16 inputs takes the products' path at any size.
+# 1 and 3 tokens: decode steps of one and of three requests (the op's loops); 7 and 40: more
+# requests in flight, a prefill (BLAS products per adapter). bf16 everywhere is the engine's
+# case; a float32 output beside bf16 inputs takes the products' path at any size.
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-@pytest.mark.parametrize("tokens", [1, TOKENS, 40])
+@pytest.mark.parametrize("tokens", [1, 3, TOKENS, 40])
 @pytest.mark.parametrize("slots", [[1], [0, 1, 1, -1, 0, 0, 1], [-1]])
 def test_lora_linear_matches_the_per_slice_semantics(lora_linear, slots, tokens, dtype):
     slots = (slots * tokens)[:tokens]
