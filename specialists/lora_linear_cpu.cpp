@@ -18,9 +18,10 @@
 
 namespace {
 
-// Up to this many tokens (a decode step of one to four requests) the loops; above it BLAS.
-// With 8 requests in flight BLAS was the faster: humaneval-sl p50 2.7 s against 3.2 s with 16.
-constexpr int64_t kLoopMaxTokens = 4;
+// Up to this many tokens (decode steps, several requests in flight) the loops; above it
+// BLAS. Eight requests' decode step: the adapter added 13-15 ms through the loops, 18-20 ms
+// through BLAS (bf16 products of 8 rows cost oneDNN about 20 us each).
+constexpr int64_t kLoopMaxTokens = 16;
 
 // Set by the build (vllm_cpu_lora.load_op) on CPUs with bf16 instructions.
 #ifdef COVEY_BF16_PRODUCTS
@@ -81,49 +82,72 @@ int64_t slice_width(const Fused& f, size_t s, int64_t size, int64_t col, int64_t
   return std::max<int64_t>(0, std::min({size, f.ups[s].size(2), y_width - col}));
 }
 
+// Tokens by adapter slot (-1: none).
+std::vector<std::vector<int64_t>> rows_by_slot(const int64_t* slots, int64_t tokens,
+                                               int64_t slot_count) {
+  std::vector<std::vector<int64_t>> rows(slot_count);
+  for (int64_t t = 0; t < tokens; ++t) {
+    if (slots[t] >= 0) rows.at(slots[t]).push_back(t);
+  }
+  return rows;
+}
+
+// Each weight row is converted to float32 once and applied to every token of its slot, so a
+// step of several requests reads the weights once.
 template <typename scalar_t>
 void add_by_loops(const at::Tensor& y, const at::Tensor& x, const int64_t* slots,
                   const Fused& f, double scale, at::IntArrayRef output_slices) {
-  const int64_t tokens = x.size(0), in = x.size(1), rank_sum = f.down.size(2);
-  const int64_t y_width = y.size(1);
-  std::vector<float> row(in), hidden(rank_sum), sum(y_width);
-  const scalar_t* down = f.down.data_ptr<scalar_t>();
-  for (int64_t t = 0; t < tokens; ++t) {
-    const int64_t slot = slots[t];
-    if (slot < 0) continue;
-    const scalar_t* xt = x.data_ptr<scalar_t>() + t * x.stride(0);
-    for (int64_t k = 0; k < in; ++k) row[k] = static_cast<float>(xt[k]);
-    std::fill(hidden.begin(), hidden.end(), 0.0f);
-    const scalar_t* a = down + slot * in * rank_sum;
-    float* h = hidden.data();
+  const int64_t in = x.size(1), rank_sum = f.down.size(2), y_width = y.size(1);
+  const auto rows_of = rows_by_slot(slots, x.size(0), f.down.size(0));
+  std::vector<float> xs, hidden, sum, weights(std::max(rank_sum, y_width));
+  float* __restrict__ w = weights.data();
+  for (size_t slot = 0; slot < rows_of.size(); ++slot) {
+    const auto& rows = rows_of[slot];
+    const auto n = static_cast<int64_t>(rows.size());
+    if (n == 0) continue;
+    xs.resize(n * in);
+    for (int64_t i = 0; i < n; ++i) {
+      const scalar_t* xt = x.data_ptr<scalar_t>() + rows[i] * x.stride(0);
+      for (int64_t k = 0; k < in; ++k) xs[i * in + k] = static_cast<float>(xt[k]);
+    }
+    hidden.assign(n * rank_sum, 0.0f);
+    const scalar_t* a = f.down.data_ptr<scalar_t>() + slot * in * rank_sum;
     for (int64_t k = 0; k < in; ++k) {
-      const float xk = row[k];
-      const scalar_t* ak = a + k * rank_sum;
-      for (int64_t r = 0; r < rank_sum; ++r) h[r] += xk * static_cast<float>(ak[r]);
+      for (int64_t r = 0; r < rank_sum; ++r) w[r] = static_cast<float>(a[k * rank_sum + r]);
+      for (int64_t i = 0; i < n; ++i) {
+        const float xk = xs[i * in + k];
+        float* __restrict__ h = hidden.data() + i * rank_sum;
+        for (int64_t r = 0; r < rank_sum; ++r) h[r] += xk * w[r];
+      }
     }
     if (scale != 1.0) {
-      for (int64_t r = 0; r < rank_sum; ++r) h[r] *= static_cast<float>(scale);
+      for (auto& h : hidden) h *= static_cast<float>(scale);
     }
-    std::fill(sum.begin(), sum.end(), 0.0f);
+    sum.assign(n * y_width, 0.0f);
     int64_t first_rank = 0, col = 0;
     for (size_t s = 0; s < f.ups.size(); ++s) {
       const int64_t rank = f.ranks[s], out = f.ups[s].size(2);
       const int64_t width = slice_width(f, s, output_slices[s], col, y_width);
       const scalar_t* b = f.ups[s].data_ptr<scalar_t>() + slot * rank * out;
       for (int64_t r = 0; r < rank; ++r) {
-        const float hr = h[first_rank + r];
-        const scalar_t* br = b + r * out;
-        float* dst = sum.data() + col;
-        for (int64_t j = 0; j < width; ++j) dst[j] += hr * static_cast<float>(br[j]);
+        for (int64_t j = 0; j < width; ++j) w[j] = static_cast<float>(b[r * out + j]);
+        for (int64_t i = 0; i < n; ++i) {
+          const float hr = hidden[i * rank_sum + first_rank + r];
+          float* __restrict__ dst = sum.data() + i * y_width + col;
+          for (int64_t j = 0; j < width; ++j) dst[j] += hr * w[j];
+        }
       }
       first_rank += rank;
       col += output_slices[s];
     }
-    scalar_t* yt = y.data_ptr<scalar_t>() + t * y.stride(0);
     const int64_t written = std::min(col, y_width);
-    // the float32 sum is added to y and rounded once
-    for (int64_t j = 0; j < written; ++j) {
-      yt[j] = static_cast<scalar_t>(static_cast<float>(yt[j]) + sum[j]);
+    for (int64_t i = 0; i < n; ++i) {
+      scalar_t* yt = y.data_ptr<scalar_t>() + rows[i] * y.stride(0);
+      const float* add = sum.data() + i * y_width;
+      // the float32 sum is added to y and rounded once
+      for (int64_t j = 0; j < written; ++j) {
+        yt[j] = static_cast<scalar_t>(static_cast<float>(yt[j]) + add[j]);
+      }
     }
   }
 }
@@ -131,10 +155,7 @@ void add_by_loops(const at::Tensor& y, const at::Tensor& x, const int64_t* slots
 void add_by_blas(const at::Tensor& y, const at::Tensor& x, const int64_t* slots,
                  const Fused& f, double scale, at::IntArrayRef output_slices) {
   const int64_t tokens = x.size(0);
-  std::vector<std::vector<int64_t>> rows_of(f.down.size(0));  // token rows per slot
-  for (int64_t t = 0; t < tokens; ++t) {
-    if (slots[t] >= 0) rows_of.at(slots[t]).push_back(t);
-  }
+  auto rows_of = rows_by_slot(slots, tokens, f.down.size(0));
   for (size_t slot = 0; slot < rows_of.size(); ++slot) {
     const auto count = static_cast<int64_t>(rows_of[slot].size());
     if (count == 0) continue;
