@@ -156,6 +156,12 @@ void add_by_blas(const at::Tensor& y, const at::Tensor& x, const int64_t* slots,
                  const Fused& f, double scale, at::IntArrayRef output_slices) {
   const int64_t tokens = x.size(0);
   auto rows_of = rows_by_slot(slots, tokens, f.down.size(0));
+  // bf16 products where the CPU has bf16 instructions (oneDNN accumulates in float32):
+  // on a 2-core EPYC they took a quarter of the float32 path's time, the float32 add into
+  // a bf16 output most of it; elsewhere bf16 products are slower than float32 ones
+  const bool bf16 = kBf16Products && x.scalar_type() == at::kBFloat16 &&
+                    y.scalar_type() == at::kBFloat16 && f.down.scalar_type() == at::kBFloat16;
+  const auto dtype = bf16 ? at::kBFloat16 : at::kFloat;
   for (size_t slot = 0; slot < rows_of.size(); ++slot) {
     const auto count = static_cast<int64_t>(rows_of[slot].size());
     if (count == 0) continue;
@@ -166,12 +172,6 @@ void add_by_blas(const at::Tensor& y, const at::Tensor& x, const int64_t* slots,
       rows = at::from_blob(rows_of[slot].data(), {count}, at::kLong).clone();
       xs = x.index_select(0, rows);
     }
-    // bf16 products where the CPU has bf16 instructions (oneDNN accumulates in float32):
-    // on a 2-core EPYC they took a quarter of the float32 path's time, the float32 add into
-    // a bf16 output most of it; elsewhere bf16 products are slower than float32 ones
-    const bool bf16 = kBf16Products && x.scalar_type() == at::kBFloat16 &&
-                      y.scalar_type() == at::kBFloat16 && f.down.scalar_type() == at::kBFloat16;
-    const auto dtype = bf16 ? at::kBFloat16 : at::kFloat;
     at::Tensor hidden = at::mm(xs.to(dtype), f.down[slot].to(dtype));
     if (scale != 1.0) hidden.mul_(scale);
     int64_t first_rank = 0, col = 0;
