@@ -127,11 +127,12 @@ def reference_lora_linear(y, x, a_stacked, b_stacked, scale, slices, slots):
     return out
 
 
-# 1 and 3 tokens: decode steps of one and of three requests (the op's loops); 7 and 40: more
-# requests in flight, a prefill (BLAS products per adapter). bf16 everywhere is the engine's
-# case; a float32 output beside bf16 inputs takes the products' path at any size.
+# 1 and 3 tokens: decode steps of one and of three requests; 7 and 40: more requests in
+# flight, or a short prefill (the op's loops, in groups of 8, 4, 2 and 1 tokens of a slot);
+# 150: a prefill (BLAS products per adapter). bf16 everywhere is the engine's case; a
+# float32 output beside bf16 inputs takes the products' path at any size.
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-@pytest.mark.parametrize("tokens", [1, 3, TOKENS, 40])
+@pytest.mark.parametrize("tokens", [1, 3, TOKENS, 40, 150])
 @pytest.mark.parametrize("slots", [[1], [0, 1, 1, -1, 0, 0, 1], [-1]])
 def test_lora_linear_matches_the_per_slice_semantics(lora_linear, slots, tokens, dtype):
     slots = (slots * tokens)[:tokens]
@@ -142,10 +143,35 @@ def test_lora_linear_matches_the_per_slice_semantics(lora_linear, slots, tokens,
     y = torch.randn(tokens, sum(slices), dtype=dtype)
     expected = reference_lora_linear(y, x, a_stacked, b_stacked, 0.5, slices, slots)
     lora_linear(y, x, torch.tensor(slots + [0, 0]), a_stacked, b_stacked, 0.5, slices)
-    # bf16: the float32 sum is rounded once into y (one bf16 step of the result)
-    tolerance = {"atol": 1e-4, "rtol": 1e-4} if dtype == torch.float32 else {"atol": 6e-2,
-                                                                             "rtol": 8e-3}
-    torch.testing.assert_close(y.double(), expected, **tolerance)
+    torch.testing.assert_close(y.double(), expected, **tolerance(dtype, tokens))
+
+
+def tolerance(dtype, tokens):
+    """bf16: the float32 sum is rounded once into y (one bf16 step of the result); a
+    prefill's bf16 products also round the rank-sized middle (terms here are about 10)."""
+    if dtype == torch.float32:
+        return {"atol": 1e-4, "rtol": 1e-4}
+    return {"atol": 6e-2 if tokens <= 128 else 1e-1, "rtol": 8e-3}
+
+
+@pytest.mark.parametrize("tokens", [5, 150])
+def test_lora_linear_skips_the_zero_padded_ranks_exactly(lora_linear, tokens):
+    """vLLM pads each adapter to the engine's maximum rank with zeros; the op keeps only the
+    ranks an adapter uses, per slot and slice, and must add what the full product adds."""
+    slices = (OUT, 16)
+    a_stacked = tuple(weights(SLOTS, 1, RANK, HIDDEN) for _ in slices)
+    b_stacked = tuple(weights(SLOTS, 1, size, RANK) for size in slices)
+    for a, b in zip(a_stacked, b_stacked, strict=True):
+        a[0, 0, 3:] = 0  # slot 0: a rank-3 adapter in rank-8 slots
+        b[0, 0, :, 3:] = 0
+    a_stacked[1][1, 0, 2] = 0  # slot 1: one rank with no A row, one with no B column
+    b_stacked[1][1, 0, :, 5] = 0
+    x = torch.randn(tokens, HIDDEN, dtype=torch.bfloat16)
+    y = torch.randn(tokens, sum(slices), dtype=torch.bfloat16)
+    slots = ([0, 1, 0, -1, 1] * tokens)[:tokens]
+    expected = reference_lora_linear(y, x, a_stacked, b_stacked, 0.5, slices, slots)
+    lora_linear(y, x, torch.tensor(slots), a_stacked, b_stacked, 0.5, slices)
+    torch.testing.assert_close(y.double(), expected, **tolerance(torch.bfloat16, tokens))
 
 
 def test_lora_linear_writes_only_the_columns_every_side_has(lora_linear):
