@@ -23,7 +23,7 @@ import httpx
 
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
-from covey_specialists.tasks import llm_equivalent_tokens, stream_done
+from covey_specialists.tasks import finished_part, llm_equivalent_tokens, stream_done
 from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
 
@@ -104,7 +104,9 @@ class EngineClient:
         body = {
             "model": call.model, "prompt": prompt.text, "stream": True,
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
-            "max_tokens": max_tokens or spec.max_tokens, "temperature": spec.temperature,
+            "max_tokens": max_tokens or min(spec.max_tokens,
+                                            prompt.meta.get("max_tokens", spec.max_tokens)),
+            "temperature": spec.temperature,
             "top_p": spec.top_p, "stop": list(spec.stop),
             "include_stop_str_in_output": True, "skip_special_tokens": False,
         }
@@ -134,6 +136,8 @@ class EngineClient:
         finally:
             call.latency_ms = (time.perf_counter() - started) * 1000
             text = cut_at_stop("".join(pieces), stops)
+            if finish == "length":  # cut off mid-answer: keep what the task counts as done
+                text = finished_part(prompt, text)
             if not call.completion_tokens and pieces:
                 call.completion_tokens = len(token_logprobs) or len(pieces)
             if token_logprobs:

@@ -32,6 +32,13 @@ def stream_done(prompt: Prompt, text: str) -> bool:
     return task_module(prompt.task).stream_done(prompt, text)
 
 
+def finished_part(prompt: Prompt, text: str) -> str:
+    """What of an answer to ``prompt`` that ``max_tokens`` cut off is finished (the task's
+    ``finished_part``; all of it for a task that continues such answers itself)."""
+    cut = getattr(task_module(prompt.task), "finished_part", None)
+    return text if cut is None else cut(prompt, text)
+
+
 CHARS_PER_TOKEN = 4.0
 """OpenAI's rule of thumb for English and code: about four characters per token."""
 CHAT_TOKENS_PER_MESSAGE = 4

@@ -25,8 +25,9 @@ PROMPT = completion_prompt(CompletionContext("def add(a, b):\n    return", "\n")
 def spec(policy, **fields):
     base = load_table().for_task("completion")
     # the untuned base: these tests are about routing, and any engine serves it
-    # a generous timeout: on a loaded machine the shipped 10 s turns answers into timeouts
-    return dataclasses.replace(base, **{"routing": policy, "max_tokens": 6, "adapter": "",
+    # a generous timeout: on a loaded machine the shipped 10 s turns answers into timeouts;
+    # tokens enough for the line to end (a line cut off is not served)
+    return dataclasses.replace(base, **{"routing": policy, "max_tokens": 32, "adapter": "",
                                         "prompt_format": "prefix", "timeout_s": 120.0,
                                         **fields})
 

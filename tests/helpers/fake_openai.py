@@ -146,22 +146,34 @@ class FakeOpenAI:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                logprobs = list(answer.logprobs) if answer.logprobs is not None else None
-                for i, token in enumerate(answer.tokens):
-                    self._token(request, token, chat, logprobs[i] if logprobs else None,
-                                answer.pause_s)
-                if answer.endless is not None:
-                    for _ in range(answer.limit):
-                        self._token(request, answer.endless, chat, answer.endless_logprob
-                                    if logprobs is not None else None, answer.pause_s or 0.002)
+                # a real engine stops at the request's max_tokens, with finish_reason "length"
+                budget = request.body.get("max_tokens") or float("inf")
+                for token, logprob, pause_s in self._tokens(answer):
+                    cut = request.sent + 1 >= budget
+                    self._token(request, token, chat, logprob, pause_s,
+                                "length" if cut else None)
+                    if cut:
+                        break
                 tokens = request.sent if answer.usage_tokens is None else answer.usage_tokens
                 usage = {"prompt_tokens": 100, "completion_tokens": tokens,
                          "total_tokens": 100 + tokens}
                 self._send({"choices": [], "usage": usage})
                 self.wfile.write(b"data: [DONE]\n\n")
 
+            @staticmethod
+            def _tokens(answer: Scripted):
+                """(token, log-prob, pause) for the scripted tokens, then the endless tail."""
+                logprobs = list(answer.logprobs) if answer.logprobs is not None else None
+                for i, token in enumerate(answer.tokens):
+                    yield token, logprobs[i] if logprobs else None, answer.pause_s
+                if answer.endless is not None:
+                    for _ in range(answer.limit):
+                        yield (answer.endless,
+                               answer.endless_logprob if logprobs is not None else None,
+                               answer.pause_s or 0.002)
+
             def _token(self, request: Request, token: str, chat: bool, logprob: float | None,
-                       pause_s: float):
+                       pause_s: float, finish: str | None = None):
                 if pause_s:
                     time.sleep(pause_s)
                 if chat:
@@ -172,6 +184,8 @@ class FakeOpenAI:
                         choice["logprobs"] = {"tokens": [token], "token_logprobs": [logprob],
                                               "top_logprobs": [{token: logprob}],
                                               "text_offset": [0]}
+                if finish:
+                    choice["finish_reason"] = finish
                 self._send({"choices": [choice]})
                 request.sent += 1
 

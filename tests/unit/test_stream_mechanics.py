@@ -16,7 +16,7 @@ from covey_specialists import routing
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
 from covey_specialists.table import load_table
-from covey_specialists.tasks.completion import CompletionContext, completion_prompt
+from covey_specialists.tasks.completion import LINE_MAX_TOKENS, CompletionContext, completion_prompt
 
 ONE_LINE = completion_prompt(CompletionContext("import os\n\n\ndef main():\n    path = ", "\n",
                                                multiline=False), "prefix", 2000)
@@ -38,6 +38,7 @@ async def test_one_line_completion_closes_the_stream_after_its_line(covey_home):
             result = await client.complete(spec(), ONE_LINE)
         request = fake.completions()[0].wait()
     assert result.ok and result.finish_reason == "complete"
+    assert request.body["max_tokens"] == LINE_MAX_TOKENS  # below the specialist's 20,000
     assert result.text.startswith(" os.getcwd()\n")
     assert request.disconnected, "the client read the endless tail to its end"
     assert request.sent < answer.limit
@@ -67,6 +68,28 @@ async def test_a_block_is_read_until_the_engine_ends_it(covey_home):
         request = fake.completions()[0].wait()
     assert result.text == "    return a + b" and not request.disconnected
     assert request.sent == 2 and result.call.completion_tokens == 2
+    assert request.body["max_tokens"] == 20_000
+
+
+async def test_a_line_cut_off_by_max_tokens_is_not_shown(covey_home):
+    """A one-line answer still running at ``max_tokens`` is cut mid-expression: nothing of
+    it is kept, where before the half line reached the editor."""
+    answer = Scripted(tokens=[" [", "'a'", ", 'b'"], endless=", 'c'")
+    with FakeOpenAI(script=[answer]) as fake:
+        async with EngineClient(fake.url, sink=Collect()) as client:
+            result = await client.complete(spec(max_tokens=12), ONE_LINE)
+        request = fake.completions()[0].wait()
+    assert request.sent == 12 and result.finish_reason == "length"
+    assert result.text == ""
+
+
+async def test_a_block_cut_off_by_max_tokens_keeps_its_finished_lines(covey_home):
+    answer = Scripted(tokens=["    total = a + b\n", "    return", " [total", ","],
+                      endless=" total")
+    with FakeOpenAI(script=[answer]) as fake:
+        async with EngineClient(fake.url, sink=Collect()) as client:
+            cut = await client.complete(spec(max_tokens=6), BLOCK)
+    assert cut.finish_reason == "length" and cut.text == "    total = a + b\n"
 
 
 async def test_the_frequency_penalty_is_sent_only_when_set(covey_home):
