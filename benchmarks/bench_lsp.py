@@ -32,7 +32,7 @@ from covey_server.triggers import decide
 from covey_specialists.client import EngineClient
 from covey_specialists.document import Document, cursor_context
 from covey_specialists.table import load_table
-from covey_specialists.tasks.completion import plan_completion
+from covey_specialists.tasks.completion import LINE_MAX_TOKENS, plan_completion
 
 SOURCE = '''import math
 
@@ -48,8 +48,9 @@ def fibonacci(n):
 '''
 CURSOR_TEXT = SOURCE.replace("<CURSOR>", "")
 LINE, COL = 10, len("    return ")
-# tokens enough for the line to end: a line the budget cuts off is not shown
-OVERRIDES = {"completion": {"prompt_format": "prefix", "max_tokens": 48, "stop": ["\n"]}}
+# the one-line budget, so the line can end: a line the budget cuts off is not shown
+OVERRIDES = {"completion": {"prompt_format": "prefix", "max_tokens": LINE_MAX_TOKENS,
+                            "stop": ["\n"]}}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -79,7 +80,7 @@ async def bench_server(url: str, key: str, n: int) -> tuple[list[float], list[fl
         capabilities=types.ClientCapabilities(),
         initialization_options={"engine": {"url": url}, "debounceMs": 0,
                                 "specialists": {"completion": {
-                                    "promptFormat": "prefix", "maxTokens": 48,
+                                    "promptFormat": "prefix", "maxTokens": LINE_MAX_TOKENS,
                                     "stop": ["\n"], "minShowLogprob": "-inf"}}}))
     client.initialized(types.InitializedParams())
     client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(

@@ -32,7 +32,7 @@ def _model_options(command):
     options = [
         click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
                      help="Model requests in flight at once. On a 2-core CPU engine 8 at "
-                          "once time out on a few percent of requests (README); raise it on a "
+                          "once time out on about 1 request in 200 (README); raise it on a "
                           "GPU."),
         click.option("--workers", type=click.IntRange(min=1),
                      help="Parallel sandboxes (default 4×cores)."),

@@ -237,8 +237,8 @@ void add_tokens(const at::Tensor& y, const at::Tensor& x, const int64_t* rows,
   }
 }
 
-// A few tokens (decode steps): register-tiled loops, in groups of up to 8 tokens of a slot,
-// so a step of several requests reads each slot's weights about once.
+// Up to kLoopMaxTokens tokens (decode steps, short prefill chunks): register-tiled loops,
+// in groups of up to 8 tokens of a slot, so each group reads the slot's weights once.
 template <typename scalar_t>
 void add_by_loops(const at::Tensor& y, const at::Tensor& x, const int64_t* slots,
                   const Fused& f, double scale, at::IntArrayRef output_slices) {
