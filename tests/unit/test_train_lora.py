@@ -148,3 +148,38 @@ def test_a_packed_row_computes_what_its_examples_compute_alone():
         alone = [model.model(input_ids=torch.tensor([x])).last_hidden_state[0] for x in (a, b)]
     assert (packed[:len(a)] - alone[0]).abs().max() < 1e-3
     assert (packed[len(a):] - alone[1]).abs().max() < 1e-3
+
+
+def test_cpu_training_runs_in_bf16_only_where_the_cpu_multiplies_bf16(monkeypatch):
+    from covey_specialists import vllm_cpu_lora
+    from covey_training.lora import autocast_bf16
+
+    monkeypatch.setattr(vllm_cpu_lora, "_cpu_flags", lambda: "flags : avx2 avx512f avx512_bf16")
+    assert autocast_bf16("cpu") and autocast_bf16("cuda:0")
+    monkeypatch.setattr(vllm_cpu_lora, "_cpu_flags", lambda: "flags : avx2 avx512f")
+    assert not autocast_bf16("cpu") and autocast_bf16("cuda")
+
+
+@pytest.mark.slow
+def test_a_bf16_autocast_step_on_cpu_gives_the_fp32_loss():
+    """The autocast path really runs in bf16 on CPU (the vocabulary projection's output says
+    so), and its loss stays within 2% of the fp32 one."""
+    import torch
+
+    from covey_specialists import base_model
+    from covey_training.lora import _batch_loss, attach_lora, load_base
+
+    model, tok = load_base(base_model.prepare_default_model(), "cpu")
+    model = attach_lora(model, TrainConfig())
+    a = tok("def add(x, y):\n    return x + y\n")["input_ids"]
+    b = tok("import os\nprint(os.getcwd())\n")["input_ids"]
+    items, batch = [(a, 4), (b, 3)], [[0, 1]]
+    seen = []
+    model.get_base_model().lm_head.register_forward_hook(
+        lambda _module, _inputs, out: seen.append(out.dtype))
+    with torch.no_grad():
+        fp32, n32 = _batch_loss(model, items, batch, tok.pad_token_id, "cpu", bf16=False)
+        bf16, n16 = _batch_loss(model, items, batch, tok.pad_token_id, "cpu", bf16=True)
+    assert seen == [torch.float32, torch.bfloat16]
+    assert n32 == n16 == len(a) + len(b)
+    assert abs(bf16.item() - fp32.item()) < 0.02 * fp32.item()
