@@ -86,21 +86,28 @@ def start(home: Path, port: int, adapters: dict[str, Path] | None):
 
 async def measure(url: str, key: str, requests: int) -> dict:
     """Adapter and base on the same ~700-token prompt, alternating so that load drifts hit
-    both alike: time to first token (1 token) and a 32-token completion."""
+    both alike: time to first token (1 token) and a 32-token completion. Each request's
+    prompt opens with its own number, so vLLM's prefix cache (on by default) cannot serve
+    a prefill that an earlier request computed: every figure includes the whole prefill."""
     table = load_table()
     spec = table.for_task("completion")
     source = Path(textwrap.__file__).read_text()[:2600]
-    ctx = CompletionContext(prefix=source, suffix="\n", multiline=True)
-    prompt = completion_prompt(ctx, spec.prompt_format, 4000)
+    numbers = iter(range(10_000, 100_000))
+
+    def fresh_prompt():
+        ctx = CompletionContext(prefix=f"# {next(numbers)}\n{source}", suffix="\n",
+                                multiline=True)
+        return completion_prompt(ctx, spec.prompt_format, 4000)
+
     figures = {m: {"ttft": [], "tokens32": [], "decode": []} for m in ("base", spec.key)}
     async with EngineClient(url, key) as client:
         for model in figures:  # warm-up
-            await client.complete(spec, prompt, max_tokens=4, model=model)
+            await client.complete(spec, fresh_prompt(), max_tokens=4, model=model)
         for i in range(requests):
             for model in (list(figures) if i % 2 else list(figures)[::-1]):
-                first = await client.complete(spec, prompt, max_tokens=1, model=model,
+                first = await client.complete(spec, fresh_prompt(), max_tokens=1, model=model,
                                               extra_body={"ignore_eos": True, "stop": []})
-                r = await client.complete(spec, prompt, max_tokens=32, model=model,
+                r = await client.complete(spec, fresh_prompt(), max_tokens=32, model=model,
                                           extra_body={"ignore_eos": True, "stop": []})
                 figures[model]["ttft"].append(first.call.latency_ms)
                 figures[model]["tokens32"].append(r.call.latency_ms)

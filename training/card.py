@@ -25,6 +25,11 @@ TASK_TEXT = {
 }
 
 
+CPU_SIZED = ("- Trained on a CPU, at the size that fits there. The GPU-size run "
+             "(`DEVICE=cuda scripts/train-default-adapters.sh`, 32,768 tokens a step) "
+             "remains to be done.")
+
+
 def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result: dict,
                gate: dict | None, command: str) -> Path:
     stdlib = (any(s["name"] == "cpython-stdlib" for s in dataset.get("sources", []))
@@ -68,6 +73,7 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         f"- Steps: {result['steps']}, examples seen: {result['examples_seen']}, "
         f"tokens seen: {result['tokens_seen']}, time: {result['seconds']} s",
         f"- Loss (mean of first/last steps): {result['first_loss']} → {result['final_loss']}",
+        *([CPU_SIZED] if str(result.get("device", "")).startswith("cpu") else []),
         "",
         "## Gate (held-out, same examples: the untuned base, this adapter, the one it replaces)",
         "",
