@@ -10,9 +10,10 @@
 #
 # - cpu: the installed CPython standard library (train split of covey_eval.splits) plus the
 #   installed packages with a permissive licence (--packages), two threads. On this
-#   project's 2-core machine completion takes about 20 minutes (3 to build the data, 15 to
-#   train, 2 for the gate), doc about 15 and refactor 36 (9 to build the data, 16 to train,
-#   11 for the gate; see each adapter's README.md for the exact figures).
+#   project's 2-core machine completion takes about 80 minutes (3 to build the data, 74 to
+#   train 480 steps of 2,048 tokens in bf16 autocast, 3 for the gate), doc about 15 and
+#   refactor 36 (9 to build the data, 16 to train, 11 for the gate; see each adapter's
+#   README.md for the exact figures).
 # - cuda: the standard library plus every installed package whose licence is MIT, BSD,
 #   Apache-2.0, PSF or ISC (--packages; the card lists each with its licence), bf16,
 #   packed rows, 32k tokens per step. Sized from the H200 figures in docs/training.md so
@@ -34,11 +35,12 @@ if [[ $DEVICE == cuda ]]; then
   RUN=(timeout 14m)
   declare -A EXTRA=()
 else
-  declare -A STEPS=([completion]=300 [doc]=200 [refactor]=300)
+  declare -A STEPS=([completion]=480 [doc]=200 [refactor]=300)
   declare -A PER_FILE=([completion]=8 [doc]=4 [refactor]=4)
-  declare -A EXTRA=([completion]="--packages --threads 2" [doc]="--packages --threads 2"
-                    [refactor]="--packages --threads 2")
-  COMMON=(--batch-tokens 1024 --lr 1e-3 --rank 8)
+  declare -A EXTRA=([completion]="--packages --threads 2 --batch-tokens 2048"
+                    [doc]="--packages --threads 2 --batch-tokens 1024"
+                    [refactor]="--packages --threads 2 --batch-tokens 1024")
+  COMMON=(--lr 1e-3 --rank 8)
   GATE_EXAMPLES=40
   RUN=()
 fi

@@ -9,7 +9,7 @@ At scale (100k examples on a GPU) three things matter:
   keep examples from attending to each other, so a packed row computes exactly what the
   examples would alone (a test checks this);
 - bf16 autocast on CUDA, and on CPUs that multiply bf16 in hardware (the LoRA weights and
-  optimizer stay fp32; on a 2-core EPYC with AVX512-BF16 a step took half the fp32 time);
+  optimizer stay fp32; docs/training.md has the CPU figures);
 - micro-batches sized to the device (``batch_tokens=0``: from free GPU memory) with
   gradient accumulation for a larger effective batch.
 """
