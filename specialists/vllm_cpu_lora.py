@@ -223,10 +223,10 @@ def _cpu_flags() -> str:
         return platform.processor()
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); without, bf16
-    products are slower than float32 ones."""
-    return bool({"avx512_bf16", "amx_bf16"} & set(_cpu_flags().split()))
+def cpu_has_bf16(flags: str | None = None) -> bool:
+    """Whether this CPU (or one with these /proc/cpuinfo ``flags``) multiplies bf16 in
+    hardware (AVX512-BF16 or AMX); without, bf16 products are slower than float32 ones."""
+    return bool({"avx512_bf16", "amx_bf16"} & set((flags or _cpu_flags()).split()))
 
 
 def _build_options() -> tuple[str, list[str]]:
@@ -235,7 +235,7 @@ def _build_options() -> tuple[str, list[str]]:
     products for prefills only where the CPU has bf16 instructions."""
     flags = _cpu_flags()
     cflags = ["-O3", "-march=native"]
-    if cpu_has_bf16():
+    if cpu_has_bf16(flags):
         cflags.append("-DCOVEY_BF16_PRODUCTS")
     return f"covey_lora_linear_{hashlib.sha1(flags.encode()).hexdigest()[:10]}", cflags
 

@@ -317,9 +317,9 @@ def train(examples: list[Example], base_model: Path, out_dir: Path, cfg: TrainCo
     else:
         batches = [[[i] for i in b] for b in make_batches(items, micro, batch_tokens, cfg.seed)]
     bf16 = autocast_bf16(device)
+    precision = "bf16 autocast" if bf16 else "fp32"
     log.info("%d examples tokenized; %d tokens per micro-batch, %d per step on %s (%s)",
-             len(items), batch_tokens, batch_tokens * cfg.grad_accum, device,
-             "bf16 autocast" if bf16 else "fp32")
+             len(items), batch_tokens, batch_tokens * cfg.grad_accum, device, precision)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
 
@@ -370,7 +370,7 @@ def train(examples: list[Example], base_model: Path, out_dir: Path, cfg: TrainCo
                        final_loss=round(sum(losses[-window:]) / window, 4),
                        seconds=round(time.monotonic() - started, 1), losses=losses,
                        resumed_from=start_step,
-                       device=device_name(device) + (", bf16 autocast" if bf16 else ""),
+                       device=f"{device_name(device)}, {precision}",
                        batch_tokens=batch_tokens)
 
 
