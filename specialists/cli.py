@@ -120,7 +120,11 @@ def engine_down() -> None:
         covey engine down
     """
     try:
-        stopped = engine.down(_table())
+        table = load_table()
+    except TableError:  # the state file names the running engine: stop it all the same
+        table = None
+    try:
+        stopped = engine.down(table)
     except engine.EngineError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("engine stopped" if stopped else "engine was not running")

@@ -490,15 +490,18 @@ def _port_released(host: str, port: int, crashed: dict) -> bool:
     return _port_free(host, port)
 
 
-def down(table: SpecialistsTable, timeout_s: float = 15.0) -> bool:
-    """Stop the whole process group. Returns False if nothing was running."""
-    if remote_url(table):
-        raise EngineError(f"the engine is remote ({remote_url(table)}); there is nothing to stop")
+def down(table: SpecialistsTable | None, timeout_s: float = 15.0) -> bool:
+    """Stop the whole process group. Returns False if nothing was running. The state file
+    names the engine Covey started, so stopping it needs no table (``None``: the table
+    does not load): an edited specialists.toml must not strand a running engine."""
     state = _read_state()
     pid = state.get("pid")
     if not _alive(pid):
         _cleanup_stale()
         _state_file().unlink(missing_ok=True)
+        if table is not None and remote_url(table):
+            raise EngineError(f"the engine is remote ({remote_url(table)}); there is nothing "
+                              "to stop")
         return False
     for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
         try:

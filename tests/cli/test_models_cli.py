@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 
 from click.testing import CliRunner
 
 from covey_cli import main
-from covey_specialists import base_model
+from covey_specialists import base_model, engine
 
 
 def test_prepare_without_the_model_package_says_what_to_do(covey_home, monkeypatch):
@@ -62,3 +64,17 @@ def test_engine_up_without_a_model_is_a_clear_error(covey_home):
 def test_engine_down_when_nothing_runs(covey_home):
     result = CliRunner().invoke(main, ["engine", "down"])
     assert result.exit_code == 0 and "not running" in result.output
+
+
+def test_engine_down_stops_the_engine_when_the_table_no_longer_loads(covey_home):
+    # the engine runs; then the user's table gains a key this version does not know
+    stand_in = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        engine._write_state({"pid": stand_in.pid, "port": 8799, "host": "127.0.0.1"})
+        (covey_home / "specialists.toml").write_text("[engine]\nno_such_setting = 1\n")
+        assert CliRunner().invoke(main, ["engine", "status"]).exit_code == 1  # table is bad
+        result = CliRunner().invoke(main, ["engine", "down"])
+        assert result.exit_code == 0 and "engine stopped" in result.output
+        assert stand_in.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        stand_in.kill()
