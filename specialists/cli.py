@@ -92,7 +92,10 @@ def engine_group() -> None:
 @engine_group.command("up")
 @click.option("--port", type=int, default=None, help="Port (default from the table: 8733).")
 @click.option("--no-wait", is_flag=True, help="Return once the process has started.")
-def engine_up(port: int | None, no_wait: bool) -> None:
+@click.option("--all-cores", is_flag=True,
+              help="CPU engine: the model computes on every core, for batch jobs such as "
+                   "`covey eval run --concurrency 8`. The editor is faster without it.")
+def engine_up(port: int | None, no_wait: bool, all_cores: bool) -> None:
     """Start one vLLM process serving the base model and every specialist's adapter,
     on 127.0.0.1 with a random API key checked on every route. Refuses a second instance,
     and a non-loopback host unless [engine] allow_remote = true.
@@ -100,11 +103,13 @@ def engine_up(port: int | None, no_wait: bool) -> None:
     Example:
 
         covey engine up --port 8800
+
+        covey engine up --all-cores   # for a long eval while you are not typing
     """
     table = _table()
     started = time.perf_counter()
     try:
-        st = engine.up(table, wait=not no_wait, port=port)
+        st = engine.up(table, wait=not no_wait, port=port, all_cores=all_cores)
     except engine.EngineError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"engine {st.state} at {st.url} (pid {st.pid}, {st.device}) in "
@@ -156,6 +161,8 @@ def engine_status(as_json: bool) -> None:
         click.echo("models: " + ", ".join(st.models))
     if st.lora:
         click.echo(f"lora: {st.lora}")
+    if st.model_cores:
+        click.echo(f"model cores: {st.model_cores}")
     if st.reason:
         click.echo(f"reason: {st.reason}")
 

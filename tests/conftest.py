@@ -81,3 +81,27 @@ def covey_home(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("COVEY_HOME", str(home))
     return home
+
+
+class EngineLaunched(Exception):
+    """Raised where ``engine.up`` would start vLLM; ``env`` is what vLLM would get."""
+
+    def __init__(self, env: dict[str, str]):
+        super().__init__("vLLM would start here")
+        self.env = env
+
+
+@pytest.fixture
+def no_launch(monkeypatch):
+    """Let ``engine.up`` run up to starting vLLM (on a CPU), then stop it there with
+    :class:`EngineLaunched`, the fixture's value."""
+    from covey_specialists import engine
+
+    def launch(cmd, **kwargs):
+        raise EngineLaunched(kwargs["env"])
+
+    monkeypatch.setattr(engine, "resolve_base", lambda base: "/model")
+    monkeypatch.setattr(engine, "resolve_adapter", lambda spec: None)
+    monkeypatch.setattr(engine, "detect_device", lambda: "cpu")
+    monkeypatch.setattr(engine.subprocess, "Popen", launch)
+    return EngineLaunched

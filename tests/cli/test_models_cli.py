@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 
+import pytest
 from click.testing import CliRunner
 
 from covey_cli import main
@@ -78,3 +79,21 @@ def test_engine_down_stops_the_engine_when_the_table_no_longer_loads(covey_home)
         assert stand_in.wait(timeout=5) == -signal.SIGTERM
     finally:
         stand_in.kill()
+
+
+@pytest.mark.parametrize("flags,bound,kept_back", [
+    ([], "", None),  # vLLM's default: one core for its front end (and the editor)
+    (["--all-cores"], "", "0"),
+    (["--all-cores"], "0", None),  # the user's own binding wins
+])
+def test_engine_up_all_cores_keeps_no_core_back(covey_home, no_launch, monkeypatch, flags,
+                                                bound, kept_back):
+    (covey_home / "specialists.toml").write_text("[engine]\nport = 8799\n")
+    monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU", raising=False)
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    if bound:
+        monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", bound)
+    result = CliRunner().invoke(main, ["engine", "up", *flags])
+    assert isinstance(result.exception, no_launch)
+    assert result.exception.env.get("VLLM_CPU_NUM_OF_RESERVED_CPU") == kept_back
+

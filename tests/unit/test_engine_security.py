@@ -153,27 +153,11 @@ def test_engine_up_refuses_a_network_host_before_anything_listens(covey_home, mo
     assert not (covey_home / "engine" / "api_key").exists()
 
 
-class _Started(Exception):
-    pass
-
-
-@pytest.fixture
-def no_launch(monkeypatch):
-    """Let ``engine.up`` run up to starting vLLM, then stop it there."""
-    def launch(cmd, **kwargs):
-        raise _Started(kwargs["env"]["VLLM_API_KEY"])
-
-    monkeypatch.setattr(engine, "resolve_base", lambda base: "/model")
-    monkeypatch.setattr(engine, "resolve_adapter", lambda spec: None)
-    monkeypatch.setattr(engine, "detect_device", lambda: "cpu")
-    monkeypatch.setattr(engine.subprocess, "Popen", launch)
-
-
 def test_allow_remote_starts_with_a_key_and_a_loud_warning(covey_home, no_launch, caplog):
     _user_table(covey_home, 'host = "0.0.0.0"\nport = 8799\nallow_remote = true')
-    with caplog.at_level(logging.WARNING, "covey.engine"), pytest.raises(_Started) as started:
+    with caplog.at_level(logging.WARNING, "covey.engine"), pytest.raises(no_launch) as started:
         engine.up(load_table())
-    key = str(started.value)
+    key = started.value.env["VLLM_API_KEY"]
     assert len(key) >= engine.REMOTE_KEY_MIN_CHARS
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith("WARNING: the engine listens on 0.0.0.0")
