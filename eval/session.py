@@ -7,6 +7,7 @@ The usage log is injected (``usage``) so tests can give a temporary one; by defa
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,12 @@ STAND_IN = ("No baseline LLM endpoint is configured, so the untuned base model o
             "engine (model `base`) stands in for the baseline LLM: escalations go to it, "
             "and its calls are priced at the baseline LLM's per-token price ({model}). "
             "Its quality is a small model's, not an LLM's.")
+
+WIDE_BATCH = ("The CPU engine keeps a core for vLLM's front end and the editor; with {n} "
+              "requests in flight they queue for the model's one core and the slowest may run "
+              "past the specialist's timeout. For a batch this wide while you are not typing, "
+              "`covey engine down && covey engine up --all-cores` gives the model every core.")
+ENGINE_SYSTEMS = ("specialist", *UNTUNED, "routed")
 
 
 class SessionError(RuntimeError):
@@ -81,6 +88,7 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
     except ValueError as exc:  # a bad COVEY_BASELINE_* value or flag
         raise SessionError(str(exc)) from None
     names, notes = resolve_systems(names, baseline_cfg, stand_in=settings.stand_in)
+    notes += wide_batch_notes(names, settings, concurrency)
     spec = runner.RunSpec(suite=suite, systems=names, limit=limit, seed=seed,
                           concurrency=concurrency, notes=notes)
     owns_log = usage is None
@@ -107,6 +115,26 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
         if owns_log:
             usage.close()
     return result
+
+
+def wide_batch_notes(names: list[str], settings: Settings, concurrency: int) -> list[str]:
+    """Say so when a batch wider than two runs on the managed CPU engine of a two-core
+    machine while it keeps a core back for the editor (README, "Other CPU settings")."""
+    if (concurrency <= 2 or settings.engine_url or not set(names) & set(ENGINE_SYSTEMS)
+            or usable_cpus() > 2):
+        return []
+    from covey_specialists import engine
+    from covey_specialists.table import TableError, load_table
+
+    try:
+        cores = engine.status(load_table()).model_cores
+    except (TableError, engine.EngineError):  # the run itself will say what is wrong
+        return []
+    return [WIDE_BATCH.format(n=concurrency)] if cores == engine.EDITOR_CORES else []
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0))
 
 
 async def _run(spec, tasks, settings, baseline_cfg, usage, run_id, costs, progress, workers):

@@ -296,6 +296,9 @@ def lora_mode(device: str, env: dict[str, str]) -> str:
     return CPU_COMPILED
 
 
+EDITOR_CORES = "all but one (kept for vLLM's front end and the editor)"
+
+
 def cpu_model_cores(env: dict[str, str], all_cores: bool) -> str:
     """Which cores the CPU engine's model computes on, as ``status`` names them; with
     ``all_cores`` it sets ``env`` so vLLM keeps none back. vLLM keeps one for its front end
@@ -307,7 +310,7 @@ def cpu_model_cores(env: dict[str, str], all_cores: bool) -> str:
     if all_cores:
         env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
         return "all (for batch jobs)"
-    return "all but one (kept for vLLM's front end and the editor)"
+    return EDITOR_CORES
 
 
 def build_command(table: SpecialistsTable, model_path: str, port: int,

@@ -8,7 +8,9 @@ from click.testing import CliRunner
 from helpers.fake_openai import FakeOpenAI
 
 from covey_cli import main
-from covey_eval.session import NO_BASELINE, resolve_systems
+from covey_eval import session
+from covey_eval.session import NO_BASELINE, Settings, resolve_systems, wide_batch_notes
+from covey_specialists import engine
 
 
 def covey(*args):
@@ -101,6 +103,23 @@ def test_no_baseline_configured_says_so_and_uses_the_base(monkeypatch):
     names, notes = resolve_systems(["oracle", "baseline"], None)
     assert names == ["oracle", "base"] and notes == [NO_BASELINE]
     assert "no LLM" in NO_BASELINE
+
+
+@pytest.mark.parametrize("cores,cpus,concurrency,systems,noted", [
+    (engine.EDITOR_CORES, 2, 8, ["specialist"], True),
+    (engine.EDITOR_CORES, 2, 2, ["specialist"], False),  # two in flight did not time out
+    (engine.EDITOR_CORES, 2, 8, ["oracle"], False),  # nothing asks the engine
+    (engine.EDITOR_CORES, 16, 8, ["specialist"], False),  # the model has 15 cores
+    ("all (for batch jobs)", 2, 8, ["base"], False),
+])
+def test_a_wide_batch_on_the_editors_cpu_engine_points_to_all_cores(
+        covey_home, monkeypatch, cores, cpus, concurrency, systems, noted):
+    monkeypatch.setattr(session, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(engine, "status", lambda table: engine.EngineStatus(
+        state="up", url="http://127.0.0.1:8733", device="cpu", model_cores=cores))
+    notes = wide_batch_notes(systems, Settings(), concurrency)
+    assert bool(notes) == noted
+    assert all("covey engine up --all-cores" in note for note in notes)
 
 
 def test_user_errors_are_one_line(covey_home):
