@@ -310,6 +310,8 @@ def cpu_model_cores(env: dict[str, str], all_cores: bool) -> str:
     if all_cores:
         env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
         return "all (for batch jobs)"
+    if "VLLM_CPU_NUM_OF_RESERVED_CPU" in env:
+        return f"all but VLLM_CPU_NUM_OF_RESERVED_CPU={env['VLLM_CPU_NUM_OF_RESERVED_CPU']}"
     return EDITOR_CORES
 
 
