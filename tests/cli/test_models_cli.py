@@ -96,4 +96,3 @@ def test_engine_up_all_cores_keeps_no_core_back(covey_home, no_launch, monkeypat
     result = CliRunner().invoke(main, ["engine", "up", *flags])
     assert isinstance(result.exception, no_launch)
     assert result.exception.env.get("VLLM_CPU_NUM_OF_RESERVED_CPU") == kept_back
-
