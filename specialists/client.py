@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from covey_specialists.context_window import ContextWindow, PromptTooLong
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
 from covey_specialists.tasks import finished_part, llm_equivalent_tokens, stream_done
@@ -35,6 +36,8 @@ class Completion:
     text: str
     call: ModelCall
     finish_reason: str | None = None
+    prompt: Prompt | None = None
+    """The prompt sent: the one asked for, or its cut to fit the context window."""
     followups: list[ModelCall] = field(default_factory=list)
     """Calls that finished the answer after ``call`` (:mod:`covey_specialists.followup`)."""
 
@@ -54,6 +57,8 @@ class EngineClient:
         self.base_model = base_model
         self.client_name = client_name
         self.store_text = store_text
+        self.window: ContextWindow | None = None
+        """The engine's context window, learned by :meth:`models`; None: not counted."""
         watch = getattr(self.sink, "watch_engine", None)  # the usage log; other sinks don't
         if watch is not None:
             watch(self.base_url, api_key)
@@ -81,9 +86,12 @@ class EngineClient:
         return response.status_code == 200
 
     async def models(self) -> list[str]:
+        """The served model names; learns the engine's context window on the way."""
         response = await self._http.get("/v1/models", timeout=5.0)
         response.raise_for_status()
-        return [m["id"] for m in response.json().get("data", [])]
+        cards = response.json().get("data", [])
+        self.window = await asyncio.to_thread(ContextWindow.from_models, cards)
+        return [m["id"] for m in cards]
 
     async def complete(self, spec: Specialist, prompt: Prompt, *, language: str = "",
                        max_tokens: int | None = None, logprobs: bool = False,
@@ -101,11 +109,12 @@ class EngineClient:
             engine_url=self.base_url, client=self.client_name, language=language,
             started_at=time.time(), eval_run_id=eval_run_id,
         )
+        max_tokens = max_tokens or min(spec.max_tokens,
+                                       prompt.meta.get("max_tokens", spec.max_tokens))
         body = {
-            "model": call.model, "prompt": prompt.text, "stream": True,
+            "model": call.model, "stream": True,
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
-            "max_tokens": max_tokens or min(spec.max_tokens,
-                                            prompt.meta.get("max_tokens", spec.max_tokens)),
+            "max_tokens": max_tokens,
             "temperature": spec.temperature,
             "top_p": spec.top_p, "stop": list(spec.stop),
             "include_stop_str_in_output": True, "skip_special_tokens": False,
@@ -121,6 +130,9 @@ class EngineClient:
         token_logprobs: list[float] = []
         finish = None
         try:
+            if self.window is not None:
+                prompt = self.window.fit(prompt, max_tokens)
+            body["prompt"] = prompt.text
             async with asyncio.timeout(spec.timeout_s):
                 finish = await self._stream(body, call, started, pieces, token_logprobs,
                                             prompt, stops)
@@ -131,7 +143,7 @@ class EngineClient:
             call.status, call.error = "timeout", f"no answer within {spec.timeout_s:g}s"
         except httpx.ConnectError as exc:
             call.status, call.error = "error", f"engine unreachable at {self.base_url}: {exc}"
-        except (httpx.HTTPError, EngineError) as exc:
+        except (httpx.HTTPError, EngineError, PromptTooLong) as exc:
             call.status, call.error = "error", str(exc) or type(exc).__name__
         finally:
             call.latency_ms = (time.perf_counter() - started) * 1000
@@ -152,7 +164,7 @@ class EngineClient:
                 log.debug("no LLM-equivalent request for %s", prompt.task, exc_info=True)
             if report or call.status == "cancelled":
                 self.report(call)
-        return Completion(text=text, call=call, finish_reason=finish)
+        return Completion(text=text, call=call, finish_reason=finish, prompt=prompt)
 
     async def _stream(self, body: dict, call: ModelCall, started: float,
                       pieces: list[str], token_logprobs: list[float],

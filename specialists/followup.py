@@ -28,6 +28,7 @@ async def finish_answer(engine: EngineClient, spec: Specialist, prompt: Prompt,
     filler = follow_up(prompt, first.text, first.finish_reason == "length")
     if filler is None:
         return first
+    prompt = first.prompt or prompt  # what the engine saw, cut to its window if need be
     calls = []
     # the line ends the entry; the specialist's own stops still apply, since the engine
     # streams its end-of-turn token as text (see covey_specialists.client)

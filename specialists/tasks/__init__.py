@@ -39,6 +39,14 @@ def finished_part(prompt: Prompt, text: str) -> str:
     return text if cut is None else cut(prompt, text)
 
 
+def shrink(prompt: Prompt, keep: float) -> Prompt | None:
+    """``prompt`` rebuilt with about ``keep`` (0–1) of its context, for a context window
+    it overflows (:mod:`covey_specialists.context_window`); None for a task whose context
+    cannot be cut (a refactor rewrites all of its selection)."""
+    cut = getattr(task_module(prompt.task), "shrink", None)
+    return None if cut is None else cut(prompt, keep)
+
+
 CHARS_PER_TOKEN = 4.0
 """OpenAI's rule of thumb for English and code: about four characters per token."""
 CHAT_TOKENS_PER_MESSAGE = 4

@@ -111,6 +111,14 @@ def completion_prompt(ctx: CompletionContext, fmt: str, budget: int) -> Prompt:
     return Prompt(NAME, fmt, text, meta)
 
 
+def shrink(prompt: Prompt, keep: float) -> Prompt:
+    """The same cursor with ``keep`` of the prompt's prefix and suffix characters, clipped
+    as :func:`completion_prompt` clips (what is nearest the cursor stays)."""
+    prefix, suffix = prompt.meta["prefix"], prompt.meta["suffix"]
+    ctx = CompletionContext(prefix, suffix, multiline=prompt.meta["multiline"])
+    return completion_prompt(ctx, prompt.format, int((len(prefix) + len(suffix)) * keep))
+
+
 def editor_indent(prefix: str) -> str:
     """The indentation an editor types when the cursor starts a new line: the previous
     non-blank line's, one level deeper after a line that opens a block (``:`` or ``{``).

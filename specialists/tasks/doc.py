@@ -58,6 +58,13 @@ def doc_prompt(code: str, language: str, budget: int) -> Prompt:
                   {"code": code, "language": language})
 
 
+def shrink(prompt: Prompt, keep: float) -> Prompt:
+    """The prompt with the first ``keep`` of its code: the definition and its parameters
+    come first."""
+    code = prompt.meta["code"]
+    return doc_prompt(code, prompt.meta["language"], int(len(code) * keep))
+
+
 def stream_done(prompt: Prompt, text: str) -> bool:
     return False  # the reply ends with the model's own end of turn
 

@@ -113,3 +113,25 @@ def test_engine_up_refuses_a_second_instance(engine):
     result = CliRunner().invoke(main, ["engine", "up"])
     assert result.exit_code == 1
     assert "already up" in result.output
+
+
+async def test_a_file_of_numbers_is_cut_to_the_engines_context(engine):
+    """3,000 characters of a number table are more tokens than the model's window: the
+    engine refuses the prompt as built, and the client that knows the window cuts it."""
+    spec = load_table().for_task("completion")
+    table = "".join(f"    0x{i:04x}: {i * 7919 % 100003},\n" for i in range(400))
+    ctx = CompletionContext(prefix=table + "}\n\ndef lookup(code):\n    return ",
+                            suffix="\n", multiline=False)
+    prompt = completion_prompt(ctx, spec.prompt_format, spec.max_prompt_chars)
+    async with EngineClient(engine.url, engine.api_key) as client:
+        refused = await client.complete(spec, prompt)
+        assert refused.call.status == "error" and "context length" in refused.call.error
+
+        await client.models()  # learns the window
+        answered = await client.complete(spec, prompt)
+
+    assert answered.ok, answered.call.error
+    window = client.window.max_model_len
+    assert answered.call.prompt_tokens + 40 <= window  # room for a whole one-line answer
+    assert answered.call.prompt_tokens > window / 2
+    assert answered.prompt.meta["prefix"].endswith("def lookup(code):\n    return ")
