@@ -31,9 +31,9 @@ def _model_options(command):
     """Options shared by `run` and `sweep`: how to reach the engine and the baseline."""
     options = [
         click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
-                     help="Model requests in flight at once. On a 2-core CPU engine 8 at "
-                          "once time out on about 1 request in 200 (README); raise it on a "
-                          "GPU."),
+                     help="Model requests in flight at once; raise it on a GPU. An answer "
+                          "that times out beside others is asked again alone, as the "
+                          "editor asks (the report says how many)."),
         click.option("--workers", type=click.IntRange(min=1),
                      help="Parallel sandboxes (default 4×cores)."),
         click.option("--engine-url", help="Engine base URL (default: the managed engine)."),

@@ -23,6 +23,9 @@ from covey_specialists.tasks import task_module
 
 ProgressFn = Callable[[str, int, int], None]
 ANSWER_CHARS = 4000
+RETRY_SHARE = 0.1
+"""Timeouts are asked again alone only while they are at most this share of the tasks:
+more mean an engine too slow for the concurrency, which the run's note says instead."""
 
 
 @dataclass
@@ -59,6 +62,32 @@ async def answer_all(system: System, tasks: list[Task], concurrency: int,
     started = time.perf_counter()
     answers = await asyncio.gather(*(one(t) for t in tasks))
     return list(answers), time.perf_counter() - started
+
+
+async def ask_timeouts_alone(system: System, tasks: list[Task], answers: list[Answer],
+                             concurrency: int) -> str | None:
+    """Ask again, one at a time, for the answers that timed out with others in flight, and
+    put the new ones in ``answers``; the run's note on it, or None.
+
+    The editor has one request in flight, so the answer asked alone is the one it would
+    show. With several in flight each request shares the engine: on one CPU core a
+    750-token prompt whose answer runs to 64 tokens takes about 7 s alone and over 10 s
+    beside another (``stdlib-fim``, README). Only those answers are asked again; one that
+    times out alone too stays a timeout."""
+    late = [i for i, a in enumerate(answers) if a.call is not None and a.call.status == "timeout"]
+    if concurrency <= 1 or not late:
+        return None
+    if len(late) > max(1, RETRY_SHARE * len(tasks)):
+        return (f"{system.name}: {len(late)} of {len(tasks)} answers timed out with "
+                f"{concurrency} in flight, too many to ask again alone: lower --concurrency")
+    for i in late:
+        answers[i] = await system.answer(tasks[i])
+        answers[i].extra["retried_alone"] = True
+    again = sum(answers[i].call is not None and answers[i].call.status == "timeout"
+                for i in late)
+    return (f"{system.name}: {len(late)} answers timed out with {concurrency} in flight and "
+            f"were asked again alone, as the editor asks: {len(late) - again} answered, "
+            f"{again} timed out again")
 
 
 def score_all(tasks: list[Task], answers: dict[str, list[Answer]], *,
@@ -145,8 +174,12 @@ async def run(spec: RunSpec, tasks: list[Task], systems: list[System], *, run_id
     answers: dict[str, list[Answer]] = {}
     wall: dict[str, float] = {}
     for system in systems:
-        answers[system.name], wall[system.name] = await answer_all(
-            system, tasks, spec.concurrency, progress)
+        started = time.perf_counter()
+        answers[system.name], _ = await answer_all(system, tasks, spec.concurrency, progress)
+        note = await ask_timeouts_alone(system, tasks, answers[system.name], spec.concurrency)
+        if note:
+            spec.notes.append(note)
+        wall[system.name] = time.perf_counter() - started
     rows = await asyncio.to_thread(score_all, tasks, answers, workers=workers,
                                    progress=progress)
     call_costs = costs() if costs else {}
