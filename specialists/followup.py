@@ -12,7 +12,7 @@ import dataclasses
 
 from covey_specialists.client import Completion, EngineClient
 from covey_specialists.table import Specialist
-from covey_specialists.tasks import estimate_tokens, task_module
+from covey_specialists.tasks import CONTINUATION, estimate_tokens, task_module
 from covey_specialists.tasks.common import Prompt
 
 
@@ -34,7 +34,9 @@ async def finish_answer(engine: EngineClient, spec: Specialist, prompt: Prompt,
     # streams its end-of-turn token as text (see covey_specialists.client)
     stop = ["\n", *spec.stop]
     while (name := filler.pending()) is not None:
-        ask = dataclasses.replace(prompt, text=prompt.text + filler.continuation(name))
+        added = filler.continuation(name)
+        ask = dataclasses.replace(prompt, text=prompt.text + added,
+                                  meta={**prompt.meta, CONTINUATION: added})
         part = await engine.complete(spec, ask, language=language, model=model,
                                      max_tokens=filler.tokens_per_entry, eval_run_id=eval_run_id,
                                      extra_body={"stop": stop}, report=False)

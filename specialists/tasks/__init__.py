@@ -39,12 +39,22 @@ def finished_part(prompt: Prompt, text: str) -> str:
     return text if cut is None else cut(prompt, text)
 
 
+CONTINUATION = "continuation"
+"""Prompt meta: text a follow-up added after the task's own prompt (the answer so far)."""
+
+
 def shrink(prompt: Prompt, keep: float) -> Prompt | None:
     """``prompt`` rebuilt with about ``keep`` (0–1) of its context, for a context window
-    it overflows (:mod:`covey_specialists.context_window`); None for a task whose context
-    cannot be cut (a refactor rewrites all of its selection)."""
+    it overflows (:mod:`covey_specialists.context_window`), any follow-up's continuation
+    kept at its end; None for a task whose context cannot be cut (a refactor rewrites all
+    of its selection)."""
     cut = getattr(task_module(prompt.task), "shrink", None)
-    return None if cut is None else cut(prompt, keep)
+    if cut is None:
+        return None
+    shorter = cut(prompt, keep)
+    added = prompt.meta.get(CONTINUATION, "")
+    return Prompt(shorter.task, shorter.format, shorter.text + added,
+                  {**shorter.meta, CONTINUATION: added}) if added else shorter
 
 
 CHARS_PER_TOKEN = 4.0

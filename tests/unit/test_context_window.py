@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from covey_specialists.context_window import ContextWindow, PromptTooLong
+from covey_specialists.tasks import CONTINUATION
+from covey_specialists.tasks.common import Prompt
 from covey_specialists.tasks.completion import CompletionContext, completion_prompt
 from covey_specialists.tasks.doc import doc_prompt
 from covey_specialists.tasks.refactor import refactor_prompt
@@ -70,3 +72,21 @@ def test_a_refactor_selection_is_never_cut(window):
     prompt = refactor_prompt(DIGITS[:3000], "Use a dict.", "python", 4000)
     with pytest.raises(PromptTooLong, match=r"does not fit the model's 512-token context"):
         window.fit(prompt, 128)
+
+
+def test_a_follow_up_keeps_the_answer_so_far_when_its_prompt_is_cut(window):
+    code = "def lookup(code, table):\n    TABLE = {\n" + DIGITS + "    }\n"
+    first = window.fit(doc_prompt(code, "python", 4000), 128)
+    added = ('"""Look a code up in a table of hexadecimal codes and their values, the\n'
+             'way the standard library\'s tables are read.\n\nArgs:\n'
+             '    code: the code to look up, an integer between 0 and 0xffff.\n    table:')
+    assert window.count(first.text + added) + 128 > window.max_model_len
+    ask = Prompt(first.task, first.format, first.text + added,
+                 {**first.meta, CONTINUATION: added})
+
+    fitted = window.fit(ask, 128)
+
+    assert window.count(fitted.text) + 128 <= window.max_model_len
+    assert fitted.text.endswith(added) and fitted.meta[CONTINUATION] == added
+    assert fitted.meta["code"].startswith("def lookup(code, table):")
+    assert len(fitted.meta["code"]) < len(first.meta["code"])
