@@ -7,6 +7,7 @@ rather than switching on its name.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import ModuleType
 
@@ -53,8 +54,8 @@ def shrink(prompt: Prompt, keep: float) -> Prompt | None:
         return None
     shorter = cut(prompt, keep)
     added = prompt.meta.get(CONTINUATION, "")
-    return Prompt(shorter.task, shorter.format, shorter.text + added,
-                  {**shorter.meta, CONTINUATION: added}) if added else shorter
+    return dataclasses.replace(shorter, text=shorter.text + added,
+                               meta={**shorter.meta, CONTINUATION: added}) if added else shorter
 
 
 CHARS_PER_TOKEN = 4.0
