@@ -40,7 +40,8 @@ async def replay(lines: int, accuracy: float, seed: int = 0) -> dict:
 
     with FakeOpenAI(answer) as fake:
         client = await start_client({"engine": {"url": fake.url}, "debounceMs": 0,
-                                     "specialists": {"completion": {"promptFormat": "prefix"}}})
+                                     "specialists": {"completion": {"promptFormat": "prefix"}}},
+                                    server_log=False)
         uri = "file:///bench/textwrap.py"
         # the stretch is cut out, leaving an empty line to type it into
         text = "".join(source[:FIRST_LINE] + ["\n"] + source[FIRST_LINE + lines:])

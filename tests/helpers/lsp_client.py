@@ -73,9 +73,13 @@ def make_client() -> LanguageClient:
     return client
 
 
-async def start_client(init_options: dict, env: dict | None = None) -> LanguageClient:
+async def start_client(init_options: dict, env: dict | None = None,
+                       server_log: bool = True) -> LanguageClient:
+    """A started, initialized client; ``server_log`` runs the server at debug level, for
+    the log pytest shows of a failing test (a benchmark wants its own output alone)."""
     home = tempfile.mkdtemp(prefix="covey-lsp-home-")
-    config = ClientServerConfig(server_command=SERVER, client_factory=make_client,
+    command = SERVER if server_log else [arg for arg in SERVER if arg != "-vv"]
+    config = ClientServerConfig(server_command=command, client_factory=make_client,
                                 server_env={**os.environ, "COVEY_HOME": home, **(env or {})})
     client = await config.start()
     client.covey_home = home
