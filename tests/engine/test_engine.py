@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import time
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from helpers.engine_metrics import metric, wait_until_idle
 
 from covey_cli import main
 from covey_specialists.client import EngineClient
@@ -75,24 +74,8 @@ async def test_each_specialist_answers(engine):
             assert result.call.ttft_ms is not None and result.call.latency_ms >= result.call.ttft_ms
 
 
-def _metric(engine, name: str) -> float:
-    text = httpx.get(f"{engine.url}/metrics", timeout=5,
-                     headers={"Authorization": f"Bearer {engine.api_key}"}).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if re.match(rf"{re.escape(name)}(\{{|\s)", line))
-
-
-def _generated_tokens(engine) -> float:
-    return _metric(engine, "vllm:generation_tokens_total")
-
-
-async def _until_idle(engine, within_s: float) -> None:
-    """Wait until the engine runs and queues nothing (its scheduler's own gauges)."""
-    deadline = time.monotonic() + within_s
-    while (_metric(engine, "vllm:num_requests_running")
-           + _metric(engine, "vllm:num_requests_waiting")):
-        assert time.monotonic() < deadline, f"the engine is still busy after {within_s:g}s"
-        await asyncio.sleep(0.1)
+def _generated(engine) -> float:
+    return metric(engine, "vllm:generation_tokens_total")
 
 
 async def test_cancelling_a_long_generation_stops_the_engine(engine):
@@ -104,20 +87,20 @@ async def test_cancelling_a_long_generation_stops_the_engine(engine):
     ctx = CompletionContext(prefix="def add(a, b):\n", suffix="", multiline=True)
     prompt = completion_prompt(ctx, spec.prompt_format, 2000)  # a block: read to the end
     limit = 1900  # the model's window is 2,048 tokens
-    await _until_idle(engine, 60)  # nothing left over from an earlier test counts as ours
-    before = _generated_tokens(engine)
+    await wait_until_idle(engine, 60)  # nothing left over from an earlier test counts as ours
+    before = _generated(engine)
     async with EngineClient(engine.url, engine.api_key) as client:
         task = asyncio.create_task(client.complete(
             spec, prompt, max_tokens=limit, extra_body={"ignore_eos": True, "stop": []}))
-        while _generated_tokens(engine) - before < 5:
+        while _generated(engine) - before < 5:
             await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    await _until_idle(engine, 120)  # ample for all ``limit`` tokens if the abort were lost
-    settled = _generated_tokens(engine)
+    await wait_until_idle(engine, 120)  # ample for all ``limit`` tokens if the abort were lost
+    settled = _generated(engine)
     await asyncio.sleep(1.0)
-    assert _generated_tokens(engine) == settled, "the engine kept generating when idle"
+    assert _generated(engine) == settled, "the engine kept generating when idle"
     assert settled - before < limit, f"the request ran to its end: {settled - before} tokens"
 
 

@@ -1,15 +1,13 @@
 """A pytest-lsp client for the Covey server, and what the LSP tests share: starting and
-stopping it, documents, positions, applying the edits it receives, engine metrics."""
+stopping it, documents, positions, applying the edits it receives."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import tempfile
 import typing
 
-import httpx
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
@@ -112,37 +110,6 @@ def end_of(text: str, needle: str) -> tuple[int, int]:
     offset = text.index(needle) + len(needle)
     line = text.count("\n", 0, offset)
     return line, offset - (text.rfind("\n", 0, offset) + 1)
-
-
-def metric(engine, name: str, **labels) -> float:
-    """Sum of a Prometheus counter from the engine's /metrics, over matching label sets."""
-    body = httpx.get(f"{engine.url}/metrics", timeout=5,
-                     headers={"Authorization": f"Bearer {engine.api_key}"}).text
-    total = 0.0
-    for line in body.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-async def wait_until_generating(engine, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if metric(engine, "vllm:num_requests_running") > 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the engine never started generating")
-
-
-async def wait_until_idle(engine, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if metric(engine, "vllm:num_requests_running") == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the engine kept generating")
 
 
 def engine_options(engine, **extra) -> dict:

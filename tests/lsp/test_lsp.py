@@ -12,6 +12,7 @@ import asyncio
 
 import pytest
 import pytest_asyncio
+from helpers.engine_metrics import metric, wait_until_generating, wait_until_idle
 from helpers.fake_openai import FakeOpenAI
 from helpers.lsp_client import (
     PY_SOURCE,
@@ -19,12 +20,9 @@ from helpers.lsp_client import (
     end_of,
     engine_options,
     inline_params,
-    metric,
     open_doc,
     start_client,
     stop_client,
-    wait_until_generating,
-    wait_until_idle,
 )
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
@@ -271,8 +269,9 @@ async def test_refactor_command_with_the_real_engine(client: LanguageClient):
 async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_closed(
         long_client, engine):
     """Each request may generate 600 tokens. The first is superseded by a second, which the
-    client then cancels. Both are answered, and the engine's generated-token counter stops
-    far short of 2 × 600: closing the streams made vLLM stop generating.
+    client then cancels. Both are answered, and the engine generated fewer than 600 tokens
+    for the two: a stream left open would have run to its 600 on any CPU, fast or slow, so
+    closing the streams made vLLM stop generating.
 
     The cursor opens a block at column 0, so no later line can dedent below it and the
     server never ends the stream early: whatever the model writes, only the cancellations
@@ -299,7 +298,7 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
     generated = metric(engine, "vllm:generation_tokens_total") - tokens_before
     # (the engine may be shared with other test runs; their tokens count here too, which
     # only makes this bound harder to meet)
-    assert 0 < generated < 300, f"{generated} tokens generated for two cancelled requests"
+    assert 0 < generated < 600, f"{generated} tokens generated for two cancelled requests"
     await asyncio.sleep(0.2)
     assert [c.status for c in client.calls] == ["cancelled", "cancelled"]
 
