@@ -22,25 +22,23 @@ def metric(engine, name: str, **labels) -> float:
     return total
 
 
-def busy(engine) -> float:
-    """Requests the engine's scheduler runs or queues."""
-    return (metric(engine, "vllm:num_requests_running")
-            + metric(engine, "vllm:num_requests_waiting"))
+async def _poll(done, timeout: float, failure: str) -> None:
+    """Check ``done()`` every 50 ms until it holds; AssertionError(failure) after timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if done():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(failure)
 
 
 async def wait_until_generating(engine, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if metric(engine, "vllm:num_requests_running") > 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the engine never started generating")
+    await _poll(lambda: metric(engine, "vllm:num_requests_running") > 0, timeout,
+                "the engine never started generating")
 
 
 async def wait_until_idle(engine, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if not busy(engine):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the engine is still busy after {timeout:g}s")
+    """Until the engine's scheduler neither runs nor queues a request."""
+    await _poll(lambda: not (metric(engine, "vllm:num_requests_running")
+                             + metric(engine, "vllm:num_requests_waiting")),
+                timeout, f"the engine is still busy after {timeout:g}s")
