@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from covey_usage import home
+from covey_settings import home
 from covey_usage.queries import UsageDbError, open_for_reading
 
 

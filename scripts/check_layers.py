@@ -17,9 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first: a package may import only packages listed before it.
-LAYERS = ["covey_usage", "covey_specialists", "covey_server", "covey_eval", "covey_training",
+LAYERS = ["covey_settings", "covey_usage", "covey_specialists", "covey_server", "covey_eval", "covey_training",
           "covey_cli"]
-FOLDERS = {"usage": "covey_usage", "specialists": "covey_specialists", "server": "covey_server",
+FOLDERS = {"settings": "covey_settings", "usage": "covey_usage", "specialists": "covey_specialists", "server": "covey_server",
            "eval": "covey_eval", "training": "covey_training", "cli": "covey_cli"}
 TASK_NAMES = {"completion", "doc", "refactor"}
 TASK_MODULES = ("specialists/tasks/",)

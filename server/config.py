@@ -2,7 +2,7 @@
 
 Sources, later wins: the ``[server]`` table of ``$COVEY_HOME/config.toml``, then the
 editor's ``initializationOptions`` (same keys; camelCase or snake_case), layered and
-converted by :mod:`covey_usage.settings`. A bad value is reported in one message and
+converted by :mod:`covey_settings.layers`. A bad value is reported in one message and
 replaced by its default; parsing never fails.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from covey_specialists.baseline import BaselineSettings
 from covey_specialists.engine import ENGINE_KEY_ENV
-from covey_usage import home
-from covey_usage.settings import layer, structure
+from covey_settings import home
+from covey_settings import layer, structure
 
 
 @dataclass(frozen=True)

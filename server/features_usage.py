@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pygls.exceptions import JsonRpcInvalidParams
 
 from covey_server import protocol
-from covey_usage import home, queries
+from covey_settings import home
+from covey_usage import queries
 
 
 def since_time(since: str | None, now: float | None = None) -> float | None:

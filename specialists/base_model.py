@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from covey_usage import home
+from covey_settings import home
 
 log = logging.getLogger("covey.models")
 

@@ -36,7 +36,8 @@ from covey_specialists import vllm_cpu_lora
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.engine_guard import ROUTES_ENV
 from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
-from covey_usage import home, sessions
+from covey_settings import home
+from covey_usage import sessions
 from covey_usage.energy import energy_counter_now
 
 log = logging.getLogger("covey.engine")

@@ -2,7 +2,7 @@
 
 The table ships as ``specialists.toml`` beside this module; a user file in the Covey home
 overrides it key by key, and ``COVEY_ENGINE_URL`` the engine's URL (layered and converted
-by :mod:`covey_usage.settings`). Validation errors name the file, the key and the problem.
+by :mod:`covey_settings.layers`). Validation errors name the file, the key and the problem.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from covey_usage import home
-from covey_usage.settings import Layered, layer, structure
+from covey_settings import home
+from covey_settings import Layered, layer, structure
 
 TASKS = ("completion", "doc", "refactor")
 ROUTING_POLICIES = ("never", "on-failure", "on-low-confidence", "always-baseline")

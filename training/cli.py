@@ -84,7 +84,7 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
     from covey_training import pipeline
     from covey_training.lora import TrainConfig
     from covey_training.sources import default_roots
-    from covey_usage import home
+    from covey_settings import home
 
     try:
         table = load_table()

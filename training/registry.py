@@ -15,7 +15,7 @@ import shutil
 import tomllib
 from pathlib import Path
 
-from covey_usage import home
+from covey_settings import home
 
 log = logging.getLogger("covey.train.registry")
 

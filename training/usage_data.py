@@ -15,7 +15,7 @@ from pathlib import Path
 from covey_specialists.tasks import task_module
 from covey_specialists.tasks.common import strip_markers
 from covey_training.examples import Example
-from covey_usage import home
+from covey_settings import home
 
 log = logging.getLogger("covey.train.usage")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from covey_usage import home
+from covey_settings import home
 from covey_usage.cost import CostStage, PriceError, Prices, load_prices
 from covey_usage.energy import Meter
 from covey_usage.writer import UsageLog, WriterStats

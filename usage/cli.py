@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from covey_usage import chart as chart_page
-from covey_usage import home, queries, schema, sessions
+from covey_settings import home
+from covey_usage import queries, schema, sessions
 from covey_usage.cost import PriceError, describe, load_prices, user_prices_file
 
 

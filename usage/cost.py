@@ -1,7 +1,7 @@
 """What a model call cost locally, and what the same tokens would have cost on the baseline
 LLM. Prices come from ``prices.toml`` (shipped beside this module, every figure dated and
 sourced) overridden key by key by ``$COVEY_HOME/prices.toml`` (layered and converted by
-:mod:`covey_usage.settings`).
+:mod:`covey_settings.layers`).
 
 :class:`CostStage` is the step between a finished call and its row in the usage log. It
 holds each call for a short settle period so that every call overlapping it is known, then
@@ -25,10 +25,10 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from covey_usage import home
+from covey_settings import home
 from covey_usage.calls import ModelCall
 from covey_usage.energy import Meter
-from covey_usage.settings import layer, structure
+from covey_settings import layer, structure
 
 log = logging.getLogger("covey.cost")
 

@@ -181,7 +181,7 @@ class ProcessTreeCpu:
 def engine_pid_from_state(state_file: Path | None = None) -> int | None:
     """The managed engine's pid from ``$COVEY_HOME/engine/engine.json``, if it is running."""
     if state_file is None:
-        from covey_usage import home
+        from covey_settings import home
 
         state_file = home.engine_dir() / "engine.json"
     try:

@@ -10,7 +10,7 @@ import pytest
 
 from covey_specialists import engine
 from covey_specialists.table import EngineSettings, load_table
-from covey_usage.settings import layer, structure
+from covey_settings import layer, structure
 
 
 @dataclass(frozen=True)
