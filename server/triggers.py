@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from covey_specialists.document import Document
 
-BLOCK_OPENERS = {"python": (":",), "javascript": ("{", "=>")}
+# TypeScript opens blocks as JavaScript does; a ":" there starts a type, not a block.
+BLOCK_OPENERS = {"python": (":",), "javascript": ("{", "=>"), "typescript": ("{", "=>")}
 COMMENT_TYPES = {"comment", "line_comment", "block_comment"}
 STRING_TYPES = {"string", "template_string", "string_fragment", "regex"}
 CODE_IN_STRING = {"interpolation", "template_substitution"}

@@ -17,17 +17,21 @@ from pathlib import PurePath
 import tree_sitter
 import tree_sitter_javascript
 import tree_sitter_python
+import tree_sitter_typescript
 
 log = logging.getLogger("covey.context")
 
-# LSP language ids → grammar name; TypeScript has no grammar installed, so it is not parsed.
+# LSP language ids → language (the name settings, triggers and definitions key on).
 LANGUAGE_IDS = {
     "python": "python",
     "javascript": "javascript",
     "javascriptreact": "javascript",
+    "typescript": "typescript",
+    "typescriptreact": "typescript",
 }
 EXTENSIONS = {".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript",
-              ".cjs": "javascript", ".jsx": "javascript"}
+              ".cjs": "javascript", ".jsx": "javascript", ".ts": "typescript",
+              ".mts": "typescript", ".cts": "typescript", ".tsx": "typescript"}
 
 DEFAULT_MAX_PARSE_BYTES = 2_000_000
 """Documents larger than this are tracked but not parsed (a full parse of 10 MB takes seconds)."""
@@ -39,6 +43,10 @@ def grammar(language: str) -> tree_sitter.Language | None:
         return tree_sitter.Language(tree_sitter_python.language())
     if language == "javascript":
         return tree_sitter.Language(tree_sitter_javascript.language())
+    if language == "typescript":
+        return tree_sitter.Language(tree_sitter_typescript.language_typescript())
+    if language == "tsx":
+        return tree_sitter.Language(tree_sitter_typescript.language_tsx())
     return None
 
 
@@ -47,6 +55,17 @@ def language_for(language_id: str | None, path: str = "") -> str | None:
     if language_id and language_id in LANGUAGE_IDS:
         return LANGUAGE_IDS[language_id]
     return EXTENSIONS.get(PurePath(path).suffix.lower()) if path else None
+
+
+def syntax_for(language: str | None, language_id: str | None = None,
+               path: str = "") -> str | None:
+    """The grammar that parses a document: its language's, except TSX for TypeScript with
+    JSX (language id ``typescriptreact`` or a ``.tsx`` file). TypeScript needs two grammars:
+    ``<T>x`` casts parse only without JSX, and JSX only with it."""
+    if language == "typescript" and (language_id == "typescriptreact"
+                                     or PurePath(path).suffix.lower() == ".tsx"):
+        return "tsx"
+    return language
 
 
 def encode(text: str) -> bytes:
@@ -106,11 +125,14 @@ class Document:
     """One open document: text, version, line index and (when supported) a syntax tree."""
 
     def __init__(self, uri: str, text: str, language: str | None, version: int = 0,
-                 max_parse_bytes: int = DEFAULT_MAX_PARSE_BYTES, encoding: str = "utf-16"):
+                 max_parse_bytes: int = DEFAULT_MAX_PARSE_BYTES, encoding: str = "utf-16",
+                 syntax: str | None = None):
         self.uri = uri
         self.encoding = encoding
         """The LSP position encoding columns are counted in."""
         self.language = language
+        self.syntax = syntax or syntax_for(language, None, uri)
+        """The grammar's name (see :func:`syntax_for`); ``language`` is what all else keys on."""
         self.version = version
         self.max_parse_bytes = max_parse_bytes
         text = clean(text)
@@ -251,7 +273,7 @@ class Document:
         self._imports = None
 
     def _can_parse(self) -> bool:
-        return grammar(self.language) is not None if self.language else False
+        return grammar(self.syntax) is not None if self.syntax else False
 
     @property
     def tree(self) -> tree_sitter.Tree | None:
@@ -271,7 +293,7 @@ class Document:
             self._tree, self._data = None, b""
             return
         if self._parser is None:
-            self._parser = tree_sitter.Parser(grammar(self.language))
+            self._parser = tree_sitter.Parser(grammar(self.syntax))
         old = self._tree
         self._tree = self._parser.parse(data, old) if old is not None else self._parser.parse(data)
         self._data = data
@@ -301,8 +323,9 @@ class DocumentStore:
         self._docs: dict[str, Document] = {}
 
     def open(self, uri: str, text: str, language_id: str | None, version: int = 0) -> Document:
-        doc = Document(uri, text, language_for(language_id, uri), version, self.max_parse_bytes,
-                       self.encoding)
+        language = language_for(language_id, uri)
+        doc = Document(uri, text, language, version, self.max_parse_bytes, self.encoding,
+                       syntax_for(language, language_id, uri))
         self._docs[uri] = doc
         return doc
 
@@ -331,9 +354,13 @@ DEFINITION_TYPES = {
                    "function", "method_definition": "function", "class_declaration": "class",
                    "function_expression": "function", "arrow_function": "function"},
 }
+# TypeScript's grammars name these nodes as JavaScript's does, and add abstract classes.
+DEFINITION_TYPES["typescript"] = {**DEFINITION_TYPES["javascript"],
+                                  "abstract_class_declaration": "class"}
 IMPORT_TYPES = {
     "python": {"import_statement", "import_from_statement", "future_import_statement"},
     "javascript": {"import_statement"},
+    "typescript": {"import_statement"},
 }
 
 
