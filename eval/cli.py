@@ -313,7 +313,8 @@ class _progress:
 @eval_group.command("runs")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 def runs_command(as_json: bool) -> None:
-    """List stored eval runs, newest first.
+    """List stored eval runs, newest first. Commands that take a run take its id, a
+    unique prefix of it (as git takes commits) or 'last'.
 
     Example:
 
@@ -327,10 +328,14 @@ def runs_command(as_json: bool) -> None:
         click.echo(json.dumps(runs, indent=2))
         return
     table = Table(title="eval runs")
-    for col in ("id", "when (UTC)", "name", "status"):
-        table.add_column(col)
+    # The id is never cut (it is what the other commands take); the rest wraps to fit.
+    table.add_column("id", no_wrap=True, min_width=max((len(r["id"]) for r in runs), default=2))
+    table.add_column("when (UTC)", min_width=10)
+    table.add_column("name", min_width=10)
+    table.add_column("status", no_wrap=True)
     for r in runs:
-        table.add_row(r["id"], r["datetime_utc"], r["name"], r["status"])
+        when = (r["datetime_utc"] or "")[:16].replace("T", " ")  # to the minute
+        table.add_row(r["id"], when, r["name"], r["status"])
     Console().print(table)
 
 
@@ -339,11 +344,13 @@ def runs_command(as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               default="eval-report.html", show_default=True, help="HTML file to write.")
 def report_command(run_ref: str, output: str) -> None:
-    """Write a self-contained HTML report (charts inline) for a run (id, prefix or 'last').
+    """Write a self-contained HTML report (charts inline) for a run: its id, a unique
+    prefix of it, or 'last'.
 
     Example:
 
         covey eval report last -o report.html
+        covey eval report 01a24e -o report.html
     """
     from covey_eval import report
 
@@ -364,6 +371,7 @@ def report_command(run_ref: str, output: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 def compare_command(run_a: str, run_b: str, as_json: bool) -> None:
     """Show B − A per system and metric on the tasks both runs share, with paired intervals.
+    Each run is an id, a unique prefix of one, or 'last'.
 
     Example:
 
