@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import platform
-from pathlib import Path
+import re
+import shlex
+import sysconfig
+from pathlib import Path, PurePath
+
+from covey_specialists.tasks import task_module
 
 PSF_NOTICE = (
     "Training examples were derived from the CPython standard library, "
@@ -12,18 +18,6 @@ PSF_NOTICE = (
     "PSF License Agreement (https://docs.python.org/3/license.html). The examples are "
     "derived from, and are not a copy of, that code; no source text is stored in the adapter."
 )
-
-TASK_TEXT = {
-    "completion": "fill-in-the-middle code completion (prompt format `fim-smol`: suffix "
-                  "first, then prefix, with SmolLM2's existing tokens `<issue_comment>`, "
-                  "`<issue_start>`, `<issue_closed>` as markers; the middle ends with "
-                  "`<|endoftext|>`)",
-    "doc": "docstring generation (ChatML prompt `chatml-doc`; reply is the docstring text, "
-           "ending with `<|im_end|>`)",
-    "refactor": "instructed refactoring (ChatML prompt `chatml-refactor`; reply is the "
-                "rewritten code, ending with `<|im_end|>`)",
-}
-
 
 CPU_SIZED = ("- Trained on a CPU, at the size that fits there. The GPU-size run "
              "(`DEVICE=cuda scripts/train-default-adapters.sh`, 32,768 tokens a step) "
@@ -33,18 +27,22 @@ CPU_SIZED = ("- Trained on a CPU, at the size that fits there. The GPU-size run 
 def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result: dict,
                gate: dict | None, command: str) -> Path:
     stdlib = (any(s["name"] == "cpython-stdlib" for s in dataset.get("sources", []))
-              or any("python3" in r or "lib/python" in r for r in dataset.get("roots", [])))
+              or any("python3" in r or "lib/python" in r or "standard library" in r
+                     for r in dataset.get("roots", [])))
     decon = dataset.get("decontamination") or {}
+    sources = dataset.get("sources", [])
     lines = [
         f"# Covey {task} adapter",
         "",
-        f"A LoRA adapter for SmolLM2-135M-Instruct (Apache-2.0) that teaches {TASK_TEXT[task]}.",
+        "A LoRA adapter for SmolLM2-135M-Instruct (Apache-2.0) that teaches "
+        f"{task_module(task).CARD_TEXT}.",
         "Load it in vLLM with `--enable-lora --lora-modules NAME=PATH` "
         f"(rank {train_cfg['rank']}, so `--max-lora-rank` ≥ {train_cfg['rank']}).",
         "",
         "## Data",
         "",
-        f"- Roots: {', '.join(dataset.get('roots', []))} (Python {platform.python_version()})",
+        f"- Roots: {', '.join(portable_roots(dataset.get('roots', []), sources))} "
+        f"(Python {platform.python_version()})",
         f"- Split: `{dataset.get('split')}` files only ({dataset.get('files')} files); "
         "held-out modules are chosen by `covey_eval.splits.is_heldout` and never trained on",
         f"- Examples: {dataset.get('examples')} ({dataset.get('from_usage', 0)} from accepted "
@@ -63,10 +61,10 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         *([f"- Mix after rebalancing ([found, kept] per kind): {json.dumps(dataset['mix'])}"]
           if dataset.get("mix") else []),
         "",
-        *_sources_table(dataset.get("sources", [])),
+        *_sources_table(sources),
         "## Training",
         "",
-        f"- Command: `{command}`",
+        f"- Command: `{portable_command(command)}`",
         f"- Settings: {json.dumps(train_cfg, sort_keys=True)}",
         f"- Device: {result.get('device') or 'not recorded'}; tokens per micro-batch: "
         f"{result.get('batch_tokens') or train_cfg.get('batch_tokens')}",
@@ -111,6 +109,71 @@ def _sources_table(sources: list[dict]) -> list[str]:
     if not sources:
         return []
     rows = ["| source | version | licence | files | examples |", "|---|---|---|---|---|"]
-    rows += [f"| {s['name']} | {s.get('version', '')} | {s['licence']} | {s['files']} | "
-             f"{s['examples']} |" for s in sources]
+    rows += [f"| {source_label(s['name'])} | {s.get('version', '')} | {s['licence']} | "
+             f"{s['files']} | {s['examples']} |" for s in sources]
     return [*rows, ""]
+
+
+_PACKAGE_DIRS = ("site-packages", "dist-packages")
+
+
+def _installed_version(name: str) -> str:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return ""
+
+
+def source_label(root: str) -> str:
+    """What a training root was, without the machine it was on: "CPython 3.11.7 standard
+    library", an installed distribution and its version ("attrs 26.1.0", from the folder under
+    site-packages), or else the folder's own name."""
+    path = PurePath(root)
+    if not (path.is_absolute() or root.startswith("~")):
+        return root  # already a name
+    parts = path.parts
+    inside = [i for i, part in enumerate(parts) if part in _PACKAGE_DIRS]
+    if inside and len(parts) > inside[-1] + 1:
+        top = parts[inside[-1] + 1].removesuffix(".py")
+        dists = md.packages_distributions().get(top, [])
+        name = dists[0] if dists else top
+        version = _installed_version(name)
+        return f"{name} {version}" if version else name
+    if re.fullmatch(r"python\d+\.\d+", path.name) and path.parent.name.lower() == "lib":
+        version = (platform.python_version() if str(path) == sysconfig.get_paths()["stdlib"]
+                   else path.name.removeprefix("python"))
+        return f"CPython {version} standard library"
+    return path.name or root
+
+
+def source_name(source: dict) -> str:
+    """One entry of a dataset's ``sources`` as a name and version."""
+    if source["name"] == "cpython-stdlib":
+        return f"CPython {source.get('version') or '?'} standard library"
+    name = source_label(source["name"])  # the user's own code: its folder's name
+    return f"{name} {source.get('version') or ''}".strip()
+
+
+def portable_roots(roots: list[str], sources: list[dict] | None = None) -> list[str]:
+    """What the examples came from, each once: the dataset's ``sources`` (every root belongs
+    to one of them) by name and version, or else each root as :func:`source_label` names
+    it."""
+    if sources:
+        return list(dict.fromkeys(source_name(s) for s in sources))
+    return list(dict.fromkeys(source_label(str(r)) for r in roots))
+
+
+def portable_command(command: str) -> str:
+    """The command with each absolute path cut to its last folder (``--out /work/x/run``
+    becomes ``--out run``)."""
+    def cut(arg: str) -> str:
+        option, eq, value = arg.rpartition("=") if arg.startswith("-") else ("", "", arg)
+        if value.startswith(("/", "~")):
+            value = PurePath(value).name or value
+        return option + eq + value
+
+    try:
+        args = shlex.split(command)
+    except ValueError:
+        return command
+    return shlex.join(cut(a) for a in args)

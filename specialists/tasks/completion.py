@@ -1,9 +1,9 @@
 """Code completion at the cursor: its prompts, post-processing, checks, eval scores and
 training examples.
 
-The language server, the one-shot CLI, the eval and the gate all go through
-:func:`plan_completion` and :func:`finish_completion`, so the eval scores exactly the text
-the editor would show.
+Every caller goes through :func:`plan` and :func:`finish` (the task protocol,
+:mod:`covey_specialists.tasks.protocol`), so the eval scores exactly the text the editor
+would show.
 
 Prompts, per kind of model:
 - the specialist: the table's ``prompt_format`` (``fim-smol`` etc., fill-in-the-middle);
@@ -29,9 +29,9 @@ from covey_specialists.tasks.common import (
     TrainingExample,
     check_parses,
     extract_code,
-    parse_python,
     strip_markers,
 )
+from covey_specialists.tasks.protocol import Where
 
 NAME = "completion"
 FORMATS = {"prefix", "fim-smol", "fim-qwen", "fim-starcoder"}
@@ -48,8 +48,16 @@ VALIDATE_BY_RUNNING = False
 """Routing's check runs nothing for a completion (scoring may: HumanEval, repo tests)."""
 GATE_PRIMARY, GATE_SECONDARY = "exact_match", "edit_similarity"
 GATE_MAX_NEW_TOKENS = 64
+SHOWS_ONLY_SURE = True
+"""Inline completion, which nobody asked for, hides unsure answers (``min_show_logprob``)."""
 SPREAD_HELDOUT = True
 """The gate takes one held-out example per file and span kind first, so no file dominates."""
+TRAIN_BUDGET = 900
+"""Characters of prompt context in a training example: below the serving budget to keep
+CPU training affordable; the format is the served one."""
+TRAIN_PER_FILE = 6
+"""Training examples per source file by default (``covey train --per-file`` raises it;
+completion scales best)."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,7 @@ def stop_at_block_end(middle: str, prefix: str) -> str:
     return "\n".join(kept).rstrip()
 
 
-def completion_done(prompt: Prompt, text: str) -> bool:
+def stream_done(prompt: Prompt, text: str) -> bool:
     """Whether the streamed ``text`` already holds everything post-processing will keep, so
     the client can stop reading (closing the stream stops the engine) instead of letting
     the model run on to max_tokens: a one-line completion ends with its first line, a block
@@ -193,7 +201,9 @@ def completion_done(prompt: Prompt, text: str) -> bool:
                for line in text.split("\n")[1:])
 
 
-stream_done = completion_done
+def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> None:
+    """A completion has no second pass: what the model wrote is the answer."""
+    return None
 
 
 def finished_part(prompt: Prompt, text: str) -> str:
@@ -223,67 +233,57 @@ def postprocess_completion(raw: str, prompt: Prompt) -> str:
 @dataclass(frozen=True)
 class CompletionPlan:
     prompt: Prompt
+    doc: Document
+    offset: int
+    """The cursor: where the text goes."""
     held_back: str
-    """Spaces cut from the end of the prompt (see :func:`plan_completion`)."""
+    """Spaces cut from the end of the prompt (see :func:`plan`)."""
 
 
-def plan_completion(doc: Document, offset: int, multiline: bool, spec, path: str = "",
-                    fmt: str | None = None) -> CompletionPlan:
-    """The completion prompt for a cursor at ``offset`` (``fmt``: the specialist's own
-    ``prompt_format`` unless given, e.g. :data:`FAIR_BASE_FORMAT`).
+def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> CompletionPlan:
+    """The completion prompt for the cursor at ``where.offset`` (the fair base: a plain
+    continuation, :data:`FAIR_BASE_FORMAT`; else the specialist's ``prompt_format``).
 
     Spaces at the end of a non-blank line are held back from the prompt: tokenizers attach
     a word's leading space to the word, so a prompt ending in a space pushes the model
     towards odd tokens (``return .x``). The model writes the space itself and
-    :func:`finish_completion` removes it again.
+    :func:`finish` removes it again.
     """
-    ctx = cursor_context(doc, offset, spec.max_prompt_chars)
+    ctx = cursor_context(doc, where.offset, spec.max_prompt_chars)
     prefix, held_back = ctx.prefix, ""
     line = prefix.rsplit("\n", 1)[-1]
     if line.strip() and line != line.rstrip(" \t"):
         held_back = line[len(line.rstrip(" \t")):]
         prefix = prefix[: len(prefix) - len(held_back)]
-    context = CompletionContext(prefix, ctx.suffix, ctx.language, path, multiline)
-    return CompletionPlan(completion_prompt(context, fmt or spec.prompt_format,
-                                            spec.max_prompt_chars), held_back)
+    context = CompletionContext(prefix, ctx.suffix, ctx.language, doc.uri, where.multiline)
+    fmt = FAIR_BASE_FORMAT if fair_base else spec.prompt_format
+    return CompletionPlan(completion_prompt(context, fmt, spec.max_prompt_chars), doc,
+                          where.offset, held_back)
 
 
-def finish_completion(plan: CompletionPlan, raw: str) -> str:
+def finish(plan: CompletionPlan, raw: str) -> Edit:
     """The text to insert at the cursor: post-processed, without the held-back spaces."""
     text = postprocess_completion(raw, plan.prompt)
     if plan.held_back:
         text = text[len(plan.held_back):] if text.startswith(plan.held_back) else text.lstrip(
             " \t")
-    return text if text.strip() else ""
+    if not text.strip():
+        raise EditError("empty answer")
+    return Edit(plan.offset, plan.offset, text)
 
 
-def edit_problem(doc: Document, offset: int, plan: CompletionPlan, raw: str) -> str | None:
-    """Why a completion answer is unusable in ``doc`` (escalation's check), or None."""
-    text = finish_completion(plan, raw)
-    if not text:
-        return "empty answer"
+def problem(plan: CompletionPlan, raw: str) -> str | None:
+    """Why a completion answer is unusable (routing's check), or None: empty, or the
+    document no longer parses as cleanly once it is inserted (tree-sitter)."""
     try:
-        check_parses(doc, Edit(offset, offset, text))
+        check_parses(plan.doc, finish(plan, raw))
     except EditError as exc:
         return str(exc)
     return None
 
 
-def answer_problem(prefix: str, middle: str, suffix: str, language: str) -> str | None:
-    """An empty middle, or (Python) a file that no longer parses once it is filled in.
-
-    Only when the file parsed with *some* middle is a failure held against this one: a
-    prefix and suffix that cannot parse whatever goes between them say nothing about it.
-    """
-    if not middle.strip():
-        return "empty answer"
-    if language != "python":
-        return None
-    if parse_python(prefix + middle + suffix) is not None:
-        return None
-    if parse_python(prefix + suffix) is None and parse_python(prefix + "pass" + suffix) is None:
-        return None  # the surroundings do not parse on their own (e.g. a clipped window)
-    return "does not parse"
+def label(plan: CompletionPlan) -> str:
+    return NAME
 
 
 # ---------------------------------------------------------------- the baseline LLM
@@ -312,36 +312,25 @@ def baseline_reply(raw: str, api: str, prompt: Prompt) -> str:
 
 # ---------------------------------------------------------------- the eval
 
-def eval_document(task) -> tuple[Document, int]:
+def eval_target(task) -> tuple[Document, Where]:
     """The eval task as the editor holds it: its file, and the cursor at the hole."""
     doc = Document(f"file:///eval/{task.id}", task.prefix + task.suffix,
                    task.language or None)
-    return doc, len(task.prefix)
-
-
-def plan_eval(task, spec, *, fair_base: bool = False) -> CompletionPlan:
-    """The editor's plan for the eval task's cursor (the fair base: a plain continuation)."""
-    doc, offset = eval_document(task)
-    return plan_completion(doc, offset, task.multiline, spec,
-                           fmt=FAIR_BASE_FORMAT if fair_base else None)
-
-
-def finish_eval(task, plan: CompletionPlan, raw: str) -> str:
-    return finish_completion(plan, raw)
+    return doc, Where(offset=len(task.prefix), multiline=task.multiline)
 
 
 def oracle(task) -> str:
     return task.reference
 
 
-def eval_problem(task, answer: str) -> str | None:
-    return answer_problem(task.prefix, answer, task.suffix, task.language)
-
-
 def scores(task, answer: str) -> dict:
     """The scores that need no execution."""
     return {"exact_match": similarity.exact_match(answer, task.reference),
             "edit_similarity": similarity.edit_similarity(answer, task.reference)}
+
+
+def combined_scores(row: dict) -> dict:
+    return {}
 
 
 def execution(task, answer: str) -> Run | None:
@@ -406,3 +395,9 @@ def gate_scores(meta: dict, output: str) -> dict[str, float]:
     reference = meta["middle"]
     return {"exact_match": similarity.exact_match(output, reference),
             "edit_similarity": similarity.edit_similarity(output, reference)}
+
+
+CARD_TEXT = ("fill-in-the-middle code completion (prompt format `fim-smol`: suffix first, then "
+             "prefix, with SmolLM2's existing tokens `<issue_comment>`, `<issue_start>`, "
+             "`<issue_closed>` as markers; the middle ends with `<|endoftext|>`)")
+"""What the adapter's model card says this task's adapter teaches."""

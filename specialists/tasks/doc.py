@@ -19,7 +19,6 @@ from covey_specialists.document import DEFINITION_TYPES, Document
 from covey_specialists.tasks import doc_params, similarity
 from covey_specialists.tasks.common import (
     BaselineRequest,
-    ChatEvalPlan,
     Edit,
     EditError,
     Prompt,
@@ -34,6 +33,7 @@ from covey_specialists.tasks.common import (
     next_line_start,
     parse_python,
 )
+from covey_specialists.tasks.protocol import Where
 
 NAME = "doc"
 FORMATS = {"chatml-doc"}
@@ -44,11 +44,20 @@ EXECUTION_METRIC = None
 VALIDATE_BY_RUNNING = False
 GATE_PRIMARY, GATE_SECONDARY = "rouge_l", "structure"
 GATE_MAX_NEW_TOKENS = 160
+SHOWS_ONLY_SURE = False
+"""A docstring the user asked for is always answered."""
+FAIR_BASE_FORMAT = "chatml-doc"
+"""The base is an instruct model: the same zero-shot chat turn is its fair prompt."""
 SPREAD_HELDOUT = False
+TRAIN_BUDGET = 1400
+"""Characters of prompt context in a training example (the served format)."""
+TRAIN_PER_FILE = 4
+"""Training examples per source file by default (``covey train --per-file``)."""
 
 _JS_PARAMS = re.compile(r"\(([^)]*)\)")
 """The first parenthesised list of a definition: its parameters (function, method, arrow)."""
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+_DEFINITION_LINE = re.compile(r"\s*(async\s+def|def|class|function|export)\b")
 
 
 def doc_prompt(code: str, language: str, budget: int) -> Prompt:
@@ -67,6 +76,10 @@ def shrink(prompt: Prompt, keep: float) -> Prompt:
 
 def stream_done(prompt: Prompt, text: str) -> bool:
     return False  # the reply ends with the model's own end of turn
+
+
+def finished_part(prompt: Prompt, text: str) -> str:
+    return text  # a reply cut short keeps its words: the follow-up finishes it
 
 
 def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> doc_params.ParamFiller | None:
@@ -174,6 +187,7 @@ def docstring_problem(code: str, docstring: str, language: str = "python") -> st
 @dataclass(frozen=True)
 class DocPlan:
     prompt: Prompt
+    doc: Document
     name: str
     language: str
     insert_at: int
@@ -202,8 +216,11 @@ def definition_at(doc: Document, line: int) -> tree_sitter.Node:
     return best
 
 
-def plan_docstring(doc: Document, line: int, budget: int) -> DocPlan:
-    node = definition_at(doc, line)
+def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> DocPlan:
+    """A docstring for the innermost definition around ``where.line`` (the same prompt for
+    the fair base: see :data:`FAIR_BASE_FORMAT`)."""
+    budget = spec.max_prompt_chars
+    node = definition_at(doc, where.line)
     name_node = node.child_by_field_name("name")
     name = doc.source(name_node) if name_node is not None else "this definition"
     code = doc.source(_statement(node))  # with its decorators
@@ -216,7 +233,7 @@ def plan_docstring(doc: Document, line: int, budget: int) -> DocPlan:
     existing = _jsdoc_before(doc, _statement(node))
     start = existing[0] if existing else at
     end = existing[1] if existing else at
-    return DocPlan(prompt, name, "javascript", start, end, indent)
+    return DocPlan(prompt, doc, name, "javascript", start, end, indent)
 
 
 def _python_doc_plan(doc: Document, node, prompt: Prompt, name: str) -> DocPlan:
@@ -232,10 +249,10 @@ def _python_doc_plan(doc: Document, node, prompt: Prompt, name: str) -> DocPlan:
     if first.type == "expression_statement" and first.named_children and \
             first.named_children[0].type == "string":
         end = next_line_start(doc, first.end_byte)  # replace the existing docstring
-    return DocPlan(prompt, name, "python", start, end, indent)
+    return DocPlan(prompt, doc, name, "python", start, end, indent)
 
 
-def finish_docstring(doc: Document, plan: DocPlan, raw: str) -> Edit:
+def finish(plan: DocPlan, raw: str) -> Edit:
     if plan.language == "python":
         block = postprocess_docstring(raw, plan.indent)
     else:
@@ -243,15 +260,15 @@ def finish_docstring(doc: Document, plan: DocPlan, raw: str) -> Edit:
     if not block.strip():
         raise EditError(f"the model wrote no docstring for {plan.name}")
     edit = Edit(plan.insert_at, plan.replace_end, block)
-    check_parses(doc, edit)
+    check_parses(plan.doc, edit)
     return edit
 
 
-def edit_problem(doc: Document, plan: DocPlan, raw: str) -> str | None:
-    """Why a docstring answer is unusable (escalation's check), or None: what
-    :func:`finish_docstring` refuses, or a docstring that misses parameters."""
+def problem(plan: DocPlan, raw: str) -> str | None:
+    """Why a docstring answer is unusable (routing's check), or None: what :func:`finish`
+    refuses, or a docstring that misses parameters."""
     try:
-        edit = finish_docstring(doc, plan, raw)
+        edit = finish(plan, raw)
     except EditError as exc:
         return str(exc)
     return docstring_problem(plan.prompt.meta.get("code", ""), edit.new_text, plan.language)
@@ -286,22 +303,25 @@ def baseline_reply(raw: str, api: str, prompt: Prompt) -> str:
 
 # ---------------------------------------------------------------- the eval
 
-def plan_eval(task, spec, *, fair_base: bool = False) -> ChatEvalPlan:
-    """The zero-shot chat prompt; the same for the specialist and the fair base."""
-    return ChatEvalPlan(doc_prompt(task.code, task.language, spec.max_prompt_chars))
+def label(plan: DocPlan) -> str:
+    return f"docstring for {plan.name}"
 
 
-def finish_eval(task, plan: ChatEvalPlan, raw: str) -> str:
-    """The docstring block as it would be inserted (indented, triple-quoted)."""
-    return postprocess_docstring(raw, body_indent(task.code))
+def eval_target(task) -> tuple[Document, Where]:
+    """The task's function as a file, with the cursor on its ``def`` (the answer is the
+    docstring block as it would be inserted: indented, triple-quoted)."""
+    doc = Document(f"file:///eval/{task.id}", task.code, task.language or None)
+    line = next((i for i, text in enumerate(task.code.splitlines())
+                 if _DEFINITION_LINE.match(text)), 0)
+    return doc, Where(line=line)
 
 
 def oracle(task) -> str:
     return postprocess_docstring(task.reference, body_indent(task.code))
 
 
-def eval_problem(task, answer: str) -> str | None:
-    return docstring_problem(task.code, answer, task.language)
+def combined_scores(row: dict) -> dict:
+    return {}
 
 
 def insert_docstring(code: str, block: str) -> str:
@@ -403,3 +423,8 @@ def gate_scores(meta: dict, output: str) -> dict[str, float]:
     return {"rouge_l": similarity.rouge_l(text, meta["docstring"]),
             "structure": float(all(checks.values())),
             **{k: float(v) for k, v in checks.items()}}
+
+
+CARD_TEXT = ("docstring generation (ChatML prompt `chatml-doc`; reply is the docstring text, "
+             "ending with `<|im_end|>`)")
+"""What the adapter's model card says this task's adapter teaches."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from covey_specialists.document import Document
 from covey_specialists.tasks.common import (
     BaselineRequest,
-    ChatEvalPlan,
     Edit,
     EditError,
     Prompt,
@@ -30,6 +29,7 @@ from covey_specialists.tasks.common import (
     parse_python,
     reindent,
 )
+from covey_specialists.tasks.protocol import Where
 from covey_specialists.tasks.refactor_hints import HintFiller, hint_filler
 from covey_specialists.tasks.refactor_repair import (
     cut_after_final_return,
@@ -50,7 +50,15 @@ VALIDATE_BY_RUNNING = True
 """Routing's check also runs the module's tests, where the task has them."""
 GATE_PRIMARY, GATE_SECONDARY = "success", "parses"
 GATE_MAX_NEW_TOKENS = 384
+SHOWS_ONLY_SURE = False
+"""A rewrite the user asked for is always answered."""
+FAIR_BASE_FORMAT = "chatml-refactor"
+"""The base is an instruct model: the same zero-shot chat turn is its fair prompt."""
 SPREAD_HELDOUT = False
+TRAIN_BUDGET = 900
+"""Characters of prompt context in a training example (the served format)."""
+TRAIN_PER_FILE = 4
+"""Training examples per source file by default (``covey train --per-file``)."""
 
 READY_INSTRUCTIONS = {
     "simplify": "Simplify this code without changing its behaviour.",
@@ -72,6 +80,15 @@ def refactor_prompt(code: str, instruction: str, language: str, budget: int) -> 
 
 def stream_done(prompt: Prompt, text: str) -> bool:
     return False  # the reply ends with the model's own end of turn
+
+
+def finished_part(prompt: Prompt, text: str) -> str:
+    return text  # a rewrite cut short keeps its lines: the follow-up finishes it
+
+
+def shrink(prompt: Prompt, keep: float) -> None:
+    """A refactor rewrites all of its selection: its context cannot be cut."""
+    return None
 
 
 def follow_up(prompt: Prompt, raw: str, cut_short: bool) -> HintFiller | None:
@@ -159,15 +176,21 @@ def refactor_problem(original: str, rewritten: str, language: str = "python") ->
 @dataclass(frozen=True)
 class RefactorPlan:
     prompt: Prompt
+    doc: Document
     start: int
     end: int
     original: str
     language: str
 
 
-def plan_refactor(doc: Document, first_line: int, last_line: int, instruction: str,
-                  budget: int) -> RefactorPlan:
-    """Whole lines ``first_line..last_line`` (0-based, inclusive) rewritten per instruction."""
+def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> RefactorPlan:
+    """Whole lines ``where.line..where.last_line`` rewritten per ``where.instruction`` (a
+    ready one's key, or words); the same prompt for the fair base
+    (:data:`FAIR_BASE_FORMAT`)."""
+    first_line = where.line
+    last_line = where.line if where.last_line is None else where.last_line
+    instruction = READY_INSTRUCTIONS.get(where.instruction, where.instruction)
+    budget = spec.max_prompt_chars
     if not instruction or not instruction.strip():
         raise EditError("no refactoring instruction given")
     if first_line > last_line:
@@ -184,25 +207,25 @@ def plan_refactor(doc: Document, first_line: int, last_line: int, instruction: s
         raise EditError(f"the selection is {len(original)} characters; the refactor "
                         f"specialist takes at most {budget}")
     prompt = refactor_prompt(original, instruction.strip(), doc.language or "text", budget)
-    return RefactorPlan(prompt, start, end, original, doc.language or "")
+    return RefactorPlan(prompt, doc, start, end, original, doc.language or "")
 
 
-def finish_refactor(doc: Document, plan: RefactorPlan, raw: str) -> Edit:
+def finish(plan: RefactorPlan, raw: str) -> Edit:
     code = postprocess_refactor(raw, plan.original, plan.prompt.meta["instruction"])
     if not code.strip():
         raise EditError("the model returned no code")
     if code == plan.original:
         raise EditError("the model returned the code unchanged")
     edit = Edit(plan.start, plan.end, code)
-    check_parses(doc, edit)
+    check_parses(plan.doc, edit)
     return edit
 
 
-def edit_problem(doc: Document, plan: RefactorPlan, raw: str) -> str | None:
-    """Why a refactor answer is unusable (escalation's check), or None: what
-    :func:`finish_refactor` refuses, or a rewrite that changes the functions' interface."""
+def problem(plan: RefactorPlan, raw: str) -> str | None:
+    """Why a refactor answer is unusable (routing's check), or None: what :func:`finish`
+    refuses, or a rewrite that changes the functions' interface."""
     try:
-        edit = finish_refactor(doc, plan, raw)
+        edit = finish(plan, raw)
     except EditError as exc:
         return str(exc)
     return refactor_problem(plan.original, edit.new_text, plan.language)
@@ -220,22 +243,19 @@ def baseline_reply(raw: str, api: str, prompt: Prompt) -> str:
 
 # ---------------------------------------------------------------- the eval
 
-def plan_eval(task, spec, *, fair_base: bool = False) -> ChatEvalPlan:
-    """The zero-shot chat prompt; the same for the specialist and the fair base."""
-    return ChatEvalPlan(refactor_prompt(task.code, task.instruction, task.language,
-                                    spec.max_prompt_chars))
+def label(plan: RefactorPlan) -> str:
+    return NAME
 
 
-def finish_eval(task, plan: ChatEvalPlan, raw: str) -> str:
-    return postprocess_refactor(raw, task.code, task.instruction)
+def eval_target(task) -> tuple[Document, Where]:
+    """The task's code as a file, all of it selected, with the task's instruction."""
+    doc = Document(f"file:///eval/{task.id}", task.code, task.language or None)
+    return doc, Where(line=0, last_line=max(0, len(task.code.rstrip("\n").split("\n")) - 1),
+                      instruction=task.instruction)
 
 
 def oracle(task) -> str:
     return task.reference
-
-
-def eval_problem(task, answer: str) -> str | None:
-    return refactor_problem(task.code, answer, task.language)
 
 
 def refactor_parse(code: str) -> ast.Module | None:
@@ -409,3 +429,8 @@ def refactor_checks(code: str, meta: dict) -> dict[str, bool]:
 def gate_scores(meta: dict, output: str) -> dict[str, float]:
     checks = refactor_checks(output, meta)
     return {"success": float(all(checks.values())), **{k: float(v) for k, v in checks.items()}}
+
+
+CARD_TEXT = ("instructed refactoring (ChatML prompt `chatml-refactor`; reply is the rewritten "
+             "code, ending with `<|im_end|>`)")
+"""What the adapter's model card says this task's adapter teaches."""
