@@ -11,13 +11,19 @@ from covey_eval.summary import QUALITY, headline_metric
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;padding:0 1em;max-width:1200px;
+color:#222}h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom:1px solid #eee;
 text-align:right}td:first-child,th:first-child{text-align:left}.note{background:#fff6d6;
 padding:8px 12px;border-left:4px solid #e0b000}.dim{color:#777;font-size:.9em}
 svg text{font:12px system-ui,sans-serif}
+.wide{overflow-x:auto;max-width:100%}
+table.summary{font-size:13px}table.summary td,table.summary th{padding:3px 6px}
+table.summary th{vertical-align:bottom}table.summary th .dim{display:block;font-weight:normal}
 """
+"""``.wide``: a table wider than the window scrolls in its own box, never the page.
+``table.summary``: smaller type and padding, and each cost cell holds marginal over fully
+loaded, so a run with many metrics and systems fits a 1,300-pixel window."""
 
 
 def esc(value: object) -> str:
@@ -62,31 +68,42 @@ def html(result: dict) -> str:
 
 def _summary_table(summary: dict) -> str:
     present = [m for m in QUALITY if any(m in s["metrics"] for s in summary.values())]
-    head = "".join(f"<th>{esc(render.SHORT[m])}</th>" for m in present)
+    head = "".join(f"<th>{esc(render.SHORT.get(m, m))}</th>" for m in present)
     rows = []
     for name, s in summary.items():
         lat, cost = s["latency_ms"], s["cost"]
         cells = "".join(f"<td>{esc(render.fmt_metric(s['metrics'].get(m), m))}</td>"
                         for m in present)
-        ratio = render.ratio_text(cost)
-        per_correct = (f"{render.fmt_usd(cost.get('per_correct'))} / "
-                       f"{render.fmt_usd(cost.get('fully_per_correct'))}")
+        ratio = render.ratio_text(cost).split("/")
         rows.append(
             f"<tr><td><b>{esc(name)}</b><br><span class='dim'>{esc(s['label'])}</span></td>"
             f"{cells}<td>{render.fmt_ms(lat['ttft_p50'])} / {render.fmt_ms(lat['ttft_p95'])}</td>"
             f"<td>{render.fmt_ms(lat['total_p50'])} / {render.fmt_ms(lat['total_p95'])}</td>"
-            f"<td>{esc(render.fmt_usd(cost['local_per_1k']))}</td>"
-            f"<td>{esc(render.fmt_usd(cost.get('fully_per_1k')))}</td>"
-            f"<td>{esc(render.fmt_usd(cost['llm_equiv_per_1k']))}</td><td>{esc(ratio)}</td>"
-            f"<td>{esc(per_correct)}</td><td>{s['errors']}</td></tr>")
-    return (f"<table><tr><th>system</th>{head}<th>ttft p50/p95 ms</th><th>total p50/p95 ms"
-            "</th><th>$/1k marginal</th><th>$/1k fully loaded</th><th>$/1k LLM-equivalent"
-            "</th><th>× cheaper marginal/fully</th><th>$ per correct marginal/fully</th>"
-            f"<th>errors</th></tr>{''.join(rows)}</table>"
+            f"<td>{_usd_pair(cost, 'local_per_1k', 'fully_per_1k')}</td>"
+            f"<td>{esc(render.fmt_usd(cost['llm_equiv_per_1k']))}</td>"
+            f"<td>{_stacked(*ratio)}</td>"
+            f"<td>{_usd_pair(cost, 'per_correct', 'fully_per_correct')}</td>"
+            f"<td>{s['errors']}</td></tr>")
+    pair = "<span class='dim'>marginal<br>fully loaded</span>"
+    return (f"<div class='wide'><table class='summary'><tr><th>system</th>{head}"
+            "<th>ttft ms<span class='dim'>p50 / p95</span></th>"
+            "<th>total ms<span class='dim'>p50 / p95</span></th>"
+            f"<th>$/1k tasks{pair}</th><th>$/1k LLM-equivalent</th>"
+            f"<th>× cheaper{pair}</th><th>$ per correct{pair}</th>"
+            f"<th>errors</th></tr>{''.join(rows)}</table></div>"
             "<p class='dim'>Marginal: each call's share of the engine's time, CPU time and "
             "measured energy. Fully loaded: the engine's device rate over the system's whole "
             "run, idle gaps included. LLM-equivalent: the tokens the baseline LLM would be "
             "sent in its own prompt format (about 4 characters a token).</p>")
+
+
+def _stacked(marginal: str, fully: str) -> str:
+    """Marginal over fully loaded in one cell (the header says which is which)."""
+    return f"{esc(marginal)}<br>{esc(fully)}"
+
+
+def _usd_pair(cost: dict, marginal: str, fully: str) -> str:
+    return _stacked(render.fmt_usd(cost.get(marginal)), render.fmt_usd(cost.get(fully)))
 
 
 def concurrency_points(runs: list[dict]) -> dict[str, list[tuple[int, float, float | None]]]:
