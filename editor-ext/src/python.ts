@@ -23,14 +23,23 @@ export interface PythonExtensionApi {
 
 export const DEFAULT_PYTHON = 'python3';
 
-/** Expands `~` and `${workspaceFolder}` the way users write them in settings. */
+/**
+ * Expands `~` and `${workspaceFolder}` the way users write them in settings, and resolves a
+ * relative path (`.venv/bin/python`) against the workspace folder, as the Python extension
+ * does: spawned as it is, it would be looked for in the extension host's working directory
+ * and fail with ENOENT. A bare command (`python3`) stays as it is, for a lookup on PATH.
+ */
 export function expandPath(value: string, workspaceFolder: string | undefined): string {
   let out = value.trim();
   if (workspaceFolder) {
     out = out.split('${workspaceFolder}').join(workspaceFolder);
   }
-  if (out === '~' || out.startsWith('~/')) {
+  if (out === '~' || out.startsWith('~/') || out.startsWith('~\\')) {
     out = path.join(os.homedir(), out.slice(1));
+  }
+  const hasSeparator = out.includes('/') || out.includes(path.sep);
+  if (workspaceFolder && hasSeparator && !path.isAbsolute(out)) {
+    out = path.resolve(workspaceFolder, out);
   }
   return out;
 }

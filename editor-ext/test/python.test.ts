@@ -33,6 +33,22 @@ describe('resolveInterpreter', () => {
   it('expands ${workspaceFolder} and ~', () => {
     expect(expandPath('${workspaceFolder}/.venv/bin/python', '/ws')).toBe('/ws/.venv/bin/python');
     expect(expandPath('~/py/bin/python', undefined)).toBe(path.join(os.homedir(), 'py/bin/python'));
+    expect(expandPath('~/py/bin/python', '/ws')).toBe(path.join(os.homedir(), 'py/bin/python'));
+  });
+
+  it('resolves a relative path against the workspace folder, as the Python extension does', async () => {
+    expect(await resolveInterpreter('.venv/bin/python', '/ws', async () => undefined)).toEqual({
+      path: '/ws/.venv/bin/python',
+      source: 'setting',
+    });
+    expect(expandPath(' ./env/bin/python ', '/ws')).toBe('/ws/env/bin/python');
+    expect(expandPath('../shared/bin/python', '/home/me/ws')).toBe('/home/me/shared/bin/python');
+    expect(expandPath('/opt/py/bin/python', '/ws')).toBe('/opt/py/bin/python');
+  });
+
+  it('leaves a bare command for PATH, and a relative path without a workspace', () => {
+    expect(expandPath('python3', '/ws')).toBe('python3');
+    expect(expandPath('.venv/bin/python', undefined)).toBe('.venv/bin/python');
   });
 });
 
