@@ -35,6 +35,24 @@ export function savingsRatio(
   return null;
 }
 
-export function formatPercent(ratio: number | null): string {
-  return ratio === null ? '–' : `${Math.round(ratio * 100)}%`;
+/**
+ * A saving in words. From 90% on, a percentage rounds towards "100%" and hides the size of
+ * the saving (99.9% and 99.99% are 1,000 and 10,000 times cheaper), so it is said as a ratio
+ * of two significant digits: "1,200× cheaper". "saved 100%" only when the local side was free.
+ */
+export function formatSavings(ratio: number | null): string {
+  if (ratio === null || !Number.isFinite(ratio)) {
+    return '–';
+  }
+  if (ratio >= 1) {
+    return 'saved 100%';
+  }
+  if (ratio >= 0.9) {
+    const times = Number((1 / (1 - ratio)).toPrecision(2));
+    return `${times.toLocaleString('en-US')}× cheaper`;
+  }
+  if (ratio < 0) {
+    return `costs ${Math.round(-ratio * 100)}% more`;
+  }
+  return `saved ${Math.round(ratio * 100)}%`;
 }

@@ -1,6 +1,6 @@
 // What the status bar says, as a pure function of what the extension knows.
 import { EngineStatus, UsageRow } from './protocol';
-import { formatMs, formatPercent, formatUsd, savingsRatio } from './format';
+import { formatMs, formatSavings, formatUsd, savingsRatio } from './format';
 
 export type ServerState = 'starting' | 'running' | 'stopped' | 'failed';
 
@@ -37,7 +37,7 @@ function usageLines(today: Partial<UsageRow> | undefined): string[] {
   const ratio = savingsRatio(today.savingsRatio, today.localCostUsd, today.llmCostUsd);
   return [
     `Today: ${today.calls ?? 0} calls, p50 ${formatMs(today.p50LatencyMs)}, p95 ${formatMs(today.p95LatencyMs)}`,
-    `Cost today: ${formatUsd(today.localCostUsd)} local vs ${formatUsd(today.llmCostUsd)} LLM-equivalent (saved ${formatPercent(ratio)})`,
+    `Cost today: ${formatUsd(today.localCostUsd)} local vs ${formatUsd(today.llmCostUsd)} LLM-equivalent (${formatSavings(ratio)})`,
   ];
 }
 
@@ -80,7 +80,7 @@ export function renderStatus(m: StatusModel): StatusView {
     facts.push(
       ratio === null
         ? formatUsd(m.today.localCostUsd)
-        : `${formatUsd(m.today.localCostUsd)} (saved ${formatPercent(ratio)})`,
+        : `${formatUsd(m.today.localCostUsd)} (${formatSavings(ratio)})`,
     );
   }
   const text = ['$(sparkle) Covey', facts.join(' · ')].filter(Boolean).join(' ');

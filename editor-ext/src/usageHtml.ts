@@ -1,6 +1,6 @@
 // The "Covey: Show Usage" page, rendered from a covey/usageSummary answer. Pure.
 import { UsageRow, UsageSummary } from './protocol';
-import { formatMs, formatPercent, formatUsd, savingsRatio } from './format';
+import { formatMs, formatSavings, formatUsd, savingsRatio } from './format';
 
 export const SINCE_CHOICES: Array<{ value: string; label: string }> = [
   { value: 'today', label: 'Today' },
@@ -25,7 +25,7 @@ function cells(row: Partial<UsageRow>, label: string): string {
     formatMs(row.p95LatencyMs),
     formatUsd(row.localCostUsd),
     formatUsd(row.llmCostUsd),
-    formatPercent(ratio),
+    formatSavings(ratio),
   ]
     .map((c, i) => (i === 0 ? `<th scope="row">${c}</th>` : `<td>${c}</td>`))
     .join('');
@@ -53,7 +53,7 @@ export function renderUsageHtml(page: UsagePage): string {
   } else {
     const rows = page.summary.rows.map((r) => `<tr>${cells(r, r.task)}</tr>`).join('\n');
     body = `<table>
-<thead><tr><th>Task</th><th>Calls</th><th>p50</th><th>p95</th><th>Local cost</th><th>LLM-equivalent</th><th>Saved</th></tr></thead>
+<thead><tr><th>Task</th><th>Calls</th><th>p50</th><th>p95</th><th>Local cost</th><th>LLM-equivalent</th><th>Saving</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>

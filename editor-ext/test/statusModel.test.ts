@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatMs, formatUsd, savingsRatio } from '../src/format';
+import { formatMs, formatSavings, formatUsd, savingsRatio } from '../src/format';
+import { renderUsageHtml } from '../src/usageHtml';
 import { renderStatus } from '../src/statusModel';
 
 describe('formatting', () => {
@@ -13,6 +14,17 @@ describe('formatting', () => {
   it('formats latency', () => {
     expect(formatMs(212.4)).toBe('212 ms');
     expect(formatMs(12500)).toBe('12.5 s');
+  });
+
+  it('says a saving of 90% or more as a ratio, never rounding it up to 100%', () => {
+    expect(formatSavings(0.999)).toBe('1,000× cheaper');
+    expect(formatSavings(savingsRatio(undefined, 0.00001, 0.012))).toBe('1,200× cheaper');
+    expect(formatSavings(0.92)).toBe('13× cheaper');
+    expect(formatSavings(0.85)).toBe('saved 85%');
+    expect(formatSavings(0.0)).toBe('saved 0%');
+    expect(formatSavings(-0.2)).toBe('costs 20% more');
+    expect(formatSavings(1)).toBe('saved 100%'); // the local side cost nothing
+    expect(formatSavings(null)).toBe('–');
   });
 
   it('computes savings when the server sent none', () => {
@@ -29,14 +41,31 @@ describe('renderStatus', () => {
       engine: { state: 'up', device: 'cpu', url: 'http://127.0.0.1:8765' },
       lastLatencyMs: 212,
       lastTask: 'completion',
-      today: { calls: 4, localCostUsd: 0.0001, llmCostUsd: 0.001 },
+      today: { calls: 4, localCostUsd: 0.0002, llmCostUsd: 0.001 },
     });
-    expect(view.text).toBe('$(sparkle) Covey 212 ms · $0.00010 (saved 90%)');
+    expect(view.text).toBe('$(sparkle) Covey 212 ms · $0.00020 (saved 80%)');
     expect(view.tooltip).toContain('Engine: up (cpu, http://127.0.0.1:8765)');
     expect(view.tooltip).toContain('Last call: 212 ms (completion)');
     const costed = renderStatus({ server: 'running', engine: { state: 'up' }, lastLatencyMs: 90, lastCostUsd: 0.00002, lastLlmCostUsd: 0.0004 });
     expect(costed.tooltip).toContain('Last call: 90 ms, $0.000020 local vs $0.00040 LLM-equivalent');
     expect(view.warning).toBe(false);
+  });
+
+  it('says a 99.9% saving as "1,200× cheaper", not "saved 100%"', () => {
+    const today = { calls: 40, localCostUsd: 0.00001, llmCostUsd: 0.012 };
+    const view = renderStatus({ server: 'running', engine: { state: 'up' }, lastLatencyMs: 212, today });
+    expect(view.text).toBe('$(sparkle) Covey 212 ms · $0.000010 (1,200× cheaper)');
+    expect(view.tooltip).toContain('Cost today: $0.000010 local vs $0.01 LLM-equivalent (1,200× cheaper)');
+    const sent = renderStatus({ server: 'running', engine: { state: 'up' }, today: { ...today, savingsRatio: 0.999 } });
+    expect(sent.text).toBe('$(sparkle) Covey $0.000010 (1,000× cheaper)');
+    const page = renderUsageHtml({
+      since: 'today',
+      summary: { rows: [{ task: 'completion', ...today }], total: today } as never,
+      nonce: 'n',
+      cspSource: 'vscode-resource:',
+    });
+    expect(page).toContain('<td>1,200× cheaper</td>');
+    expect(page).not.toContain('100%');
   });
 
   it('says when the engine is down, with the reason in the tooltip', () => {
