@@ -15,12 +15,19 @@ describe('renderUsageHtml', () => {
         total: { calls: 11, localCostUsd: 0.0003, llmCostUsd: 0.0024 },
       },
     });
-    expect(html).toContain('<th scope="row">completion</th><td>10</td><td>120 ms</td><td>300 ms</td><td>$0.00020</td><td>$0.0020</td><td>90%</td>');
+    expect(html).toContain('<th scope="row">completion</th><td>10</td><td>120 ms</td><td>300 ms</td><td>$0.00020</td><td>$0.0020</td><td>10× cheaper</td>');
     expect(html).toContain('<th scope="row">doc</th><td>1</td>');
-    expect(html).toContain('<td>75%</td>'); // doc: computed from costs
+    expect(html).toContain('<td>saved 75%</td>'); // doc: computed from costs
     expect(html).toContain('<tfoot><tr><th scope="row">Total</th><td>11</td>');
     expect(html).toContain('<option value="today" selected>');
     expect(html).toContain("script-src 'nonce-n0nce'");
+  });
+
+  it('never rounds a 99.9% saving up to 100%', () => {
+    const row = { calls: 40, localCostUsd: 0.00001, llmCostUsd: 0.012 };
+    const html = renderUsageHtml({ ...page, summary: { rows: [{ task: 'completion', ...row }], total: row } });
+    expect(html).toContain('<td>1,200× cheaper</td>');
+    expect(html).not.toContain('100%');
   });
 
   it('escapes what the server sent', () => {
