@@ -86,7 +86,9 @@ def _walk_functions(tree: ast.AST) -> list[tuple[str, ast.FunctionDef]]:
     return out
 
 
-def _line_offsets(text: str) -> list[int]:
+def line_offsets(text: str) -> list[int]:
+    """Character offset of the start of each line (1-based line n is at index n-1), and
+    the text's length last."""
     offsets, pos = [0], 0
     for line in text.splitlines(keepends=True):
         pos += len(line)
@@ -114,12 +116,12 @@ def fim_tasks_in(rel: str, text: str, suite: str, stratum: str) -> list[Task]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    offsets = _line_offsets(text)
+    offsets = line_offsets(text)
     lines = text.splitlines(keepends=True)
     out = []
     for qualname, fn in _walk_functions(tree):
         body_start = fn.body[0].lineno - 1
-        if _is_docstring(fn.body[0]):
+        if is_docstring(fn.body[0]):
             if len(fn.body) < 2:
                 continue
             body_start = fn.body[1].lineno - 1
@@ -143,7 +145,8 @@ def fim_tasks_in(rel: str, text: str, suite: str, stratum: str) -> list[Task]:
     return out
 
 
-def _is_docstring(node: ast.stmt) -> bool:
+def is_docstring(node: ast.stmt) -> bool:
+    """Whether ``node`` is a bare string literal (a docstring where it opens a body)."""
     return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
             and isinstance(node.value.value, str))
 

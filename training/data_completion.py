@@ -22,6 +22,7 @@ import random
 import re
 from collections.abc import Iterator
 
+from covey_eval.stdlib import is_docstring, line_offsets
 from covey_specialists.tasks import completion
 from covey_training.examples import Example
 from covey_training.sources import SourceFile
@@ -34,20 +35,6 @@ KIND_FAMILY = {"line": "line", "line-indented": "line", "rest": "rest", "token":
                "block": "block", "block-indented": "block", "block-rest": "block-rest"}
 MULTILINE_FAMILIES = {"block", "block-rest"}
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|\d+|\S")
-
-
-def line_offsets(text: str) -> list[int]:
-    """Character offset of the start of each line (1-based line n is at index n-1)."""
-    offsets, pos = [0], 0
-    for line in text.splitlines(keepends=True):
-        pos += len(line)
-        offsets.append(pos)
-    return offsets
-
-
-def _is_docstring(stmt: ast.stmt) -> bool:
-    return (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
-            and isinstance(stmt.value.value, str))
 
 
 def _token_span(line: str, rng: random.Random) -> tuple[int, int] | None:
@@ -97,7 +84,7 @@ def _spans(src: SourceFile, rng: random.Random | None = None) -> Iterator[tuple[
                 first, last = body[i], body[j]
                 if last.end_lineno - first.lineno + 1 > MAX_BLOCK_LINES:
                     continue
-                if getattr(first, "decorator_list", None) or _is_docstring(first):
+                if getattr(first, "decorator_list", None) or is_docstring(first):
                     continue
                 start = starts[first.lineno - 1]
                 first_line = lines[first.lineno - 1]
