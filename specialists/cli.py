@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 
@@ -10,6 +9,7 @@ import click
 
 from covey_specialists import base_model, engine
 from covey_specialists.table import TableError, load_table
+from covey_usage.output import echo_json
 
 
 def _table():
@@ -17,10 +17,6 @@ def _table():
         return load_table()
     except TableError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 @click.group("models")
@@ -68,7 +64,7 @@ def models_list(as_json: bool) -> None:
               "prompt_format": s.prompt_format, "served_as": s.served_name}
              for s in table.specialists.values()]
     if as_json:
-        _echo_json({"models": rows, "specialists": specs})
+        echo_json({"models": rows, "specialists": specs})
         return
     if not rows:
         click.echo("no prepared models; run `covey models prepare`")
@@ -150,7 +146,7 @@ def engine_status(as_json: bool) -> None:
     except engine.EngineError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
-        _echo_json(st.as_dict())
+        echo_json(st.as_dict())
         return
     click.echo(f"{st.state}  {st.url}" + (f"  pid {st.pid}" if st.pid else "")
                + (f"  {st.device}" if st.device else "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -10,11 +9,9 @@ from pathlib import Path
 
 import click
 
+from covey_usage.output import echo_json
+
 TASKS = ("completion", "doc", "refactor")
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 @click.command("train")
@@ -146,7 +143,7 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
     click.echo(_data_line(data), err=True)
     if data_only:
         if as_json:
-            _echo_json(data)
+            echo_json(data)
         else:
             click.echo(f"{out_dir}: dataset only (train.jsonl, dataset.json)")
         return
@@ -171,7 +168,7 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
                               "register anyway)" if outcome.gate else
                               "not registered: no gate was run (use --force to register)")
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
         return
     if outcome.gate:
         g = outcome.gate

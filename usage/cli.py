@@ -13,10 +13,11 @@ from pathlib import Path
 
 import click
 
-from covey_usage import chart as chart_page
 from covey_settings import home
+from covey_usage import chart as chart_page
 from covey_usage import queries, schema, sessions
 from covey_usage.cost import PriceError, describe, load_prices, user_prices_file
+from covey_usage.output import echo_json
 
 
 def _friendly(command):
@@ -47,10 +48,6 @@ def _since(text: str | None) -> float | None:
         return queries.parse_since(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 def _money(value) -> str:
@@ -145,7 +142,7 @@ def summary(by: str, since: str | None, task: str | None, client: str | None,
         unpriced.append("calls to a remote engine are unpriced: set [hardware] remote_device "
                         f"in {user_prices_file()} to the row of its GPU")
     if as_json:
-        _echo_json({"db": str(path), "by": by, "groups": groups, "engine_uptime": uptime,
+        echo_json({"db": str(path), "by": by, "groups": groups, "engine_uptime": uptime,
                     "unpriced": unpriced})
         return
     if not groups:
@@ -208,7 +205,7 @@ def list_calls(task: str | None, since: str | None, status: str | None, client: 
     rows = queries.fetch_calls(db, since=_since(since), task=task, status=status, client=client,
                                limit=limit, newest_first=True)
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     if not rows:
         click.echo("No calls match.")
@@ -287,7 +284,7 @@ def chart(output: Path, size: str, since: str | None, task: str | None, as_json:
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     if as_json:
-        _echo_json({"output": str(output), "by": size, "buckets": series})
+        echo_json({"output": str(output), "by": size, "buckets": series})
     else:
         click.echo(f"Wrote {output} ({len(series)} {size}s)")
 
@@ -307,7 +304,7 @@ def path(as_json: bool) -> None:
     if as_json:
         db = queries.open_for_reading(where)
         calls = db.execute("SELECT count(*) FROM calls").fetchone()[0] if db else 0
-        _echo_json({"path": str(where), "exists": where.exists(), "calls": calls})
+        echo_json({"path": str(where), "exists": where.exists(), "calls": calls})
     else:
         click.echo(str(where))
 
@@ -335,7 +332,7 @@ def prune(older_than: str, dry_run: bool, as_json: bool) -> None:
     if where.exists():
         count = queries.prune(queries.open_for_writing(where), age, dry_run=dry_run)
     if as_json:
-        _echo_json({"deleted": 0 if dry_run else count, "matched": count, "dry_run": dry_run})
+        echo_json({"deleted": 0 if dry_run else count, "matched": count, "dry_run": dry_run})
     else:
         verb = "Would delete" if dry_run else "Deleted"
         click.echo(f"{verb} {count} calls older than {older_than}.")
@@ -357,7 +354,7 @@ def prices(as_json: bool) -> None:
     data = describe(table)
     if as_json:
         data["models"] = {name: vars(p) for name, p in table.models.items()}
-        _echo_json(data)
+        echo_json(data)
         return
     marked = set(table.overrides)
 

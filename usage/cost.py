@@ -25,10 +25,9 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from covey_settings import home
+from covey_settings import home, layer, structure
 from covey_usage.calls import ModelCall
 from covey_usage.energy import Meter
-from covey_settings import layer, structure
 
 log = logging.getLogger("covey.cost")
 

@@ -1,0 +1,44 @@
+"""Helpers that several packages share from one place: the line offsets and docstring test
+of the eval's suites and the training spans, and the CLIs' ``--json`` output."""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import json
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from covey_eval.stdlib import is_docstring, line_offsets
+from covey_training import data_completion
+from covey_usage.output import echo_json
+
+
+def test_line_offsets_start_each_line_and_end_at_the_length():
+    text = "a = 1\n\nb = 'é'\r\nc"
+    offsets = line_offsets(text)
+    assert offsets == [0, 6, 7, 16, 17]
+    assert [text[offsets[i]:offsets[i + 1]] for i in range(4)] == ["a = 1\n", "\n", "b = 'é'\r\n",
+                                                                   "c"]
+    assert line_offsets("") == [0]
+
+
+def test_training_spans_use_the_same_line_offsets():
+    assert data_completion.line_offsets is line_offsets
+
+
+def test_is_docstring_only_for_a_bare_string():
+    body = ast.parse('def f():\n    "doc"\n    b"bytes"\n    x = "s"\n    1\n').body[0].body
+    assert [is_docstring(stmt) for stmt in body] == [True, False, False, False]
+
+
+def test_echo_json_indents_and_writes_other_values_as_text():
+    @click.command()
+    def show() -> None:
+        echo_json({"path": Path("/tmp/x"), "at": datetime.date(2026, 1, 2), "n": [1]})
+
+    out = CliRunner().invoke(show).output
+    assert json.loads(out) == {"path": "/tmp/x", "at": "2026-01-02", "n": [1]}
+    assert '\n  "n": [\n    1\n  ]' in out
