@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, documentSelector, readSettings, toInitializationOptions } from '../src/settings';
+import { DEFAULTS, documentSelector, readSettings, SERVER_KEYS, toInitializationOptions } from '../src/settings';
 
 const reader = (values: Record<string, unknown>) => ({
   get: <T>(key: string) => values[key] as T | undefined,
@@ -67,5 +68,26 @@ describe('documentSelector', () => {
       { scheme: 'file', language: 'python' },
       { scheme: 'untitled', language: 'python' },
     ]);
+  });
+});
+
+describe('package.json', () => {
+  // What VS Code's configuration returns when nothing is set: the manifest's defaults.
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  const properties: Record<string, { default: unknown }> = manifest.contributes.configuration.properties;
+  const defaults = Object.fromEntries(
+    Object.entries(properties).map(([key, schema]) => [key.replace(/^covey\./, ''), schema.default]),
+  );
+
+  it('declares the defaults the extension falls back to', () => {
+    // The server's side of the same check is tests/unit/test_editor_settings_defaults.py.
+    expect(readSettings(reader(defaults))).toEqual(DEFAULTS);
+    expect(defaults.debounceMs).toBe(DEFAULTS.debounceMs);
+  });
+
+  it('restarts the server for every setting it declares but the trace', () => {
+    const top = new Set(Object.keys(defaults).map((key) => key.split('.')[0]));
+    top.delete('trace');
+    expect([...top].sort()).toEqual([...SERVER_KEYS].sort());
   });
 });
