@@ -22,7 +22,8 @@ EXTENSION_ONLY = {"pythonPath", "trace.server"}
 
 DIFFERENT_ON_PURPOSE = {"debounce_ms": (0, 75)}
 """(VS Code's, the server's). VS Code waits about 100 ms before it asks for ghost text, so
-the extension adds no second wait (README; server/config.py says why)."""
+the extension adds no second wait (docs/engine.md has the figures; server/config.py says
+why)."""
 
 
 def extension_defaults() -> dict:
