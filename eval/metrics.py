@@ -1,7 +1,9 @@
 """The uncertainty of quality figures: pure functions, no I/O.
 
 - ``bootstrap_ci``: percentile bootstrap of the mean; ``paired_bootstrap_ci`` resamples
-  the same tasks for both systems, so a difference's interval reflects the pairing.
+  the same tasks for both systems, so a difference's interval reflects the pairing;
+- ``percentile``: the usage log's own (:func:`covey_usage.queries.percentile`), so the eval's
+  latency percentiles and ``covey usage``'s are one computation.
 
 The text metrics (exact match, edit similarity, ROUGE-L, BLEU) belong to the task modules'
 scores: :mod:`covey_specialists.tasks.similarity`.
@@ -13,12 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from covey_usage.queries import percentile
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default); None for no values."""
-    if not len(values):
-        return None
-    return float(np.percentile(np.asarray(values, dtype=float), q))
+__all__ = ["bootstrap_ci", "paired_bootstrap_ci", "percentile"]
 
 
 def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, seed: int = 0,

@@ -24,6 +24,7 @@ import math
 import re
 import sqlite3
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,14 +128,17 @@ def fetch_calls(db: sqlite_utils.Database | None, *, since: float | None = None,
     return list(db.query(sql, params))
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0–100) by linear interpolation between closest ranks."""
-    if not values:
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0–100) by linear interpolation between closest ranks: numpy's
+    default method, computed as numpy computes it (the same float); None for no values."""
+    if len(values) == 0:
         return None
     ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    rank = q / 100 * (len(ordered) - 1)
+    low = math.floor(rank)
+    a, b = float(ordered[low]), float(ordered[min(low + 1, len(ordered) - 1)])
+    t = rank - low
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
 def group_key(row: dict, by: str) -> str:

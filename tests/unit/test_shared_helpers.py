@@ -1,18 +1,23 @@
 """Helpers that several packages share from one place: the line offsets and docstring test
-of the eval's suites and the training spans, and the CLIs' ``--json`` output."""
+of the eval's suites and the training spans, the CLIs' ``--json`` output, and the latency
+percentile of the eval and the usage log."""
 
 from __future__ import annotations
 
 import ast
 import datetime
 import json
+import random
 from pathlib import Path
 
 import click
+import numpy as np
 from click.testing import CliRunner
 
+from covey_eval import metrics
 from covey_eval.stdlib import is_docstring, line_offsets
 from covey_training import data_completion
+from covey_usage import queries
 from covey_usage.output import echo_json
 
 
@@ -42,3 +47,15 @@ def test_echo_json_indents_and_writes_other_values_as_text():
     out = CliRunner().invoke(show).output
     assert json.loads(out) == {"path": "/tmp/x", "at": "2026-01-02", "n": [1]}
     assert '\n  "n": [\n    1\n  ]' in out
+
+
+def test_one_percentile_for_the_eval_and_the_usage_log_the_same_float_as_numpy():
+    assert metrics.percentile is queries.percentile
+    rng = random.Random(7)
+    for _ in range(2000):
+        values = [rng.choice((rng.uniform(0, 900), rng.randint(0, 50)))
+                  for _ in range(rng.randint(1, 25))]
+        q = rng.choice((5, 25, 50, 95, 99, 100, 0, rng.uniform(0, 100)))
+        assert queries.percentile(values, q) == float(np.percentile(values, q)), (values, q)
+    assert queries.percentile(np.array([3.0, 1.0]), 50) == 2.0
+    assert queries.percentile([], 50) is None
