@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from covey_eval import metrics
 from covey_usage.cost import Prices, load_prices
+from covey_usage.sessions import fully_loaded_total, uptime_cost
 
 QUALITY = ("pass@1", "success", "behaviour_preserved", "exact_match", "edit_similarity",
            "rouge_l", "bleu", "parses", "params_documented", "instruction_satisfied",
@@ -145,10 +146,10 @@ def _cost(rows: list[dict], kind: str, wall_s: float | None = None,
     fully_total = spent_total
     if spent_total is not None and wall_s and len(devices) == 1:
         prices = prices or _prices()
-        hourly = prices.hourly(devices.pop()) if prices else None
-        if hourly is not None:
+        uptime = uptime_cost(prices, devices.pop(), wall_s) if prices else None
+        if uptime is not None:
             extra = sum(spent) - sum(local) if spent else 0.0  # what an API charged
-            fully_total = max(sum(local), wall_s / 3600 * hourly) + extra
+            fully_total = fully_loaded_total(sum(local), uptime) + extra
     fully_1k = fully_total / n * 1000 if fully_total is not None else None
     found = correct_answers(rows)
     correct = found[1] if found else 0.0

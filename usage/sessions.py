@@ -72,21 +72,38 @@ def _day_bounds(day: str) -> tuple[float, float]:
     return start.timestamp(), (start + timedelta(days=1)).timestamp()
 
 
+def uptime_cost(prices: Prices, device: str, seconds: float,
+                energy_j: float | None = None) -> float | None:
+    """What an engine on ``device`` costs for ``seconds`` up, busy or idle: the device's
+    hourly rate, plus ``energy_j`` of electricity where it is charged (owned hardware);
+    None: the device is unpriced."""
+    rate = prices.hourly(device)
+    if rate is None:
+        return None
+    cost = seconds / 3600 * rate
+    if energy_j is not None and prices.charges_energy(device):
+        cost += energy_j / JOULES_PER_KWH * prices.usd_per_kwh
+    return cost
+
+
+def fully_loaded_total(marginal_usd: float, uptime_usd: float) -> float:
+    """The fully loaded cost of calls whose marginal costs add up to ``marginal_usd`` on an
+    engine that cost ``uptime_usd`` while it was up for them: its idle time is theirs too,
+    so the uptime cost, never less than what the calls themselves cost."""
+    return max(marginal_usd, uptime_usd)
+
+
 def _uptime_cost(session: dict, lo: float, hi: float, prices: Prices,
                  now: float) -> tuple[float | None, float, bool]:
     """(cost of the session's overlap with [lo, hi), seconds of overlap, energy measured)."""
     start = session["started_at"]
     end = session["stopped_at"] if session["stopped_at"] is not None else now
     seconds = max(0.0, min(end, hi) - max(start, lo))
-    rate = prices.hourly(session["device"] or "cpu")
-    if rate is None:
-        return None, seconds, False
-    cost = seconds / 3600 * rate
     e0, e1 = session.get("energy_start_j"), session.get("energy_stop_j")
     measured = e0 is not None and e1 is not None and end > start
-    if measured and prices.charges_energy(session["device"] or "cpu"):
-        cost += (e1 - e0) * seconds / (end - start) / JOULES_PER_KWH * prices.usd_per_kwh
-    return cost, seconds, measured
+    energy = (e1 - e0) * seconds / (end - start) if measured else None  # prorated
+    cost = uptime_cost(prices, session["device"] or "cpu", seconds, energy)
+    return cost, seconds, measured and cost is not None
 
 
 def fully_loaded(rows: list[dict], sessions: list[dict], prices: Prices,
@@ -119,7 +136,7 @@ def fully_loaded(rows: list[dict], sessions: list[dict], prices: Prices,
             if cost is not None:
                 uptime += cost
         marginal = sum(c["local_cost_usd"] for c in calls)
-        idle = max(0.0, uptime - marginal) / len(calls)
+        idle = (fully_loaded_total(marginal, uptime) - marginal) / len(calls)
         for call in calls:
             out[call["id"]] = call["local_cost_usd"] + idle
     return out

@@ -1,6 +1,6 @@
 """Helpers that several packages share from one place: the line offsets and docstring test
 of the eval's suites and the training spans, the CLIs' ``--json`` output, and the latency
-percentile of the eval and the usage log."""
+percentile of the eval and the usage log, and the fully loaded cost both price."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ import ast
 import datetime
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import click
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from covey_eval import metrics
 from covey_eval.stdlib import is_docstring, line_offsets
 from covey_training import data_completion
-from covey_usage import queries
+from covey_usage import queries, sessions
+from covey_usage.cost import load_prices
 from covey_usage.output import echo_json
 
 
@@ -59,3 +62,16 @@ def test_one_percentile_for_the_eval_and_the_usage_log_the_same_float_as_numpy()
         assert queries.percentile(values, q) == float(np.percentile(values, q)), (values, q)
     assert queries.percentile(np.array([3.0, 1.0]), 50) == 2.0
     assert queries.percentile([], 50) is None
+
+
+def test_uptime_cost_and_fully_loaded_total_shared_by_the_usage_log_and_the_eval():
+    prices = replace(load_prices(user=False), usd_per_kwh=0.36)
+    rate = prices.hourly("cpu")
+    assert sessions.uptime_cost(prices, "cpu", 1800) == pytest.approx(rate / 2)
+    # owned hardware pays its electricity: 36 kJ = 0.01 kWh at $0.36
+    assert prices.charges_energy("cpu")
+    assert sessions.uptime_cost(prices, "cpu", 1800, 36_000.0) == pytest.approx(
+        rate / 2 + 0.0036)
+    assert sessions.uptime_cost(prices, "cuda:NVIDIA Unknown 9000", 1800) is None
+    assert sessions.fully_loaded_total(0.002, 0.5) == 0.5  # the idle time is the calls' too
+    assert sessions.fully_loaded_total(0.7, 0.5) == 0.7  # never below their own cost
