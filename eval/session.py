@@ -160,7 +160,7 @@ def _baseline_price_name() -> str:
 
 
 async def _build(names, settings, baseline_cfg, usage, run_id, closers,
-                 kinds=frozenset(("completion", "doc", "refactor"))) -> list[System]:
+                 kinds) -> list[System]:
     systems: list[System] = []
     engine_client = None
     table = None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("completion", "doc", "refactor")
-
 
 @dataclass(frozen=True)
 class Task:

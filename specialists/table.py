@@ -15,8 +15,10 @@ from pathlib import Path
 
 from covey_settings import home
 from covey_settings import Layered, layer, structure
+from covey_specialists.tasks import NAMES
 
-TASKS = ("completion", "doc", "refactor")
+TASKS = NAMES
+"""The tasks a specialist may serve: the registry's (:mod:`covey_specialists.tasks`)."""
 ROUTING_POLICIES = ("never", "on-failure", "on-low-confidence", "always-baseline")
 
 

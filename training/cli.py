@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
+from covey_specialists.tasks import NAMES as TASKS
 from covey_usage.output import echo_json
-
-TASKS = ("completion", "doc", "refactor")
 
 
 @click.command("train")

@@ -7,34 +7,21 @@ examples kept: pick spans → drop near-duplicates → drop examples overlapping
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
+from covey_specialists.tasks import task_module
 from covey_training import dedup
-from covey_training.data_completion import completion_examples
-from covey_training.data_doc import doc_examples
-from covey_training.data_refactor import balance, refactor_examples
 from covey_training.decontam import EvalNgrams, eval_ngrams, overlaps
 from covey_training.examples import Example, scrubbed
 from covey_training.scrub import ScrubReport, seam_hazards
 from covey_training.sources import default_roots, iter_source_paths, load
-
-BUILDERS = {"completion": completion_examples, "doc": doc_examples,
-            "refactor": refactor_examples}
-"""Each task's example builder: the spans it picks from a file; the task's module builds the
-prompt and target."""
-TASKS = tuple(BUILDERS)
-# Characters of prompt context per task: smaller than serving budgets to keep CPU training
-# affordable; the format is identical.
-TRAIN_BUDGET = {"completion": 900, "doc": 1400, "refactor": 900}
-PER_FILE = {"completion": 6, "doc": 4, "refactor": 4}
-"""Examples per file by default (``--per-file`` raises it; completion scales best)."""
-BALANCERS = {"refactor": balance}
-"""Tasks whose training set is rebalanced across kinds of example (the card shows the mix)."""
 
 
 @dataclass(frozen=True)
@@ -92,11 +79,23 @@ class DatasetInfo:
     """Per kind of example (refactor: codemod), [found, kept] after rebalancing."""
 
 
-def _builder(task: str):
+def data_module(task: str) -> ModuleType:
+    """Training's part of ``task``: the module ``covey_training.data_<task>``, whose
+    ``<task>_examples(src, rng, per_file, budget)`` picks the spans of a file (the task's
+    module builds each prompt and target) and whose optional ``balance(examples, rng)``
+    rebalances the training set across kinds of example (the card shows the mix). How many
+    examples a file gives and their context budget are the task module's ``TRAIN_PER_FILE``
+    and ``TRAIN_BUDGET``. ValueError for a task that is not registered or has no builder."""
+    task_module(task)  # an unknown task: ValueError naming the registered ones
     try:
-        return BUILDERS[task]
-    except KeyError:
-        raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})") from None
+        return importlib.import_module(f"{__package__}.data_{task}")
+    except ModuleNotFoundError:
+        raise ValueError(f"task {task!r} has no training data builder "
+                         f"({__package__}.data_{task})") from None
+
+
+def _builder(task: str):
+    return getattr(data_module(task), f"{task}_examples")
 
 
 def _offsets(ex: Example) -> tuple[int, int] | None:
@@ -111,8 +110,8 @@ def raw_examples(task: str, sources, seed: int, per_file: int | None = None,
                  budget: int | None = None) -> Iterator[Example]:
     """Uncleaned examples from parsed ``sources`` (for tests and inspection)."""
     build = _builder(task)
-    per_file = per_file or PER_FILE[task]
-    budget = budget or TRAIN_BUDGET[task]
+    per_file = per_file or task_module(task).TRAIN_PER_FILE
+    budget = budget or task_module(task).TRAIN_BUDGET
     for src in sources:
         # one generator per file, seeded by its path: adding a file never reshuffles others
         rng = random.Random(f"{seed}:{task}:{src.rel}")
@@ -147,7 +146,8 @@ def _file_job(job: tuple) -> tuple[int, _FileResult | None]:
     hits = ngrams.hits(src.text) if ngrams is not None else []
     rng = random.Random(f"{seed}:{task}:{src.rel}")
     text = src.text
-    built = _builder(task)(src, rng, per_file or PER_FILE[task], TRAIN_BUDGET[task])
+    module = task_module(task)
+    built = _builder(task)(src, rng, per_file or module.TRAIN_PER_FILE, module.TRAIN_BUDGET)
     # a builder may count what its rules kept and dropped (doc does)
     result.rules = dict(getattr(built, "stats", {}))
     for ex in built:
@@ -192,6 +192,7 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
     ``decontaminate`` is False (``ngrams`` replaces the installed suites' text). Files are
     read by ``workers`` processes (default: one per CPU)."""
     started = time.monotonic()
+    balance = getattr(data_module(task), "balance", None)  # also: the task is known
     sets = list(source_sets or []) + (repo_sets(roots) if roots else [])
     if not sets:
         raise ValueError("no source to build examples from")
@@ -229,8 +230,8 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
                      "files": files[n], "examples": counts[n]} for n, s in enumerate(sets)]
     _WORKER_NGRAMS = None
     info.duplicates = dedupe.dropped
-    if split == "train" and task in BALANCERS:  # the user's accepted edits are never cut
-        examples, info.mix = BALANCERS[task](examples, random.Random(f"{seed}:balance"))
+    if split == "train" and balance is not None:  # the user's accepted edits are never cut
+        examples, info.mix = balance(examples, random.Random(f"{seed}:balance"))
     if usage_examples:
         before = len(examples)
         examples.extend(scrubbed(usage_examples, report))
