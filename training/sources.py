@@ -8,16 +8,16 @@ never sees a line of a module that training used.
 from __future__ import annotations
 
 import ast
-import hashlib
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from covey_eval.splits import is_heldout
+
 SKIP_DIRS = {"site-packages", "__pycache__", "test", "tests", "idlelib", "lib2to3",
              "turtledemo", "ensurepip", "encodings", "venv", ".git", ".venv", "node_modules"}
 MAX_FILE_BYTES = 400_000
-HELD_OUT_PERCENT = 10
 
 
 @dataclass(frozen=True)
@@ -39,18 +39,9 @@ def default_roots() -> list[Path]:
 
 
 def is_held_out(rel: str) -> bool:
-    """The evaluation split: the eval harness's rule (by top-level module) when installed,
-    else a stable hash of the path."""
-    try:
-        from covey_eval.splits import is_heldout
-    except ImportError:
-        return hash_bucket(rel) < HELD_OUT_PERCENT
+    """The evaluation split: the eval harness's own rule (by top-level module,
+    :func:`covey_eval.splits.is_heldout`), so training and the eval never disagree."""
     return bool(is_heldout(rel))
-
-
-def hash_bucket(rel: str) -> int:
-    """0–99, stable across machines and Python versions (unlike ``hash``)."""
-    return int(hashlib.sha256(rel.encode()).hexdigest()[:8], 16) % 100
 
 
 def iter_source_paths(roots: list[Path], split: str = "train") -> Iterator[tuple[Path, str]]:
