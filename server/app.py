@@ -89,12 +89,18 @@ class NotifyingSink:
             close()
 
 
+NOTIFIED_FIELDS = ("task", "specialist", "status", "ttft_ms", "latency_ms", "prompt_tokens",
+                   "completion_tokens", "local_cost_usd", "llm_cost_usd", "source")
+"""The fields of a finished :class:`ModelCall` that ``covey/callFinished`` sends the editor."""
+
+
 def call_payload(call: ModelCall) -> dict:
-    return {"callId": call.id, "task": call.task, "specialist": call.specialist,
-            "status": call.status, "ttftMs": call.ttft_ms, "latencyMs": call.latency_ms,
-            "promptTokens": call.prompt_tokens, "completionTokens": call.completion_tokens,
-            "localCostUsd": call.local_cost_usd, "llmCostUsd": call.llm_cost_usd,
-            "source": call.source}
+    """The call's id as ``callId`` and its :data:`NOTIFIED_FIELDS` under camelCase names."""
+    payload = {"callId": call.id}
+    for name in NOTIFIED_FIELDS:
+        first, *rest = name.split("_")
+        payload[first + "".join(word.title() for word in rest)] = getattr(call, name)
+    return payload
 
 
 @dataclass

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
 log = logging.getLogger("covey.calls")
@@ -76,6 +77,26 @@ class ModelCall:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+TEXT_FIELDS = {"prompt_text": "prompt", "completion_text": "completion"}
+"""Fields the usage log keeps under another name, as a length and a hash (and the text
+itself only when the user opts in); every other field is a column of its own name."""
+
+
+def _field_columns() -> dict[str, type]:
+    hints = typing.get_type_hints(ModelCall)
+    out = {}
+    for f in fields(ModelCall):
+        if f.name not in TEXT_FIELDS:  # ``float | None`` → float: every column takes NULL
+            kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)]
+            out[f.name] = kinds[0] if kinds else hints[f.name]
+    return out
+
+
+FIELD_COLUMNS: dict[str, type] = _field_columns()
+"""The usage log's columns that are :class:`ModelCall` fields, name → type, in field order:
+a field added to ModelCall is a column (and a migration, :mod:`covey_usage.schema`) at once."""
 
 
 class CallSink(Protocol):

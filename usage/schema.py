@@ -18,46 +18,35 @@ from pathlib import Path
 
 import sqlite_utils
 
+from covey_usage.calls import FIELD_COLUMNS, TEXT_FIELDS
+
 BUSY_TIMEOUT_S = 5.0
 MIGRATIONS_TABLE = "_covey_migrations"
 
-CALL_COLUMNS: dict[str, type] = {
-    "id": str,
-    "datetime_utc": str,
-    "started_at": float,
-    "task": str,
-    "specialist": str,
-    "model": str,
-    "adapter": str,
-    "base_model": str,
-    "engine_url": str,
-    "device": str,
-    "client": str,
-    "language": str,
-    "source": str,
-    "status": str,
-    "error": str,
-    "prompt_tokens": int,
-    "completion_tokens": int,
-    "ttft_ms": float,
-    "latency_ms": float,
-    "accepted": int,
-    "engine_seconds": float,
-    "cpu_seconds": float,
-    "energy_j": float,
-    "local_cost_usd": float,
-    "llm_cost_usd": float,
-    "eval_run_id": str,
-    "mean_logprob": float,
-    "min_logprob": float,
-    "prompt": str,
-    "completion": str,
-    "prompt_chars": int,
-    "completion_chars": int,
-    "prompt_sha256": str,
-    "completion_sha256": str,
-}
-"""The columns m002 created; later migrations add to them (see :data:`ALL_CALL_COLUMNS`)."""
+ROW_COLUMNS: dict[str, type] = {"datetime_utc": str, "accepted": int}
+"""A call's columns beside its fields: its start as ISO 8601 text, and whether the user kept
+the suggestion (the editor says so later)."""
+TEXT_COLUMNS: dict[str, type] = {
+    column + suffix: kind for suffix, kind in (("", str), ("_chars", int), ("_sha256", str))
+    for column in TEXT_FIELDS.values()}
+"""Each text field as its text (NULL unless the user opts in), its length and its sha256."""
+CALL_COLUMNS: dict[str, type] = {**FIELD_COLUMNS, **ROW_COLUMNS, **TEXT_COLUMNS}
+"""Every column of ``calls``, name → type."""
+
+M002_COLUMNS = (
+    "id", "datetime_utc", "started_at", "task", "specialist", "model", "adapter",
+    "base_model", "engine_url", "device", "client", "language", "source", "status", "error",
+    "prompt_tokens", "completion_tokens", "ttft_ms", "latency_ms", "accepted",
+    "engine_seconds", "cpu_seconds", "energy_j", "local_cost_usd", "llm_cost_usd",
+    "eval_run_id", "mean_logprob", "min_logprob", "prompt", "completion", "prompt_chars",
+    "completion_chars", "prompt_sha256", "completion_sha256")
+"""The columns m002 created, in its order. A migration that ran keeps its meaning, so this
+is history, not a list to extend: a column added later gets a migration of its own."""
+M004_COLUMNS = ("llm_prompt_tokens", "llm_completion_tokens")
+"""Added by m004: the tokens the baseline LLM would be sent and would write (estimates)."""
+LATER_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in M002_COLUMNS + M004_COLUMNS)
+"""Columns that came after m005, each added by its own migration ``m_calls_<column>`` (none
+yet): adding a field to :class:`~covey_usage.calls.ModelCall` is the whole change."""
 
 EVAL_RUN_COLUMNS: dict[str, type] = {
     "id": str,
@@ -70,12 +59,6 @@ EVAL_RUN_COLUMNS: dict[str, type] = {
     "summary": str,
 }
 
-
-LLM_TOKEN_COLUMNS: dict[str, type] = {
-    "llm_prompt_tokens": int,
-    "llm_completion_tokens": int,
-}
-"""Added by m004: the tokens the baseline LLM would be sent and would write (estimates)."""
 
 ENGINE_SESSION_COLUMNS: dict[str, type] = {
     "id": str,
@@ -92,7 +75,8 @@ ENGINE_SESSION_COLUMNS: dict[str, type] = {
 counter (NVML) at its start and stop; ``stopped_at`` is NULL while it runs."""
 
 
-ALL_CALL_COLUMNS = [*CALL_COLUMNS, *LLM_TOKEN_COLUMNS]
+ALL_CALL_COLUMNS = [*M002_COLUMNS, *M004_COLUMNS, *LATER_COLUMNS]
+"""The columns of ``calls`` in its order (a fresh database's, and an upgraded one's)."""
 
 
 def _m001_eval_runs(db: sqlite_utils.Database) -> None:
@@ -100,7 +84,7 @@ def _m001_eval_runs(db: sqlite_utils.Database) -> None:
 
 
 def _m002_calls(db: sqlite_utils.Database) -> None:
-    db["calls"].create(CALL_COLUMNS, pk="id",
+    db["calls"].create({name: CALL_COLUMNS[name] for name in M002_COLUMNS}, pk="id",
                        foreign_keys=[("eval_run_id", "eval_runs", "id")])
 
 
@@ -110,10 +94,12 @@ def _m003_indexes(db: sqlite_utils.Database) -> None:
     db["calls"].create_index(["eval_run_id"], if_not_exists=True)
 
 
-def _m004_llm_tokens(db: sqlite_utils.Database) -> None:
-    for name, kind in LLM_TOKEN_COLUMNS.items():
-        if name not in db["calls"].columns_dict:
-            db["calls"].add_column(name, kind)
+def _add_call_columns(*names: str) -> Callable[[sqlite_utils.Database], None]:
+    def add(db: sqlite_utils.Database) -> None:
+        for name in names:
+            if name not in db["calls"].columns_dict:
+                db["calls"].add_column(name, CALL_COLUMNS[name])
+    return add
 
 
 def _m005_engine_sessions(db: sqlite_utils.Database) -> None:
@@ -125,8 +111,9 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_eval_runs", _m001_eval_runs),
     ("m002_calls", _m002_calls),
     ("m003_indexes", _m003_indexes),
-    ("m004_llm_tokens", _m004_llm_tokens),
+    ("m004_llm_tokens", _add_call_columns(*M004_COLUMNS)),
     ("m005_engine_sessions", _m005_engine_sessions),
+    *[(f"m_calls_{name}", _add_call_columns(name)) for name in LATER_COLUMNS],
 ]
 
 MIGRATION_SET = "covey"

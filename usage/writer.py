@@ -26,7 +26,7 @@ from pathlib import Path
 import sqlite_utils
 
 from covey_usage import schema
-from covey_usage.calls import ModelCall, new_call_id
+from covey_usage.calls import FIELD_COLUMNS, TEXT_FIELDS, ModelCall, new_call_id
 from covey_usage.cost import CostStage, is_local_engine
 
 log = logging.getLogger("covey.usage")
@@ -269,23 +269,11 @@ class UsageLog:
             self._db = None
 
     def _row(self, call: ModelCall) -> dict:
-        row = {
-            "id": call.id, "datetime_utc": schema.utc_text(call.started_at or time.time()),
-            "started_at": call.started_at, "task": call.task, "specialist": call.specialist,
-            "model": call.model, "adapter": call.adapter, "base_model": call.base_model,
-            "engine_url": call.engine_url, "device": call.device, "client": call.client,
-            "language": call.language, "source": call.source, "status": call.status,
-            "error": call.error, "prompt_tokens": call.prompt_tokens,
-            "completion_tokens": call.completion_tokens, "ttft_ms": call.ttft_ms,
-            "latency_ms": call.latency_ms, "accepted": self._accepted_early.pop(call.id, None),
-            "engine_seconds": call.engine_seconds, "cpu_seconds": call.cpu_seconds,
-            "energy_j": call.energy_j, "local_cost_usd": call.local_cost_usd,
-            "llm_cost_usd": call.llm_cost_usd, "eval_run_id": call.eval_run_id,
-            "mean_logprob": call.mean_logprob, "min_logprob": call.min_logprob,
-            "llm_prompt_tokens": call.llm_prompt_tokens,
-            "llm_completion_tokens": call.llm_completion_tokens,
-        }
-        for name, text in (("prompt", call.prompt_text), ("completion", call.completion_text)):
+        row = {name: getattr(call, name) for name in FIELD_COLUMNS}
+        row["datetime_utc"] = schema.utc_text(call.started_at or time.time())
+        row["accepted"] = self._accepted_early.pop(call.id, None)
+        for field_name, name in TEXT_FIELDS.items():
+            text = getattr(call, field_name)
             row[name] = text if self.store_text else None
             row[f"{name}_chars"] = len(text)
             row[f"{name}_sha256"] = hashlib.sha256(text.encode()).hexdigest() if text else None
