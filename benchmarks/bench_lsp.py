@@ -32,7 +32,8 @@ from covey_server.triggers import decide
 from covey_specialists.client import EngineClient
 from covey_specialists.document import Document, cursor_context
 from covey_specialists.table import load_table
-from covey_specialists.tasks.completion import LINE_MAX_TOKENS, plan_completion
+from covey_specialists.tasks import Where, completion
+from covey_specialists.tasks.completion import LINE_MAX_TOKENS
 
 SOURCE = '''import math
 
@@ -68,7 +69,8 @@ async def bench_server(url: str, key: str, n: int) -> tuple[list[float], list[fl
     spec = table.for_task("completion")
     doc = Document("file:///bench/fib.py", CURSOR_TEXT, "python")
     offset = doc.offset_at(LINE, COL)
-    plan = plan_completion(doc, offset, decide(doc, offset).multiline, spec, doc.uri)
+    plan = completion.plan(doc, Where(offset=offset, multiline=decide(doc, offset).multiline),
+                           spec)
 
     client = LanguageClient("covey-bench", "1")
     for method in ("covey/callFinished", "covey/engineStatus", types.WINDOW_SHOW_MESSAGE,

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import click
 
-from covey_server.oneshot import call_model, read_document
+from covey_server.oneshot import read_document, serve, timing
 from covey_server.triggers import decide
 from covey_specialists import base_model, engine
+from covey_specialists.cli import table_or_exit
 from covey_specialists.document import Document
-from covey_specialists.table import TableError, load_table
+from covey_specialists.tasks import Where
 from covey_specialists.tasks.common import EditError, unified_diff
-from covey_specialists.tasks.completion import finish_completion, plan_completion
-from covey_specialists.tasks.doc import finish_docstring, plan_docstring
-from covey_specialists.tasks.refactor import READY_INSTRUCTIONS, finish_refactor, plan_refactor
 
 SAMPLE = "inventory.py"
 COMPLETION_LINE = "    return min(items, key=lambda item: item.price)"
@@ -41,13 +39,6 @@ def _line_of(doc: Document, needle: str) -> int:
     raise click.ClickException(f"the sample no longer contains {needle!r}")
 
 
-def _timing(call) -> str:
-    ttft = "-" if call.ttft_ms is None else f"{call.ttft_ms:.0f} ms"
-    return (f"latency {call.latency_ms:.0f} ms, first token {ttft}, "
-            f"{call.prompt_tokens}+{call.completion_tokens} tokens ({call.specialist} via "
-            f"model {call.model!r})")
-
-
 @click.command("demo")
 @click.option("--eval-limit", default=20, show_default=True,
               help="Tasks per suite in the closing quick eval (0 skips it).")
@@ -59,10 +50,7 @@ def demo(eval_limit: int) -> None:
 
         covey demo --eval-limit 10
     """
-    try:
-        table = load_table()
-    except TableError as exc:
-        raise click.ClickException(str(exc)) from None
+    table = table_or_exit()
 
     _step("1. Model")
     started = time.perf_counter()
@@ -93,7 +81,7 @@ def demo(eval_limit: int) -> None:
 
     _step("Timings")
     for task, call in timings:
-        click.echo(f"{task:<11} {_timing(call)}")
+        click.echo(f"{task:<11} {timing(call)}")
 
     if eval_limit:
         _quick_eval(eval_limit)
@@ -107,47 +95,40 @@ def demo(eval_limit: int) -> None:
 def _complete(sample: Path):
     _step("3. Completion (ghost text at a cursor)")
     text = sample.read_text()
-    cut = text.replace(COMPLETION_LINE, COMPLETION_CUT, 1)
-    sample.write_text(cut)
+    sample.write_text(text.replace(COMPLETION_LINE, COMPLETION_CUT, 1))
     doc = read_document(str(sample))
-    row = _line_of(doc, COMPLETION_CUT)
-    offset = doc.offset_at(row, len(COMPLETION_CUT))
-    spec = load_table().for_task("completion")
-    plan = plan_completion(doc, offset, decide(doc, offset).multiline, spec, str(sample))
-    result = call_model("completion", plan.prompt, "python", None)
-    suggestion = finish_completion(plan, result.text)
+    offset = doc.offset_at(_line_of(doc, COMPLETION_CUT), len(COMPLETION_CUT))
+    served = serve("completion", doc,
+                   Where(offset=offset, multiline=decide(doc, offset).multiline))
+    edit = served.shown()
     click.echo(f"cursor after {COMPLETION_CUT.strip()!r} in cheapest()")
-    click.echo(f"  suggested: {suggestion!r}")
+    click.echo(f"  suggested: {edit.new_text if edit else ''!r}")
     click.echo(f"  original:  {COMPLETION_LINE[len(COMPLETION_CUT):]!r}")
     sample.write_text(text)
-    return "completion", result.call
+    return "completion", served.call
 
 
 def _doc(sample: Path):
     _step("4. Generate docstring for total_value()")
     doc = read_document(str(sample))
-    spec = load_table().for_task("doc")
-    plan = plan_docstring(doc, _line_of(doc, "def total_value"), spec.max_prompt_chars)
-    result = call_model("doc", plan.prompt, "python", None)
-    _show_edit(doc, sample, lambda: finish_docstring(doc, plan, result.text))
-    return "doc", result.call
+    served = serve("doc", doc, Where(line=_line_of(doc, "def total_value")))
+    _show_edit(doc, served)
+    return "doc", served.call
 
 
 def _refactor(sample: Path):
     _step("5. Refactor restock_list(): loop → comprehension")
     doc = read_document(str(sample))
     first = _line_of(doc, "def restock_list")
-    spec = load_table().for_task("refactor")
-    plan = plan_refactor(doc, first, first + 5, READY_INSTRUCTIONS["comprehension"],
-                         spec.max_prompt_chars)
-    result = call_model("refactor", plan.prompt, "python", None)
-    _show_edit(doc, sample, lambda: finish_refactor(doc, plan, result.text))
-    return "refactor", result.call
+    served = serve("refactor", doc,
+                   Where(line=first, last_line=first + 5, instruction="comprehension"))
+    _show_edit(doc, served)
+    return "refactor", served.call
 
 
-def _show_edit(doc: Document, sample: Path, finish) -> None:
+def _show_edit(doc: Document, served) -> None:
     try:
-        edit = finish()
+        edit = served.edit()
     except EditError as exc:  # shown, not fatal: the editor would not apply it either
         click.echo(f"(not applied: {exc})")
         return

@@ -51,13 +51,24 @@ async def run_problem(task: Task, answer: str) -> str | None:
     return None if outcome.passed else "changes behaviour: its module's tests fail"
 
 
+def run_check(task: Task) -> Validate | None:
+    """Finished answer → why it fails when run, for a task whose module validates by
+    running (a refactor: its module's tests); None for other tasks. The router applies it
+    after the task's own ``problem``."""
+    if not task_module(task.kind).VALIDATE_BY_RUNNING:
+        return None
+    return lambda answer: run_problem(task, answer)
+
+
 def validator(task: Task, plan) -> Validate:
     """Raw model text → why it is unusable for ``task``, or None (async): the task's own
-    static check, then its tests where it has them."""
+    check (what the editor checks), then its tests where it validates by running."""
     module = task_module(task.kind)
 
     async def check(raw: str) -> str | None:
-        answer = module.finish_eval(task, plan, raw)
-        return module.eval_problem(task, answer) or await run_problem(task, answer)
+        found = module.problem(plan, raw)
+        if found is not None:
+            return found
+        return await run_problem(task, module.finish(plan, raw).new_text)
 
     return check

@@ -10,7 +10,8 @@ SHORT = {"pass@1": "pass@1", "success": "success", "behaviour_preserved": "behav
          "exact_match": "EM",
          "edit_similarity": "edit sim", "rouge_l": "ROUGE-L", "bleu": "BLEU",
          "parses": "parses", "params_documented": "params doc'd",
-         "instruction_satisfied": "instr. ok", "diff_lines": "diff lines"}
+         "instruction_satisfied": "instr. ok", "diff_lines": "diff lines",
+         "shown": "shown", "precision": "precision", "right_per_hole": "right/hole"}
 
 
 def fmt_metric(m: dict | None, name: str = "") -> str:

@@ -123,10 +123,31 @@ def score_all(tasks: list[Task], answers: dict[str, list[Answer]], *,
             list(pool.map(run, jobs))
     for task, row in zip(tasks * len(answers), rows, strict=True):
         # scores that need the execution result too (refactor: success)
-        combined = getattr(task_module(task.kind), "combined_scores", None)
-        if combined is not None:
-            row.update(combined(row))
+        row.update(task_module(task.kind).combined_scores(row))
+        row.update(shown_scores(row))
     return rows
+
+
+RIGHT = ("pass@1", "behaviour_preserved", "exact_match")
+"""What makes an answer right, the first found on its row: its tests pass, else it matches."""
+
+
+def right(row: dict) -> float | None:
+    for name in RIGHT:
+        if row.get(name) is not None:
+            return float(row[name] >= 1.0)
+    return None
+
+
+def shown_scores(row: dict) -> dict:
+    """What the user meets, for a system that says what the editor would show: ``shown``
+    (1 or 0), ``precision`` (right, over shown answers only: None when hidden) and
+    ``right_per_hole`` (shown and right)."""
+    if row.get("shown") is None or right(row) is None:
+        return {}
+    ok = right(row)
+    return {"precision": ok if row["shown"] else None,
+            "right_per_hole": ok * row["shown"]}
 
 
 def _call_fields(answer: Answer) -> dict:

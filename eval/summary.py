@@ -17,7 +17,10 @@ from covey_usage.sessions import fully_loaded_total, uptime_cost
 
 QUALITY = ("pass@1", "success", "behaviour_preserved", "exact_match", "edit_similarity",
            "rouge_l", "bleu", "parses", "params_documented", "instruction_satisfied",
-           "diff_lines")
+           "diff_lines", "shown", "precision", "right_per_hole")
+"""Scored over every answer, but the last three: what the editor shows (``shown``: the
+share of tasks where it shows something; ``precision``: right among shown;
+``right_per_hole``: shown and right, over all tasks)."""
 CORRECT = ("pass@1", "success", "behaviour_preserved", "exact_match")
 """Metrics that say an answer was right; the first a system has counts its correct answers."""
 HEADLINE = ("pass@1", "success", "behaviour_preserved", "rouge_l", "edit_similarity", "exact_match",

@@ -31,13 +31,12 @@ import math
 from dataclasses import dataclass
 
 from covey_eval import metrics
+from covey_eval.runner import RIGHT, right
 from covey_eval.summary import headline_metric
-from covey_specialists.routing import Decision, Signals, asks_specialist, decide, pick
+from covey_specialists.routing import Flow, Signals, withhold_reason
 from covey_specialists.table import Specialist
 
 SECONDARY = ("exact_match", "edit_similarity", "rouge_l", "parses")
-RIGHT = ("pass@1", "behaviour_preserved", "exact_match")
-"""What makes an answer right, first found on its row: its tests pass, else an exact match."""
 OFF = -math.inf
 """A threshold that never fires (the other signal's series)."""
 
@@ -56,32 +55,21 @@ class Routing:
                           min_token_logprob=self.threshold if self.signal == "token" else OFF)
 
 
-def _usable(row: dict | None, check: bool) -> bool:
-    if row is None or row.get("status") != "ok":
-        return False
-    return not (check and row.get("invalid_reason"))
-
-
 def route_task(spec: Specialist, specialist: dict, baseline: dict | None
                ) -> tuple[str, bool, bool]:
-    """(served source, specialist asked, baseline asked) for one task's recorded answers —
-    the choice :func:`covey_specialists.routing.answer` makes live."""
-    check = spec.routing != "never"
-    baseline_ok = _usable(baseline, True)
-    asked_specialist = asks_specialist(spec) or baseline is None
-    if asked_specialist:
-        decision = decide(spec, Signals(specialist.get("status", "ok"),
-                                        specialist.get("invalid_reason") if check else None,
-                                        specialist.get("mean_logprob"),
-                                        specialist.get("min_logprob")))
-    else:
-        decision = Decision(True, "policy always-baseline")
-    asked_baseline = decision.escalate and baseline is not None
-    if not asked_specialist and not baseline_ok:
-        asked_specialist = True  # always-baseline with an unusable baseline falls back
-    specialist_ok = asked_specialist and _usable(specialist, check)
-    return pick(decision, specialist_ok, asked_baseline and baseline_ok), \
-        asked_specialist, asked_baseline
+    """(served source, specialist asked, baseline asked) for one task's recorded answers:
+    the live router's own :class:`~covey_specialists.routing.Flow`, fed the recorded
+    answers instead of live calls."""
+    flow = Flow(spec, baseline is not None)
+    while (step := flow.next_step()) != "done":
+        if step == "specialist":
+            flow.specialist_answered(Signals(
+                specialist.get("status", "ok"), specialist.get("invalid_reason"),
+                specialist.get("mean_logprob"), specialist.get("min_logprob")))
+        else:
+            flow.baseline_answered(baseline.get("status") == "ok"
+                                   and not baseline.get("invalid_reason"))
+    return flow.source(), flow.asked_specialist, flow.asked_baseline
 
 
 def routings(specialist_rows: list[dict], points: int) -> list[Routing]:
@@ -195,22 +183,17 @@ def _answered(row: dict) -> bool:
     return row.get("status") == "ok" and bool(row.get("answer"))
 
 
-def _right(row: dict) -> bool:
-    for name in RIGHT:
-        if row.get(name) is not None:
-            return row[name] >= 1.0
-    return False
-
-
 def show_point(rows: list[dict], threshold: float | None) -> dict:
-    """Coverage and precision when answers below ``threshold`` are withheld (None: off)."""
-    shown = [r for r in rows if _answered(r) and (
-        threshold is None or r.get("mean_logprob") is None or r["mean_logprob"] >= threshold)]
-    right = sum(_right(r) for r in shown)
+    """Coverage and precision when the router's show filter sits at ``threshold`` (None:
+    off), replayed with its own :func:`~covey_specialists.routing.withhold_reason`."""
+    spec = Specialist(key="sweep", min_show_logprob=OFF if threshold is None else threshold)
+    shown = [r for r in rows if _answered(r)
+             and withhold_reason(spec, r.get("mean_logprob")) is None]
+    right_ = sum(bool(right(r)) for r in shown)
     n = len(rows)
-    return {"threshold": threshold, "shown": len(shown), "right": right, "n": n,
+    return {"threshold": threshold, "shown": len(shown), "right": right_, "n": n,
             "coverage": len(shown) / n if n else None,
-            "precision": right / len(shown) if shown else None}
+            "precision": right_ / len(shown) if shown else None}
 
 
 def show_thresholds(rows: list[dict], points: int) -> list[float]:

@@ -26,14 +26,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from covey_eval.execute import validator
+from covey_eval.execute import run_check, validator
 from covey_eval.tasks import Task
-from covey_specialists import routing
 from covey_specialists.baseline import BaselineClient, ask
 from covey_specialists.client import EngineClient
-from covey_specialists.followup import finish_answer
+from covey_specialists.routing import Router, Served
 from covey_specialists.table import Specialist, SpecialistsTable
 from covey_specialists.tasks import task_module
+from covey_specialists.tasks.common import EditError
 from covey_usage.calls import ModelCall
 
 SYSTEM_NAMES = ("specialist", "base", "base-specialist-prompt", "baseline", "routed", "oracle",
@@ -81,20 +81,51 @@ class EmptySystem(System):
         return Answer("")
 
 
-def plan(task: Task, spec: Specialist, *, fair_base: bool = False):
-    """The task module's plan for ``task`` (its ``prompt`` is what the model is sent);
-    ``fair_base``: the untuned base's fair prompt instead of the specialist's."""
-    return task_module(task.kind).plan_eval(task, spec, fair_base=fair_base)
+def _plan(task: Task, table: SpecialistsTable):
+    """The task module's plan for ``task`` as the editor makes it; None when the editor
+    would refuse to ask (e.g. a selection over the refactor's budget)."""
+    module = task_module(task.kind)
+    doc, where = module.eval_target(task)
+    try:
+        return module.plan(doc, where, table.for_task(task.kind))
+    except EditError:
+        return None
 
 
-def finish(task: Task, plan_, raw: str) -> str:
-    """Raw model text → the answer in the task's edit form, as the editor would show it."""
-    return task_module(task.kind).finish_eval(task, plan_, raw)
+def _text(edit) -> str:
+    return edit.new_text if edit is not None else ""
+
+
+def _shown(served: Served) -> dict:
+    """What the editor would do with the answer: ``shown`` (1.0 or 0.0) and, when nothing
+    is shown, why (withheld as unsure, invalid, failed)."""
+    edit = served.shown()
+    out = {"shown": float(edit is not None)}
+    if edit is None:
+        out["hidden"] = served.routed.why
+    return out
+
+
+async def _served(router: Router, task: Task, *, run_id: str | None, **kwargs
+                  ) -> Served | Answer:
+    """The editor's road for ``task`` (plan, router, finish); an empty answer that says
+    why when the editor would not even ask."""
+    module = task_module(task.kind)
+    doc, where = module.eval_target(task)
+    try:
+        return await router.serve(task.kind, doc, where, check=run_check(task),
+                                  eval_run_id=run_id, **kwargs)
+    except EditError as exc:
+        return Answer("", extra={"status": "error", "error": str(exc), "shown": 0.0})
 
 
 class EngineSystem(System):
-    """A small model on the engine: the table's specialist, or the untuned base (prompted
-    fairly, or with the specialist's own prompt)."""
+    """A small model on the engine through the editor's router (show filter, checks and
+    follow-ups included): the table's specialist, or the untuned base (prompted fairly, or
+    with the specialist's own prompt).
+
+    The answer scored is the model's own, finished as the editor finishes it, whether or
+    not the editor would show it; ``shown`` says whether it would."""
 
     kind = "local"
 
@@ -102,6 +133,7 @@ class EngineSystem(System):
                  run_id: str | None, *, untuned: bool = False, fair_base: bool = False,
                  signals: bool = False):
         self.name, self.client, self.table, self.run_id = name, client, table, run_id
+        self.router = Router(table, client)
         self.untuned = untuned
         self.fair_base = untuned and fair_base
         self.signals = signals
@@ -118,25 +150,23 @@ class EngineSystem(System):
                          if s.adapter)
 
     async def answer(self, task: Task) -> Answer:
-        spec = self.table.for_task(task.kind)
-        planned = plan(task, spec, fair_base=self.fair_base)
-        model = "base" if self.untuned else None
-        result = await self.client.complete(spec, planned.prompt, language=task.language,
-                                            eval_run_id=self.run_id, logprobs=self.signals,
-                                            model=model)
-        result = await finish_answer(self.client, spec, planned.prompt, result,
-                                     language=task.language, model=model,
-                                     eval_run_id=self.run_id)
-        extra = {}
+        served = await _served(self.router, task, run_id=self.run_id,
+                               fair_base=self.fair_base,
+                               model="base" if self.untuned else None,
+                               logprobs=self.signals or None)
+        if isinstance(served, Answer):
+            return served
+        routed, comp = served.routed, served.routed.specialist
+        extra = _shown(served)
+        if routed.specialist_answered:
+            extra["status"] = "ok"  # answered; hidden or not, it is scored
         if self.signals:
-            extra = {"mean_logprob": result.call.mean_logprob,
-                     "min_logprob": result.call.min_logprob, "invalid_reason": None}
-            if result.ok:
-                extra["invalid_reason"] = await validator(task, planned)(result.text)
-        calls = [result.call, *result.followups] if result.followups else []
-        if not result.ok:
-            return Answer("", result.call, calls, extra=extra)
-        return Answer(finish(task, planned, result.text), result.call, calls, extra=extra)
+            extra.update(mean_logprob=comp.call.mean_logprob if comp else None,
+                         min_logprob=comp.call.min_logprob if comp else None,
+                         invalid_reason=routed.invalid_reason)
+            if routed.specialist_answered and routed.invalid_reason is None:
+                extra["invalid_reason"] = await validator(task, served.plan)(comp.text)
+        return Answer(_text(served.specialist_edit()), served.call, routed.calls, extra=extra)
 
 
 class BaselineSystem(System):
@@ -150,20 +180,27 @@ class BaselineSystem(System):
         self.signals = signals
 
     async def answer(self, task: Task) -> Answer:
+        planned = _plan(task, self.table)
+        if planned is None:
+            return Answer("", extra={"status": "error", "shown": 0.0})
         spec = self.table.for_task(task.kind)
-        planned = plan(task, spec)
         reply, raw = await ask(self.client, spec, planned.prompt, language=task.language,
                                eval_run_id=self.run_id)
         extra = {"invalid_reason": None} if self.signals else {}
         if reply.call.status != "ok":
-            return Answer("", reply.call, extra=extra)
+            return Answer("", reply.call, extra={**extra, "shown": 0.0})
         if self.signals:
             extra["invalid_reason"] = await validator(task, planned)(raw)
-        return Answer(finish(task, planned, raw), reply.call, extra=extra)
+        try:
+            text = task_module(task.kind).finish(planned, raw).new_text
+        except EditError:
+            text = ""
+        return Answer(text, reply.call, extra={**extra, "shown": float(bool(text))})
 
 
 class RoutedSystem(System):
-    """Small model first, the baseline when the routing policy says so."""
+    """Small model first, the baseline when the routing policy says so: the editor's
+    router, with the policy's overrides. The answer scored is the one served."""
 
     kind = "routed"
 
@@ -173,24 +210,20 @@ class RoutedSystem(System):
         self.name = "routed"
         self.engine, self.baseline, self.run_id = engine, baseline, run_id
         self.routing = {k: v for k, v in (routing or {}).items() if v is not None}
-        self.table = table
-        spec = self.spec("completion")
+        self.table = dataclasses.replace(table, specialists={
+            k: dataclasses.replace(v, **self.routing) for k, v in table.specialists.items()})
+        self.router = Router(self.table, engine, baseline)
+        spec = self.table.for_task("completion")
         self.label = (f"routed ({describe_policy(spec)}; escalates to "
                       f"{baseline_label or baseline.config.model})")
 
-    def spec(self, kind: str) -> Specialist:
-        return dataclasses.replace(self.table.for_task(kind), **self.routing)
-
     async def answer(self, task: Task) -> Answer:
-        spec = self.spec(task.kind)
-        planned = plan(task, spec)
-        routed = await routing.answer(spec, planned.prompt, engine=self.engine,
-                                         baseline=self.baseline,
-                                         validate=validator(task, planned),
-                                         language=task.language, eval_run_id=self.run_id)
-        text = finish(task, planned, routed.text) if routed.ok else ""
-        return Answer(text, routed.call, calls=routed.calls,
-                      extra={"source": routed.source,
+        served = await _served(self.router, task, run_id=self.run_id)
+        if isinstance(served, Answer):
+            return served
+        routed = served.routed
+        return Answer(_text(served.shown()), routed.call, calls=routed.calls,
+                      extra={"source": routed.source, **_shown(served),
                              "escalated": float(routed.baseline is not None),
                              "invalid_reason": routed.invalid_reason})
 

@@ -9,10 +9,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from covey_server import protocol
-from covey_specialists.tasks import task_module
+from covey_specialists.tasks import Where
 from covey_specialists.tasks.common import Edit, EditError
-from covey_specialists.tasks.doc import finish_docstring, plan_docstring
-from covey_specialists.tasks.refactor import READY_INSTRUCTIONS, finish_refactor, plan_refactor
 
 log = logging.getLogger("covey.commands")
 
@@ -58,23 +56,23 @@ def workspace_edit(ls, doc, edit: Edit) -> types.WorkspaceEdit:
     return types.WorkspaceEdit(changes={doc.uri: [text_edit]})
 
 
-async def run_edit(ls, doc, task: str, plan, finish, label: str) -> dict:
-    """Call the model for ``plan``, turn its answer into an edit and ask the client to apply it.
+async def run_edit(ls, doc, task: str, where: Where) -> dict:
+    """Ask the model for ``task`` at ``where``, turn its answer into an edit and ask the
+    client to apply it.
 
     Works on a snapshot, so typing during the call cannot shift the edit; if the document did
     change, the edit is not sent and the user is told to try again.
     """
     session = ls.require_session()
     snapshot = doc.snapshot()
-    check = task_module(task).edit_problem
-    result = await session.router.call(
-        task, plan.prompt, language=doc.language or "",
-        validate=lambda raw: check(snapshot, plan, raw))
-    call_id = result.call.id
-    if not result.ok:
-        return refuse(ls, f"{label} failed: {result.call.error or result.call.status}", call_id)
     try:
-        edit = finish(snapshot, plan, result.text)
+        served = await session.router.serve(task, snapshot, where)
+    except EditError as exc:
+        return refuse(ls, f"{task}: {exc}")
+    label = served.module.label(served.plan)
+    call_id = served.call.id
+    try:
+        edit = served.edit()
     except EditError as exc:
         return refuse(ls, f"{label}: {exc}", call_id)
     if session.store.get(doc.uri) is not doc or doc.version != snapshot.version:
@@ -101,12 +99,7 @@ def register(ls) -> None:
         session = ls.require_session()
         doc = _document(session, _arg(args, 0, str, "uri"))
         line = _arg(args, 1, int, "line")
-        spec = session.router.route("doc").specialist
-        try:
-            plan = plan_docstring(doc, line, spec.max_prompt_chars)
-        except EditError as exc:
-            return refuse(ls, f"docstring: {exc}")
-        return await run_edit(ls, doc, "doc", plan, finish_docstring, f"docstring for {plan.name}")
+        return await run_edit(ls, doc, "doc", Where(line=line))
 
     @ls.command(protocol.REFACTOR)
     async def refactor(ls, *args):
@@ -117,13 +110,8 @@ def register(ls) -> None:
         if instruction is None:
             return refuse(ls, "Refactor selection needs an instruction; pick a ready "
                           "refactoring or send covey.refactor with one")
-        instruction = READY_INSTRUCTIONS.get(instruction, instruction)
-        spec = session.router.route("refactor").specialist
-        try:
-            plan = plan_refactor(doc, first, last, instruction, spec.max_prompt_chars)
-        except EditError as exc:
-            return refuse(ls, f"refactor: {exc}")
-        return await run_edit(ls, doc, "refactor", plan, finish_refactor, "refactor")
+        return await run_edit(ls, doc, "refactor",
+                              Where(line=first, last_line=last, instruction=instruction))
 
     @ls.command(protocol.ACCEPT)
     def accept(ls, *args):

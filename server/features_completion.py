@@ -10,9 +10,7 @@ from lsprotocol import types
 from covey_server import protocol
 from covey_server.triggers import decide
 from covey_specialists.document import Document
-from covey_specialists.routing import filters_unsure, withhold_reason
-from covey_specialists.table import Specialist
-from covey_specialists.tasks.completion import edit_problem, finish_completion, plan_completion
+from covey_specialists.tasks import Where
 
 log = logging.getLogger("covey.completion")
 
@@ -58,32 +56,21 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
         return session.store.get(uri) is doc and doc.version == version
 
     async def work() -> Suggestion | None:
-        spec = session.router.route("completion").specialist
-        plan = plan_completion(doc, offset, trigger.multiline, spec, uri)
-        result = await session.router.call(
-            "completion", plan.prompt, language=doc.language or "",
-            validate=lambda raw: edit_problem(doc, offset, plan, raw),
-            withhold=_confidence_filter(spec))
-        if result.call.status == "withheld":
-            log.info("completion at %s:%s withheld: %s", position.line, position.character,
-                     result.call.error)
-        if not result.ok or not still_current():
+        served = await session.router.serve(
+            "completion", doc, Where(offset=offset, multiline=trigger.multiline))
+        edit = served.shown()
+        if edit is None:
+            log.info("no completion at %s:%s: %s", position.line, position.character,
+                     served.routed.why)
+        if edit is None or not still_current():
             return None
-        text = finish_completion(plan, result.text)
-        return Suggestion(text, result.call.id, offset) if text else None
+        return Suggestion(edit.new_text, served.call.id, offset)
 
     found = await session.scheduler.run(queue, work, still_current)
     if found is None or not still_current():
         return None
     session.cache.remember(queue, uri, version, doc.text, offset, found.text, found.call_id)
     return found
-
-
-def _confidence_filter(spec: Specialist):
-    """Hide the specialist's unsure answers when its table sets ``min_show_logprob``."""
-    if not filters_unsure(spec):
-        return None
-    return lambda call: withhold_reason(spec, call.mean_logprob)
 
 
 def _enabled(session, doc: Document) -> bool:

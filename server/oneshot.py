@@ -17,14 +17,13 @@ import click
 
 from covey_server.triggers import decide
 from covey_specialists import engine
-from covey_specialists.client import Completion, EngineClient
+from covey_specialists.cli import table_or_exit
+from covey_specialists.client import EngineClient
 from covey_specialists.document import Document, language_for
-from covey_specialists.routing import Router
-from covey_specialists.table import SpecialistsTable, TableError, load_table
+from covey_specialists.routing import Router, Served
+from covey_specialists.tasks import Where
 from covey_specialists.tasks.common import EditError, unified_diff
-from covey_specialists.tasks.completion import finish_completion, plan_completion
-from covey_specialists.tasks.doc import finish_docstring, plan_docstring
-from covey_specialists.tasks.refactor import READY_INSTRUCTIONS, finish_refactor, plan_refactor
+from covey_specialists.tasks.refactor import READY_INSTRUCTIONS
 
 log = logging.getLogger("covey.oneshot")
 
@@ -44,13 +43,6 @@ def read_document(path: str) -> Document:
                     max_parse_bytes=max(len(data), 1), encoding="utf-32")
 
 
-def _table() -> SpecialistsTable:
-    try:
-        return load_table()
-    except TableError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _sink():
     try:
         from covey_usage import open_usage_log
@@ -61,9 +53,11 @@ def _sink():
         return None
 
 
-def call_model(task: str, prompt, language: str, engine_url: str | None) -> Completion:
-    """One model call through the router, reported to the usage log; dead engine → error."""
-    table = _table()
+def serve(task: str, doc: Document, where: Where, engine_url: str | None = None) -> Served:
+    """One answer through the router, as the editor gets it (plan, model, finish), reported
+    to the usage log; a dead engine, a plan that cannot be made or a failed call → one
+    clear line (ClickException)."""
+    table = table_or_exit()
     try:
         target = engine.resolve(table.engine, url=engine_url or "")
     except engine.EngineError as exc:  # e.g. a key file others can read
@@ -71,23 +65,31 @@ def call_model(task: str, prompt, language: str, engine_url: str | None) -> Comp
     url, key = target.url, target.api_key
     sink = _sink()
 
-    async def run() -> Completion:
+    async def run() -> Served:
         async with EngineClient(url, key, sink=sink, client_name="cli") as client:
             router = Router(table, client)
+            try:
+                plan = router.plan(task, doc, where)
+            except EditError as exc:
+                raise click.ClickException(f"{_name(doc)}: {exc}") from None
             if not await router.refresh_models():
                 raise click.ClickException(f"the engine at {url} is not answering; start it "
                                            "with `covey engine up`")
-            return await router.call(task, prompt, language=language)
+            return await router.serve_plan(task, plan)
 
     try:
-        result = asyncio.run(run())
+        served = asyncio.run(run())
     finally:
         if sink is not None:
             sink.close()
-    if not result.ok:
-        raise click.ClickException(f"the {task} model call failed: "
-                                   f"{result.call.error or result.call.status}")
-    return result
+    if not served.routed.ok:
+        call = served.call
+        raise click.ClickException(f"the {task} model call failed: {call.error or call.status}")
+    return served
+
+
+def _name(doc: Document) -> str:
+    return Path(doc.uri.removeprefix("file://")).name
 
 
 def _check_line(doc: Document, path: str, line: int) -> int:
@@ -97,8 +99,8 @@ def _check_line(doc: Document, path: str, line: int) -> int:
     return line - 1
 
 
-def _timing(result: Completion) -> str:
-    call = result.call
+def timing(call) -> str:
+    """One line on a call: its latency, first token, tokens and who answered."""
     ttft = "?" if call.ttft_ms is None else f"{call.ttft_ms:.0f}"
     return (f"{call.latency_ms:.0f} ms (first token {ttft} ms), {call.prompt_tokens}+"
             f"{call.completion_tokens} tokens, specialist {call.specialist}, model {call.model}")
@@ -133,33 +135,34 @@ def complete(file: str, line: int, col: int, force: bool, as_json: bool,
     trigger = decide(doc, offset)
     if not trigger.call and not force:
         raise click.ClickException(f"no completion here: {trigger.reason} (--force asks anyway)")
-    spec = _table().for_task("completion")
-    plan = plan_completion(doc, offset, trigger.multiline, spec, file)
     started = time.perf_counter()
-    result = call_model("completion", plan.prompt, doc.language or "", engine_url)
-    text = finish_completion(plan, result.text)
+    served = serve("completion", doc, Where(offset=offset, multiline=trigger.multiline),
+                   engine_url)
+    edit = served.shown()
+    text = edit.new_text if edit is not None else ""
     total_ms = (time.perf_counter() - started) * 1000
+    call = served.call
     if as_json:
         click.echo(json.dumps({"completion": text, "multiline": trigger.multiline,
-                               "callId": result.call.id, "latencyMs": result.call.latency_ms,
-                               "ttftMs": result.call.ttft_ms, "totalMs": total_ms,
-                               "promptTokens": result.call.prompt_tokens,
-                               "completionTokens": result.call.completion_tokens}))
+                               "callId": call.id, "latencyMs": call.latency_ms,
+                               "ttftMs": call.ttft_ms, "totalMs": total_ms,
+                               "promptTokens": call.prompt_tokens,
+                               "completionTokens": call.completion_tokens}))
         return
     click.echo(text if text else "(the model suggested nothing here)")
-    click.echo(f"-- {_timing(result)}", err=True)
+    click.echo(f"-- {timing(call)}", err=True)
 
 
-def _finish(doc: Document, file: str, plan, finish, result: Completion, write: bool) -> None:
+def _write_edit(doc: Document, file: str, served: Served, write: bool) -> None:
     try:
-        edit = finish(doc, plan, result.text)
+        edit = served.edit()
     except EditError as exc:
         raise click.ClickException(str(exc)) from None
     new_text = edit.apply(doc.text)
     if write:
         Path(file).write_text(new_text, encoding="utf-8")
     click.echo(unified_diff(doc.text, new_text, file), nl=False)
-    click.echo(f"-- {_timing(result)}{' (written)' if write else ''}", err=True)
+    click.echo(f"-- {timing(served.call)}{' (written)' if write else ''}", err=True)
 
 
 @click.command("doc")
@@ -177,13 +180,7 @@ def doc(file: str, line: int, write: bool, engine_url: str | None) -> None:
     """
     document = read_document(file)
     row = _check_line(document, file, line)
-    spec = _table().for_task("doc")
-    try:
-        plan = plan_docstring(document, row, spec.max_prompt_chars)
-    except EditError as exc:
-        raise click.ClickException(f"{file}: {exc}") from None
-    result = call_model("doc", plan.prompt, document.language or "", engine_url)
-    _finish(document, file, plan, finish_docstring, result, write)
+    _write_edit(document, file, serve("doc", document, Where(line=row), engine_url), write)
 
 
 def _line_range(value: str) -> tuple[int, int]:
@@ -216,15 +213,8 @@ def refactor(file: str, lines: str, instruction: str, write: bool,
     first, last = _line_range(lines)
     document = read_document(file)
     row_first, row_last = _check_line(document, file, first), _check_line(document, file, last)
-    spec = _table().for_task("refactor")
-    try:
-        plan = plan_refactor(document, row_first, row_last,
-                             READY_INSTRUCTIONS.get(instruction, instruction),
-                             spec.max_prompt_chars)
-    except EditError as exc:
-        raise click.ClickException(f"{file}: {exc}") from None
-    result = call_model("refactor", plan.prompt, document.language or "", engine_url)
-    _finish(document, file, plan, finish_refactor, result, write)
+    where = Where(line=row_first, last_line=row_last, instruction=instruction)
+    _write_edit(document, file, serve("refactor", document, where, engine_url), write)
 
 
 COMMANDS = (complete, doc, refactor)

@@ -12,7 +12,8 @@ from covey_specialists.table import TableError, load_table
 from covey_usage.output import echo_json
 
 
-def _table():
+def table_or_exit():
+    """The specialists table, or one clear line (ClickException) when it cannot be used."""
     try:
         return load_table()
     except TableError as exc:
@@ -58,7 +59,7 @@ def models_list(as_json: bool) -> None:
 
         covey models list --json
     """
-    table = _table()
+    table = table_or_exit()
     rows = base_model.list_models()
     specs = [{"specialist": s.key, "task": s.task, "base": s.base, "adapter": s.adapter or "-",
               "prompt_format": s.prompt_format, "served_as": s.served_name}
@@ -102,7 +103,7 @@ def engine_up(port: int | None, no_wait: bool, all_cores: bool) -> None:
 
         covey engine up --all-cores   # for a long eval while you are not typing
     """
-    table = _table()
+    table = table_or_exit()
     started = time.perf_counter()
     try:
         st = engine.up(table, wait=not no_wait, port=port, all_cores=all_cores)
@@ -142,7 +143,7 @@ def engine_status(as_json: bool) -> None:
         covey engine status --json
     """
     try:
-        st = engine.status(_table())
+        st = engine.status(table_or_exit())
     except engine.EngineError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -22,10 +22,10 @@ async def finish_answer(engine: EngineClient, spec: Specialist, prompt: Prompt,
     """``first`` finished by its task's ``follow_up`` (when it has one and ``first`` is
     usable); the extra calls are in ``followups``. A failed pass ends the passes and keeps
     what was added before it."""
-    follow_up = getattr(task_module(prompt.task), "follow_up", None)
-    if follow_up is None or not first.ok:
+    if not first.ok:
         return first
-    filler = follow_up(prompt, first.text, first.finish_reason == "length")
+    filler = task_module(prompt.task).follow_up(prompt, first.text,
+                                                first.finish_reason == "length")
     if filler is None:
         return first
     prompt = first.prompt or prompt  # what the engine saw, cut to its window if need be

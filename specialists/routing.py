@@ -41,17 +41,22 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from covey_specialists.baseline import BaselineClient, BaselineReply, ask
 from covey_specialists.client import Completion, EngineClient
+from covey_specialists.document import Document
 from covey_specialists.followup import finish_answer
 from covey_specialists.table import Specialist, SpecialistsTable
-from covey_specialists.tasks.common import Prompt
+from covey_specialists.tasks import TaskModule, Where, task_module
+from covey_specialists.tasks.common import Edit, EditError, Prompt
 from covey_usage.calls import ModelCall
 
 log = logging.getLogger("covey.routing")
 
 FAILED_STATUSES = ("error", "timeout")
+ANSWERED_STATUSES = ("ok", "withheld", "invalid", "escalated")
+"""A specialist call's final statuses that still hold its whole answer."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,68 @@ Withhold = Callable[[ModelCall], "str | None"]
 """The specialist's call (with its log-probs) → why its served answer is not shown, or None."""
 
 
+def validates(spec: Specialist) -> bool:
+    """Whether answers are checked: not under ``never``, which must behave as if there were
+    no router."""
+    return spec.routing != "never"
+
+
+class Flow:
+    """The order of asking, as a state machine: :func:`answer` drives it with live calls,
+    ``covey eval sweep`` with recorded ones, so both follow one flow.
+
+    :meth:`next_step` says whom to ask (``specialist``, ``baseline``) or ``done``; the
+    caller reports each answer (:meth:`specialist_answered`, :meth:`baseline_answered`);
+    :meth:`source` says where the served answer comes from. The specialist is asked first
+    unless the policy is ``always-baseline`` with a baseline configured; the baseline when
+    :func:`decide` escalates and one is configured; under ``always-baseline`` an unusable
+    baseline falls back to asking the specialist."""
+
+    def __init__(self, spec: Specialist, has_baseline: bool):
+        self.spec, self.has_baseline = spec, has_baseline
+        self.decision = Decision(True, f"policy {spec.routing}")
+        self.specialist_usable: bool | None = None
+        self.baseline_usable: bool | None = None
+        self.notes: list[str] = []
+
+    @property
+    def asked_specialist(self) -> bool:
+        return self.specialist_usable is not None
+
+    @property
+    def asked_baseline(self) -> bool:
+        return self.baseline_usable is not None
+
+    def next_step(self) -> str:
+        if not self.asked_specialist and not self.asked_baseline and (
+                asks_specialist(self.spec) or not self.has_baseline):
+            return "specialist"
+        if self.decision.escalate and self.has_baseline and not self.asked_baseline:
+            return "baseline"
+        if not self.asked_specialist and not self.baseline_usable:
+            self.notes.append("baseline unusable under always-baseline; asking the specialist")
+            return "specialist"
+        return "done"
+
+    def specialist_answered(self, signals: Signals) -> None:
+        """``signals.invalid_reason``: the check's verdict (ignored under ``never``)."""
+        if not validates(self.spec):
+            signals = Signals(signals.status, None, signals.mean_logprob, signals.min_logprob)
+        first = not self.asked_baseline
+        self.specialist_usable = signals.status == "ok" and signals.invalid_reason is None
+        if first:
+            self.decision = decide(self.spec, signals)
+            if self.decision.escalate and not self.has_baseline:
+                self.notes.append("no baseline configured; the specialist answers")
+
+    def baseline_answered(self, usable: bool) -> None:
+        self.baseline_usable = usable
+
+    def source(self) -> str:
+        return pick(self.decision, bool(self.specialist_usable),
+                    bool(self.asked_baseline and self.baseline_usable))
+
+
 def pick(decision: Decision, specialist_usable: bool, baseline_usable: bool) -> str:
     """Where the served answer comes from: ``baseline``, ``specialist`` or ``none``."""
     if decision.escalate and baseline_usable:
@@ -163,6 +230,12 @@ class RoutedAnswer:
     @property
     def escalated(self) -> bool:
         return self.source == "baseline"
+
+    @property
+    def specialist_answered(self) -> bool:
+        """Whether the specialist gave a whole answer, served or not."""
+        return self.specialist is not None and \
+            self.specialist.call.status in ANSWERED_STATUSES
 
     @property
     def calls(self) -> list[ModelCall]:
@@ -226,39 +299,34 @@ async def answer(spec: Specialist, prompt: Prompt, *, engine: EngineClient,
     afterwards; the editor's confidence filter reads them); by default they are asked for
     only when the policy reads them. ``withhold`` may hide the specialist's served answer
     (a baseline's answer is never hidden by it)."""
-    policy = spec.routing
     want_logprobs = wants_logprobs(spec) if logprobs is None else logprobs
-    routed = RoutedAnswer("", "none", Decision(True, f"policy {policy}"))
+    routed = RoutedAnswer("", "none", Decision(True, f"policy {spec.routing}"))
+    flow = Flow(spec, baseline is not None)
     try:
-        if asks_specialist(spec) or baseline is None:
-            await _ask_specialist(routed, spec, prompt, engine, validate, language, model,
-                                  max_tokens, eval_run_id, want_logprobs)
-            comp = routed.specialist
-            routed.decision = decide(spec, Signals(comp.call.status, routed.invalid_reason,
-                                                   comp.call.mean_logprob,
-                                                   comp.call.min_logprob))
-        if routed.decision.escalate and baseline is None:
-            routed.notes.append("no baseline configured; the specialist answers")
-        elif routed.decision.escalate:
-            reply, text = await ask(baseline, spec, prompt, language=language,
-                                    eval_run_id=eval_run_id)
-            routed.baseline = reply
-            if reply.call.status == "ok":
-                routed.baseline_invalid_reason = await _check(validate, text)
-                if routed.baseline_invalid_reason is None:
-                    routed.text = text
-            if routed.specialist is None and not _usable(reply.call,
-                                                         routed.baseline_invalid_reason):
-                routed.notes.append("baseline unusable under always-baseline; asking the "
-                                    "specialist")
-                await _ask_specialist(routed, spec, prompt, engine, validate, language, model,
-                                      max_tokens, eval_run_id, want_logprobs, check=True)
-        routed.source = pick(
-            routed.decision,
-            routed.specialist is not None and _usable(routed.specialist.call,
-                                                      routed.invalid_reason),
-            routed.baseline is not None and _usable(routed.baseline.call,
-                                                    routed.baseline_invalid_reason))
+        while (step := flow.next_step()) != "done":
+            if step == "specialist":
+                first = await engine.complete(
+                    spec, prompt, language=language, max_tokens=max_tokens,
+                    logprobs=want_logprobs, eval_run_id=eval_run_id, model=model, report=False)
+                comp = await finish_answer(engine, spec, prompt, first, language=language,
+                                           model=model, eval_run_id=eval_run_id)
+                routed.specialist = comp
+                if validates(spec) and comp.ok:
+                    routed.invalid_reason = await _check(validate, comp.text)
+                flow.specialist_answered(Signals(comp.call.status, routed.invalid_reason,
+                                                 comp.call.mean_logprob, comp.call.min_logprob))
+            else:
+                reply, text = await ask(baseline, spec, prompt, language=language,
+                                        eval_run_id=eval_run_id)
+                routed.baseline = reply
+                if reply.call.status == "ok":
+                    routed.baseline_invalid_reason = await _check(validate, text)
+                    if routed.baseline_invalid_reason is None:
+                        routed.text = text
+                flow.baseline_answered(reply.call.status == "ok"
+                                       and routed.baseline_invalid_reason is None)
+        routed.decision, routed.notes = flow.decision, flow.notes
+        routed.source = flow.source()
         if routed.source == "specialist" and withhold is not None:
             routed.withheld = withhold(routed.specialist.call)
             if routed.withheld:
@@ -274,25 +342,6 @@ async def answer(spec: Specialist, prompt: Prompt, *, engine: EngineClient,
                  "".join(f"; {n}" for n in routed.notes) + ("" if routed.ok
                                                             else f" ({routed.why})"))
     return routed
-
-
-def _usable(call: ModelCall, invalid_reason: str | None) -> bool:
-    return call.status == "ok" and invalid_reason is None
-
-
-async def _ask_specialist(routed: RoutedAnswer, spec: Specialist, prompt: Prompt,
-                          engine: EngineClient, validate: Validate | None, language: str,
-                          model: str | None, max_tokens: int | None, eval_run_id: str | None,
-                          want_logprobs: bool, check: bool | None = None) -> None:
-    first = await engine.complete(
-        spec, prompt, language=language, max_tokens=max_tokens, logprobs=want_logprobs,
-        eval_run_id=eval_run_id, model=model, report=False)
-    routed.specialist = await finish_answer(engine, spec, prompt, first, language=language,
-                                            model=model, eval_run_id=eval_run_id)
-    if check is None:
-        check = spec.routing != "never"  # ``never`` behaves as if there were no router
-    if check and routed.specialist.ok:
-        routed.invalid_reason = await _check(validate, routed.specialist.text)
 
 
 def _settle(routed: RoutedAnswer, engine: EngineClient) -> None:
@@ -312,6 +361,42 @@ def _settle(routed: RoutedAnswer, engine: EngineClient) -> None:
 
 
 # ------------------------------------------------------------------ the router
+
+@dataclass
+class Served:
+    """What :meth:`Router.serve` got: the plan, the routed answer and the edit it makes."""
+
+    module: TaskModule
+    plan: Any
+    routed: RoutedAnswer
+
+    @property
+    def call(self) -> ModelCall:
+        return self.routed.call
+
+    def edit(self) -> Edit:
+        """The served answer's edit; EditError saying why nothing is shown."""
+        if not self.routed.ok:
+            raise EditError(self.routed.why)
+        return self.module.finish(self.plan, self.routed.text)
+
+    def shown(self) -> Edit | None:
+        """The edit the editor shows, or None."""
+        try:
+            return self.edit()
+        except EditError:
+            return None
+
+    def specialist_edit(self) -> Edit | None:
+        """The specialist's own answer as an edit, even when it is hidden or not served
+        (the eval scores every answer beside what is shown)."""
+        if not self.routed.specialist_answered:
+            return None
+        try:
+            return self.module.finish(self.plan, self.routed.specialist.text)
+        except EditError:
+            return None
+
 
 @dataclass(frozen=True)
 class Route:
@@ -354,29 +439,52 @@ class Router:
             return False
         return True
 
-    async def call(self, task: str, prompt: Prompt, *, language: str = "",
-                   max_tokens: int | None = None,
-                   validate: Validate | None = None,
-                   withhold: Withhold | None = None) -> Completion:
-        """Run ``task`` small-model first; the served answer (its call says whether it came
-        from the baseline), or, when nothing is served, the call that says why.
+    def plan(self, task: str, doc: Document, where: Where, *, fair_base: bool = False):
+        """The task's plan for ``where`` in ``doc`` with the routed specialist; raises
+        :class:`~covey_specialists.tasks.common.EditError` when there is nothing to ask."""
+        return task_module(task).plan(doc, where, self.table.for_task(task),
+                                      fair_base=fair_base)
 
-        ``validate`` checks raw answer text (None: usable, else why not); under a policy
-        other than ``never`` a failed check escalates or serves nothing. ``withhold`` may
-        hide the specialist's answer (its call then has status ``withheld``); log-probs are
-        asked for when it is given.
-        """
-        route = self.route(task)
-        if not self.served_models and self.table.for_task(task).routing != "always-baseline":
-            await self.refresh_models()
-            route = self.route(task)
-        routed = await answer(route.specialist, prompt, engine=self.client,
-                              baseline=self.baseline, validate=validate,
-                                         language=language, model=route.model,
-                                         max_tokens=max_tokens,
-                                         logprobs=True if withhold is not None else None,
-                                         withhold=withhold)
-        return routed.as_completion()
+    async def serve(self, task: str, doc: Document, where: Where, *, fair_base: bool = False,
+                    model: str | None = None, check: Validate | None = None,
+                    logprobs: bool | None = None, eval_run_id: str | None = None) -> Served:
+        """The one road from a caller to the model: plan, ask small-model first (answers
+        checked by the task's ``problem``, then ``check`` on the finished answer's text, e.g.
+        the eval running a refactor's tests; the task's unsure answers hidden
+        where it shows only sure ones), finish. Raises EditError when planning fails.
+
+        ``model`` overrides the served model (the eval's untuned base), ``fair_base`` sends
+        the base's fair prompt; ``logprobs`` asks for them even where nothing reads them."""
+        plan = self.plan(task, doc, where, fair_base=fair_base)
+        return await self.serve_plan(task, plan, model=model, check=check, logprobs=logprobs,
+                                     eval_run_id=eval_run_id)
+
+    async def serve_plan(self, task: str, plan, *, model: str | None = None,
+                         check: Validate | None = None, logprobs: bool | None = None,
+                         eval_run_id: str | None = None) -> Served:
+        """:meth:`serve` for a plan already made (a caller that reports a plan's errors
+        before it reaches for the engine)."""
+        module = task_module(task)
+        spec = self.table.for_task(task)
+        if model is None:
+            if not self.served_models and spec.routing != "always-baseline":
+                await self.refresh_models()
+            model = self.model_for(spec)
+        withhold = None
+        if module.SHOWS_ONLY_SURE and filters_unsure(spec):
+            withhold = lambda call: withhold_reason(spec, call.mean_logprob)  # noqa: E731
+
+        async def validate(raw: str) -> str | None:
+            found = module.problem(plan, raw)
+            if found is None and check is not None:
+                found = await _check(check, module.finish(plan, raw).new_text)
+            return found
+
+        routed = await answer(spec, plan.prompt, engine=self.client, baseline=self.baseline,
+                              validate=validate, language=plan.doc.language or "", model=model,
+                              logprobs=True if withhold is not None else logprobs,
+                              withhold=withhold, eval_run_id=eval_run_id)
+        return Served(module, plan, routed)
 
     async def aclose(self) -> None:
         await self.client.aclose()

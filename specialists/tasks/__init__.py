@@ -1,26 +1,29 @@
 """One module per task: each owns its prompts (specialist, fair base, baseline LLM),
-post-processing, answer checks, edit, eval scores and training examples.
+post-processing, answer checks, edit, eval scores and training examples, in the shape
+:class:`~covey_specialists.tasks.protocol.TaskModule` declares.
 
 The server, the eval, the gate and training look a task up here and call its functions,
-rather than switching on its name.
+rather than switching on its name. :data:`TASKS` is the one list of tasks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from types import ModuleType
 
 from covey_specialists.tasks import completion, doc, refactor
 from covey_specialists.tasks.common import Prompt
+from covey_specialists.tasks.protocol import TaskModule, Where
 
-TASKS: dict[str, ModuleType] = {m.NAME: m for m in (completion, doc, refactor)}
+__all__ = ["TASKS", "NAMES", "FORMATS", "TaskModule", "Where", "task_module"]
+
+TASKS: dict[str, TaskModule] = {m.NAME: m for m in (completion, doc, refactor)}
 NAMES = tuple(TASKS)
 FORMATS = frozenset(f for m in TASKS.values() for f in m.FORMATS)
 """Every prompt format some task can build."""
 
 
-def task_module(name: str) -> ModuleType:
+def task_module(name: str) -> TaskModule:
     """The module of task ``name``; ValueError naming the known tasks otherwise."""
     try:
         return TASKS[name]
@@ -34,10 +37,9 @@ def stream_done(prompt: Prompt, text: str) -> bool:
 
 
 def finished_part(prompt: Prompt, text: str) -> str:
-    """What of an answer to ``prompt`` that ``max_tokens`` cut off is finished (the task's
-    ``finished_part``; all of it for a task that continues such answers itself)."""
-    cut = getattr(task_module(prompt.task), "finished_part", None)
-    return text if cut is None else cut(prompt, text)
+    """What of an answer to ``prompt`` that ``max_tokens`` cut off is finished (all of it
+    for a task that continues such answers itself)."""
+    return task_module(prompt.task).finished_part(prompt, text)
 
 
 CONTINUATION = "continuation"
@@ -49,10 +51,9 @@ def shrink(prompt: Prompt, keep: float) -> Prompt | None:
     it overflows (:mod:`covey_specialists.context_window`), any follow-up's continuation
     kept at its end; None for a task whose context cannot be cut (a refactor rewrites all
     of its selection)."""
-    cut = getattr(task_module(prompt.task), "shrink", None)
-    if cut is None:
+    shorter = task_module(prompt.task).shrink(prompt, keep)
+    if shorter is None:
         return None
-    shorter = cut(prompt, keep)
     added = prompt.meta.get(CONTINUATION, "")
     return dataclasses.replace(shorter, text=shorter.text + added,
                                meta={**shorter.meta, CONTINUATION: added}) if added else shorter

@@ -90,13 +90,6 @@ def chat_baseline_request(system: str, spec, prompt: Prompt, api: str) -> Baseli
     return BaselineRequest(None, prompt.text, spec.max_tokens, list(spec.stop) or None)
 
 
-@dataclass(frozen=True)
-class ChatEvalPlan:
-    """A ChatML task's eval plan: its prompt, the same for the specialist and the fair base."""
-
-    prompt: Prompt
-
-
 def strip_markers(text: str) -> str:
     for marker in ALL_MARKERS:
         text = text.replace(marker, "")

@@ -7,9 +7,9 @@ import pytest
 from covey_specialists.tasks.common import SMOL_FIM
 from covey_specialists.tasks.completion import (
     CompletionContext,
-    completion_done,
     completion_prompt,
     postprocess_completion,
+    stream_done,
 )
 from covey_specialists.tasks.doc import doc_prompt, postprocess_docstring
 from covey_specialists.tasks.refactor import postprocess_refactor
@@ -36,19 +36,19 @@ def test_budget_keeps_whole_lines_and_mostly_prefix():
     ("def f():\n", "\n", False),          # blank current line: the answer is the next line
     ("def f():\n", "\n    return 1\n", True),
 ])
-def test_completion_done(prefix, text, done):
-    assert completion_done(_prompt(prefix), text) is done
+def test_stream_done(prefix, text, done):
+    assert stream_done(_prompt(prefix), text) is done
 
 
 def test_a_block_is_done_at_the_first_line_that_dedents():
     block = _prompt("def f(n):\n    ", multiline=True)
-    assert not completion_done(block, "x = n\n    return x\n")
-    assert not completion_done(block, "x = n\n")  # the next line's indent is not known yet
-    assert completion_done(block, "x = n\n    return x\n#")
+    assert not stream_done(block, "x = n\n    return x\n")
+    assert not stream_done(block, "x = n\n")  # the next line's indent is not known yet
+    assert stream_done(block, "x = n\n    return x\n#")
 
 
 def test_other_tasks_read_to_the_end():
-    assert not completion_done(doc_prompt("def f(): pass", "python", 100), "a\nb\n")
+    assert not stream_done(doc_prompt("def f(): pass", "python", 100), "a\nb\n")
 
 
 def test_postprocess_completion_trims_markers_and_repeated_suffix():
@@ -87,8 +87,8 @@ def test_the_fair_base_answer_keeps_the_indent_its_prompt_ended_with():
                                2000)
     assert postprocess_completion("for i in range(n):\n        ns.append(i)\n",
                                   prompt) == "    for i in range(n):"
-    assert completion_done(prompt, "return ns") is False
-    assert completion_done(prompt, "return ns\n") is True
+    assert stream_done(prompt, "return ns") is False
+    assert stream_done(prompt, "return ns\n") is True
     fim = completion_prompt(CompletionContext("def f(n):\n    ns = []\n", "\n"), "fim-smol",
                             2000)
     assert postprocess_completion("    return ns\n", fim) == "    return ns"  # no lead

@@ -5,13 +5,21 @@ from __future__ import annotations
 import pytest
 
 from covey_specialists.baseline import BaselineConfig
+from covey_specialists.document import Document
 from covey_specialists.routing import Decision, pick
 from covey_specialists.table import Specialist
-from covey_specialists.tasks import completion, doc, refactor
+from covey_specialists.tasks import Where, completion, doc, refactor
 from covey_specialists.tasks.completion import CompletionContext, completion_prompt
 from covey_specialists.tasks.doc import doc_prompt
 
 PREFIX = "def add(a, b):\n    return "
+SPEC = Specialist(key="completion", task="completion", prompt_format="fim-smol")
+
+
+def _problem(prefix: str, middle: str, suffix: str, language: str = "python") -> str | None:
+    doc = Document("file:///t", prefix + suffix, language)
+    plan = completion.plan(doc, Where(offset=len(prefix)), SPEC)
+    return completion.problem(plan, middle)
 
 
 @pytest.mark.parametrize("middle, problem", [
@@ -22,12 +30,15 @@ PREFIX = "def add(a, b):\n    return "
     ("(a, b", "does not parse"),
 ])
 def test_completion_problem(middle, problem):
-    assert completion.answer_problem(PREFIX, middle, "\n", "python") == problem
+    found = _problem(PREFIX, middle, "\n")
+    assert found == problem or (problem and found.startswith(f"the suggested edit {problem}"))
 
 
 def test_completion_in_surroundings_that_never_parse_is_not_held_against_it():
-    assert completion.answer_problem("x = (\n  def", "a +", "", "python") is None
-    assert completion.answer_problem("let x = ", "{", "", "javascript") is None  # not checked
+    assert _problem("x = (\n  def", "a +", "") is None  # no more errors than before
+    # javascript is checked with the same tree-sitter check
+    assert _problem("f(", "1, 2", ");\n", "javascript") is None
+    assert _problem("f(", "1, (", ");\n", "javascript") is not None
 
 
 @pytest.mark.parametrize("code, language, params", [
