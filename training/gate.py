@@ -4,9 +4,11 @@ replace, on the same held-out examples.
 The adapters get the served prompt format; the untuned base gets its fair prompt (a plain
 continuation of the prefix for completion, zero-shot chat for doc and refactor), so an
 adapter is not credited for teaching the base a format it was never shown. Generation is
-greedy and batched, either locally with transformers (the engine may not be running) or
-through an OpenAI-compatible engine. Post-processing and scores are the task module's own
-(:mod:`covey_specialists.tasks`), so the gate sees what the editor would.
+greedy: through the engine with the serving client (:class:`EngineGenerator`; the held-out
+prompts run concurrently, so the engine batches them), or, where no engine runs, locally
+with transformers (:class:`LocalGenerator`), its answers finished the same way.
+Post-processing and scores are the task module's own (:mod:`covey_specialists.tasks`), so
+the gate sees what the editor would.
 
 The decision is paired: per example, the new adapter's score on the task's primary metric
 minus the other system's, and the percentile-bootstrap 95% interval of that mean difference
@@ -18,6 +20,8 @@ refusal.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +29,12 @@ from pathlib import Path
 from statistics import mean
 
 from covey_eval.metrics import paired_bootstrap_ci
-from covey_specialists.tasks import task_module
+from covey_specialists.client import EngineClient, cut_at_stop
+from covey_specialists.table import Specialist
+from covey_specialists.tasks import finished_part, stream_done, task_module
+from covey_specialists.tasks.common import Prompt
 from covey_training.examples import Example
+from covey_usage.calls import CallSink
 
 log = logging.getLogger("covey.train.gate")
 
@@ -116,7 +124,8 @@ def summarise(scores: list[dict[str, float]]) -> dict[str, float]:
 
 
 Generate = Callable[[list[str]], list[str]]
-"""Prompts → raw model texts, in order (batched inside)."""
+"""Prompts → model texts, in order (batched or concurrent inside), finished as the serving
+client finishes them (:class:`EngineGenerator`, :class:`LocalGenerator`)."""
 
 
 def _outputs(examples: list[Example], prompts: list[str], generate: Generate
@@ -163,11 +172,84 @@ def evaluate(task: str, examples: list[Example], generate_base: Generate,
 
 # ------------------------------------------------------------------ generators
 
-class LocalGenerator:
-    """Greedy generation with transformers: the base model, with or without an adapter."""
+def prompt_metas(examples: list[Example]) -> dict[str, dict]:
+    """Each prompt text the gate sends for ``examples`` (the served one and the fair
+    base's) → its example's meta, from which a generator builds the typed prompt that
+    finishes an answer as the editor's would (a completion block cut at ``max_tokens`` keeps
+    its whole lines; a single line cut there is dropped)."""
+    return {text: ex.meta for ex in examples for text in (ex.prompt, base_prompt(ex))}
 
-    def __init__(self, base_model: Path, adapter: Path | None, max_new_tokens: int,
-                 batch_size: int = 8, threads: int = 1):
+
+def _typed(spec: Specialist, text: str, metas: dict[str, dict], fair_base: bool) -> Prompt:
+    fmt = task_module(spec.task).FAIR_BASE_FORMAT if fair_base else spec.prompt_format
+    return Prompt(spec.task, fmt, text, dict(metas.get(text, {})))
+
+
+class EngineGenerator:
+    """Greedy generation through the engine with the serving client
+    (:class:`~covey_specialists.client.EngineClient`): the same streaming request, stop
+    handling and cut-off answers as the editor's, with the specialist's decoding (stop
+    strings, frequency penalty) at temperature 0 and at most ``max_new_tokens``.
+
+    The held-out prompts run concurrently, at most ``concurrency`` at a time, so the engine
+    batches them. ``model`` is the served name to ask (``base``, a hot-loaded candidate…);
+    ``adapter`` labels its calls. Calls go to ``sink`` only when one is given (none by
+    default, so the gate needs no usage log). A call that fails raises RuntimeError."""
+
+    def __init__(self, url: str, api_key: str, spec: Specialist, model: str,
+                 max_new_tokens: int, *, adapter: str = "", fair_base: bool = False,
+                 metas: dict[str, dict] | None = None, concurrency: int = 16,
+                 timeout_s: float = 300.0, sink: CallSink | None = None):
+        self.url, self.api_key, self.model = url, api_key, model
+        # the specialist's own timeout is an editor's; a batch on a busy engine needs more
+        self.spec = dataclasses.replace(spec, adapter=adapter, temperature=0.0,
+                                        timeout_s=timeout_s)
+        self.max_new_tokens, self.concurrency = max_new_tokens, concurrency
+        self.fair_base, self.metas, self.sink = fair_base, metas or {}, sink
+
+    def __call__(self, texts: list[str]) -> list[str]:
+        return asyncio.run(self._generate(texts))
+
+    async def _generate(self, texts: list[str]) -> list[str]:
+        bound = asyncio.Semaphore(self.concurrency)
+        done = 0
+
+        async with EngineClient(self.url, self.api_key, sink=self.sink,
+                                client_name="train") as client:
+            async def one(text: str) -> str:
+                nonlocal done
+                async with bound:
+                    answer = await client.complete(
+                        self.spec, _typed(self.spec, text, self.metas, self.fair_base),
+                        max_tokens=self.max_new_tokens, model=self.model,
+                        report=self.sink is not None)
+                if not answer.ok:
+                    raise RuntimeError(f"the engine did not answer a gate prompt for "
+                                       f"{self.model} ({answer.call.status}): "
+                                       f"{answer.call.error}")
+                done += 1
+                log.info("generated %d/%d with %s", done, len(texts), self.model)
+                return answer.text
+
+            return list(await asyncio.gather(*(one(t) for t in texts)))
+
+
+class LocalGenerator:
+    """Greedy generation with transformers in this process: the base model, with or without
+    an adapter.
+
+    It exists because ``covey train`` must gate an adapter where no engine runs (a fresh
+    install, a machine that only trains); with an engine (``--engine-url``) the gate uses
+    :class:`EngineGenerator`, the serving client. Its answers are finished the way the
+    client finishes them: cut at the specialist's stop strings by the client's own
+    :func:`~covey_specialists.client.cut_at_stop`, and an answer cut off at
+    ``max_new_tokens`` reduced to the task's finished part. It applies no frequency
+    penalty, so its figures may differ slightly from the engine's for a specialist that
+    sets one."""
+
+    def __init__(self, base_model: Path, adapter: Path | None, spec: Specialist,
+                 max_new_tokens: int, *, fair_base: bool = False,
+                 metas: dict[str, dict] | None = None, batch_size: int = 8, threads: int = 1):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -186,8 +268,11 @@ class LocalGenerator:
             model = PeftModel.from_pretrained(model, str(adapter))
             model = model.merge_and_unload()
         self.model = model.eval()
+        self.spec, self.fair_base, self.metas = spec, fair_base, metas or {}
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        # the engine ends a generation at the end-of-text token whatever the table says
+        self.stops = tuple(dict.fromkeys((*spec.stop, *STOPS)))
         self.stop_ids = [self.tokenizer.convert_tokens_to_ids(t) for t in STOPS]
 
     def __call__(self, texts: list[str]) -> list[str]:
@@ -202,44 +287,21 @@ class LocalGenerator:
                 gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens,
                                           do_sample=False, eos_token_id=self.stop_ids,
                                           pad_token_id=self.tokenizer.pad_token_id)
-            for row in gen[:, enc["input_ids"].shape[1]:]:
-                text = self.tokenizer.decode(row, skip_special_tokens=False)
-                out.append(_cut_at_stop(text))
+            for text, row in zip(batch, gen[:, enc["input_ids"].shape[1]:], strict=True):
+                raw = self.tokenizer.decode(row, skip_special_tokens=False)
+                ran_out = len(row) >= self.max_new_tokens and not any(
+                    int(t) in self.stop_ids for t in row)
+                out.append(finish_answer(_typed(self.spec, text, self.metas, self.fair_base),
+                                         raw, self.stops, ran_out))
             log.info("generated %d/%d", len(out), len(texts))
         return out
 
 
-def _cut_at_stop(text: str) -> str:
-    cut = min((text.index(s) for s in STOPS if s in text), default=len(text))
-    return text[:cut]
-
-
-class EngineGenerator:
-    """Greedy generation through an OpenAI-compatible engine's ``/v1/completions``, a batch
-    of prompts per request (the engine schedules them together)."""
-
-    def __init__(self, url: str, api_key: str, model: str, max_new_tokens: int,
-                 timeout_s: float = 300.0, batch_size: int = 16):
-        self.url, self.api_key, self.model = url.rstrip("/"), api_key, model
-        self.max_new_tokens, self.timeout_s = max_new_tokens, timeout_s
-        self.batch_size = batch_size
-
-    def __call__(self, texts: list[str]) -> list[str]:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        out: list[str] = []
-        with httpx.Client(timeout=self.timeout_s, headers=headers) as client:
-            for i in range(0, len(texts), self.batch_size):
-                batch = texts[i:i + self.batch_size]
-                resp = client.post(f"{self.url}/v1/completions", json={
-                    "model": self.model, "prompt": batch, "max_tokens": self.max_new_tokens,
-                    "temperature": 0.0, "stop": list(STOPS)})
-                resp.raise_for_status()
-                choices = sorted(resp.json()["choices"], key=lambda c: c.get("index", 0))
-                if len(choices) != len(batch):
-                    raise RuntimeError(f"the engine answered {len(choices)} of {len(batch)} "
-                                       "prompts")
-                out += [c["text"] for c in choices]
-                log.info("generated %d/%d with %s", len(out), len(texts), self.model)
-        return out
+def finish_answer(prompt: Prompt, raw: str, stops: tuple[str, ...], ran_out: bool) -> str:
+    """What the serving client returns for ``raw`` generated text: cut at the first stop
+    string; and, when generation ran out of tokens before a stop or the task's end
+    (:func:`covey_specialists.tasks.stream_done`), only the task's finished part."""
+    text = cut_at_stop(raw, stops)
+    if ran_out and text == raw and not stream_done(prompt, text):
+        return finished_part(prompt, text)
+    return text

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from covey_specialists.table import Specialist, load_table
 from covey_specialists.tasks import task_module
 from covey_training import gate as gate_mod
 from covey_training import registry
@@ -38,6 +39,9 @@ class TrainRequest:
     """Build and describe the dataset, then stop (no model is loaded)."""
     gate_examples: int = 40
     gate_batch_size: int = 8
+    """Prompts per batch when the gate generates locally (transformers)."""
+    gate_concurrency: int = 16
+    """Gate requests in flight at once through an engine, which batches them."""
     engine_url: str = ""
     engine_key: str = ""
     engine_base_name: str = "base"
@@ -47,6 +51,9 @@ class TrainRequest:
     the gate compares with it too. None: compare with the base only."""
     previous_label: str = ""
     """How the table names it (``builtin:completion``, a version folder…)."""
+    spec: Specialist | None = None
+    """The task's specialist, whose stop strings and decoding the gate uses (default: the
+    table's)."""
 
 
 @dataclass
@@ -107,32 +114,32 @@ def run_gate(req: TrainRequest, adapter_dir: Path | None = None) -> dict:
     if not examples:
         raise ValueError("no held-out examples to gate on")
     max_new = task_module(req.task).GATE_MAX_NEW_TOKENS
+    spec = req.spec or load_table().for_task(req.task)
+    metas = gate_mod.prompt_metas(examples)
     if req.engine_url:
-        ok, message = registry.hot_load(req.engine_url, req.engine_key, f"{req.task}-candidate",
-                                        adapter_dir)
-        if not ok:
-            raise RuntimeError(message)
-        base = gate_mod.EngineGenerator(req.engine_url, req.engine_key, req.engine_base_name,
-                                        max_new)
-        tuned = gate_mod.EngineGenerator(req.engine_url, req.engine_key,
-                                         f"{req.task}-candidate", max_new)
-        previous = None
-        if req.previous_adapter is not None:
-            ok, message = registry.hot_load(req.engine_url, req.engine_key,
-                                            f"{req.task}-previous", req.previous_adapter)
-            if not ok:
-                raise RuntimeError(message)
-            previous = gate_mod.EngineGenerator(req.engine_url, req.engine_key,
-                                                f"{req.task}-previous", max_new)
+        def generator(adapter: Path | None, name: str = "",
+                      fair_base: bool = False) -> gate_mod.Generate:
+            model = req.engine_base_name
+            if adapter is not None:  # served under a gate-only name beside the table's
+                model = f"{req.task}-{name}"
+                ok, message = registry.hot_load(req.engine_url, req.engine_key, model, adapter)
+                if not ok:
+                    raise RuntimeError(message)
+            return gate_mod.EngineGenerator(req.engine_url, req.engine_key, spec, model,
+                                            max_new, adapter=str(adapter or ""),
+                                            fair_base=fair_base, metas=metas,
+                                            concurrency=req.gate_concurrency)
     else:
-        base = gate_mod.LocalGenerator(req.base_model, None, max_new, req.gate_batch_size,
-                                       req.config.threads)
-        tuned = gate_mod.LocalGenerator(req.base_model, adapter_dir, max_new,
-                                        req.gate_batch_size, req.config.threads)
-        previous = None
-        if req.previous_adapter is not None:
-            previous = gate_mod.LocalGenerator(req.base_model, req.previous_adapter, max_new,
-                                               req.gate_batch_size, req.config.threads)
+        def generator(adapter: Path | None, name: str = "",
+                      fair_base: bool = False) -> gate_mod.Generate:
+            return gate_mod.LocalGenerator(req.base_model, adapter, spec, max_new,
+                                           fair_base=fair_base, metas=metas,
+                                           batch_size=req.gate_batch_size,
+                                           threads=req.config.threads)
+    tuned = generator(adapter_dir, "candidate")
+    previous = (None if req.previous_adapter is None
+                else generator(req.previous_adapter, "previous"))
+    base = generator(None, fair_base=True)
     result = gate_mod.evaluate(req.task, examples, base, tuned, previous,
                                previous_adapter=req.previous_label, seed=req.config.seed)
     with (adapter_dir / "gate_samples.jsonl").open("w") as fh:
