@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from covey_settings import home
 from covey_specialists.tasks import task_module
 from covey_specialists.tasks.common import strip_markers
 from covey_training.examples import Example
-from covey_settings import home
 
 log = logging.getLogger("covey.train.usage")
 
