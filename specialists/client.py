@@ -3,7 +3,8 @@
 Every call streams, asks for usage on the stream, is bounded by the specialist's timeout,
 and is reported to a :class:`~covey_usage.calls.CallSink` exactly once, whatever
 happens. Cancelling the awaiting task closes the HTTP stream, which makes vLLM abort
-the request.
+the request. The client streams, times and counts; what a call is worth against the
+baseline LLM is reckoned where calls are routed (:mod:`covey_specialists.routing`).
 
 Stop strings are cut here, not by the engine: vLLM holds back as many characters as the
 longest stop string (12 for ``<|endoftext|>``) until it knows they are not one, which
@@ -24,7 +25,7 @@ import httpx
 from covey_specialists.context_window import ContextWindow, PromptTooLong
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
-from covey_specialists.tasks import finished_part, llm_equivalent_tokens, stream_done
+from covey_specialists.tasks import finished_part, stream_done
 from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
 
@@ -157,11 +158,6 @@ class EngineClient:
                 call.min_logprob = min(token_logprobs)
             if self.store_text:
                 call.prompt_text, call.completion_text = prompt.text, text
-            try:
-                call.llm_prompt_tokens, call.llm_completion_tokens = llm_equivalent_tokens(
-                    spec, prompt, text)
-            except Exception:  # a prompt without a baseline form: priced by its own tokens
-                log.debug("no LLM-equivalent request for %s", prompt.task, exc_info=True)
             if report or call.status == "cancelled":
                 self.report(call)
         return Completion(text=text, call=call, finish_reason=finish, prompt=prompt)

@@ -48,7 +48,7 @@ from covey_specialists.client import Completion, EngineClient
 from covey_specialists.document import Document
 from covey_specialists.followup import finish_answer
 from covey_specialists.table import Specialist, SpecialistsTable
-from covey_specialists.tasks import TaskModule, Where, task_module
+from covey_specialists.tasks import TaskModule, Where, llm_equivalent_tokens, task_module
 from covey_specialists.tasks.common import Edit, EditError, Prompt
 from covey_usage.calls import ModelCall
 
@@ -308,6 +308,7 @@ async def answer(spec: Specialist, prompt: Prompt, *, engine: EngineClient,
                 first = await engine.complete(
                     spec, prompt, language=language, max_tokens=max_tokens,
                     logprobs=want_logprobs, eval_run_id=eval_run_id, model=model, report=False)
+                _price_as_baseline(spec, prompt, first)
                 comp = await finish_answer(engine, spec, prompt, first, language=language,
                                            model=model, eval_run_id=eval_run_id)
                 routed.specialist = comp
@@ -342,6 +343,20 @@ async def answer(spec: Specialist, prompt: Prompt, *, engine: EngineClient,
                  "".join(f"; {n}" for n in routed.notes) + ("" if routed.ok
                                                             else f" ({routed.why})"))
     return routed
+
+
+def _price_as_baseline(spec: Specialist, prompt: Prompt, first: Completion) -> None:
+    """Give the specialist's call, before it is reported and priced, the tokens the baseline
+    LLM would be charged for the same answer: its own request built by the task module, and
+    the answer (:func:`~covey_specialists.tasks.llm_equivalent_tokens`). A prompt without a
+    baseline form, and a call cancelled mid-stream (the client reports it itself), are
+    priced by the call's own tokens."""
+    sent = first.prompt or prompt  # what the engine saw, cut to its window if need be
+    try:
+        first.call.llm_prompt_tokens, first.call.llm_completion_tokens = \
+            llm_equivalent_tokens(spec, sent, first.text)
+    except Exception:  # noqa: BLE001 - any failure: the call's own tokens price it
+        log.debug("no LLM-equivalent request for %s", sent.task, exc_info=True)
 
 
 def _settle(routed: RoutedAnswer, engine: EngineClient) -> None:
