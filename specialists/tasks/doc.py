@@ -341,17 +341,17 @@ def body_indent(code: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
-def scores(task, block: str) -> dict:
-    """``block`` is the docstring as it would be inserted (indented, triple-quoted)."""
+def scores(task, answer: str) -> dict:
+    """``answer`` is the docstring as it would be inserted (indented, triple-quoted)."""
     text = ""
     parses = 0.0
-    if block.strip():
+    if answer.strip():
         try:
-            fn = ast.parse(insert_docstring(task.code, block)).body[0]
+            fn = ast.parse(insert_docstring(task.code, answer)).body[0]
             text = ast.get_docstring(fn) or ""
             parses = float(bool(text))
         except SyntaxError:
-            text = block
+            text = answer
     params = task.meta.get("params", [])
     documented = (sum(1 for p in params if p in similarity.tokens(text) or p in text)
                   / len(params) if params else (1.0 if text else 0.0))

@@ -60,6 +60,16 @@ class TaskModule(Protocol):
     completion, which the user did not ask for; never a docstring or refactor they did."""
     VALIDATE_BY_RUNNING: bool
     EXECUTION_METRIC: str | None
+    GATE_PRIMARY: str
+    GATE_SECONDARY: str
+    GATE_MAX_NEW_TOKENS: int
+    SPREAD_HELDOUT: bool
+    TRAIN_BUDGET: int
+    """Characters of prompt context in a training example."""
+    TRAIN_PER_FILE: int
+    """Training examples taken per source file by default."""
+    CARD_TEXT: str
+    """What the task's adapter does, for its model card."""
 
     # the road every caller takes
     def plan(self, doc: Document, where: Where, spec: Any, *,

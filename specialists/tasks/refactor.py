@@ -309,14 +309,14 @@ def diff_lines(before: str, after: str) -> int:
     return sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
 
 
-def scores(task, code: str) -> dict:
-    after = refactor_parse(code)
+def scores(task, answer: str) -> dict:
+    after = refactor_parse(answer)
     before = refactor_parse(task.code)
     key = task.meta.get("instruction_key", "simplify")
     satisfied = (float(instruction_satisfied(key, before, after))
                  if after is not None and before is not None else 0.0)
     return {"parses": float(after is not None), "instruction_satisfied": satisfied,
-            "diff_lines": diff_lines(task.code, code)}
+            "diff_lines": diff_lines(task.code, answer)}
 
 
 def combined_scores(row: dict) -> dict:
