@@ -26,6 +26,7 @@ from covey_eval.systems import (
 )
 from covey_eval.tasks import Task
 from covey_specialists.baseline import BaselineClient, BaselineConfig
+from covey_usage.writer import PricingSink
 
 NO_BASELINE = ("No baseline LLM endpoint is configured (set COVEY_BASELINE_URL, "
                "COVEY_BASELINE_MODEL and COVEY_BASELINE_API_KEY, or pass --baseline-url), "
@@ -97,15 +98,16 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
 
         usage_path = usage_path or store.db_path()
         usage = open_usage_log(usage_path)
-    usage_path = usage_path or getattr(usage, "path", store.db_path())
     try:
         run_id = usage.start_eval_run(spec.meta())
+        sink = PricingSink(usage)  # each call goes to the log and is priced here at once
 
         def costs() -> dict:
-            usage.flush()
-            return store.call_costs(Path(usage_path), run_id)
+            return {c.id: {"local": c.local_cost_usd, "llm": c.llm_cost_usd, "source": c.source,
+                           "status": c.status, "device": c.device, "energy": c.energy_j}
+                    for c in sink.priced().values()}
 
-        result = asyncio.run(_run(spec, tasks, settings, baseline_cfg, usage, run_id, costs,
+        result = asyncio.run(_run(spec, tasks, settings, baseline_cfg, sink, run_id, costs,
                                   progress, workers))
         if extend is not None:
             extend(result)

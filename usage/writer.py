@@ -280,6 +280,36 @@ class UsageLog:
         return row
 
 
+class PricingSink:
+    """The usage log as seen by a process that wants the costs of the calls it makes (an
+    eval run) without reading them back from the database: every call still goes to the
+    log, and a copy is costed here, in this process, by a cost stage of its own with the
+    log's prices, meter and settle period, as the writer costs its row. Anything else
+    (``watch_engine``, ``mark_accepted`` …) is the log's."""
+
+    def __init__(self, log: UsageLog):
+        self.log = log
+        self._stage = CostStage(log.cost.prices, log.cost.meter, settle_s=log.cost.settle_s)
+        self._priced: dict[str, ModelCall] = {}
+
+    def record(self, call: ModelCall) -> None:
+        self.log.record(call)
+        self._stage.add(copy.copy(call))  # as recorded: the caller may go on changing it
+        self._keep(self._stage.ready())  # costed once their settle period is over
+
+    def priced(self) -> dict[str, ModelCall]:
+        """{call id: the call, costed} for every call recorded so far; those still settling
+        are costed now, with every call that overlapped them known."""
+        self._keep(self._stage.ready(force=True))
+        return dict(self._priced)
+
+    def _keep(self, calls: list[ModelCall]) -> None:
+        self._priced.update((call.id, call) for call in calls)
+
+    def __getattr__(self, name: str):
+        return getattr(self.log, name)
+
+
 def _write_run(db: sqlite_utils.Database, run_id: str, fields: dict) -> None:
     if "meta" in fields:
         meta = fields["meta"]
