@@ -28,7 +28,7 @@ import time
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from covey_server.triggers import decide
+from covey_server.triggers import trigger_at
 from covey_specialists.client import EngineClient
 from covey_specialists.document import Document, cursor_context
 from covey_specialists.table import load_table
@@ -69,7 +69,7 @@ async def bench_server(url: str, key: str, n: int) -> tuple[list[float], list[fl
     spec = table.for_task("completion")
     doc = Document("file:///bench/fib.py", CURSOR_TEXT, "python")
     offset = doc.offset_at(LINE, COL)
-    plan = completion.plan(doc, Where(offset=offset, multiline=decide(doc, offset).multiline),
+    plan = completion.plan(doc, Where(offset=offset, multiline=trigger_at(doc, offset).multiline),
                            spec)
 
     client = LanguageClient("covey-bench", "1")
@@ -139,7 +139,7 @@ def bench_keystrokes(lines: int = 10_000, keystrokes: int = 1000) -> dict[str, l
         offset = doc.offset_at(row, col + 1)
         doc.tree  # noqa: B018 - the incremental parse, timed on its own
         t2 = time.perf_counter()
-        decide(doc, offset)
+        trigger_at(doc, offset)
         cursor_context(doc, offset, budget)
         t3 = time.perf_counter()
         update.append((t1 - t0) * 1000)

@@ -31,9 +31,9 @@ def main(verbose: int) -> None:
 def _register() -> None:
     """Attach each area's commands; imports stay here so `covey -h` lists them all."""
     from covey_cli.demo import demo
+    from covey_cli.oneshot import COMMANDS as ONESHOT_COMMANDS
     from covey_eval.cli import eval_group
     from covey_server.__main__ import serve
-    from covey_server.oneshot import COMMANDS as ONESHOT_COMMANDS
     from covey_specialists.cli import engine_group, models_group
     from covey_training.cli import train_command
     from covey_usage.cli import usage_group

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from covey_server.oneshot import read_document, serve, timing
-from covey_server.triggers import decide
+from covey_cli.oneshot import read_document, serve, timing
+from covey_server.triggers import trigger_at
 from covey_specialists import base_model, engine
 from covey_specialists.cli import table_or_exit
 from covey_specialists.document import Document
@@ -99,7 +99,7 @@ def _complete(sample: Path):
     doc = read_document(str(sample))
     offset = doc.offset_at(_line_of(doc, COMPLETION_CUT), len(COMPLETION_CUT))
     served = serve("completion", doc,
-                   Where(offset=offset, multiline=decide(doc, offset).multiline))
+                   Where(offset=offset, multiline=trigger_at(doc, offset).multiline))
     edit = served.shown()
     click.echo(f"cursor after {COMPLETION_CUT.strip()!r} in cheapest()")
     click.echo(f"  suggested: {edit.new_text if edit else ''!r}")

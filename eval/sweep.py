@@ -3,8 +3,9 @@
 One run collects, for every task, the specialist's answer with what routing reads (token
 log-probs, why validation rejects it), the baseline's answer (validated too), and the empty
 answer; each is scored and priced like any eval answer. Every operating point then replays
-the live runner's choice (:func:`route_task`, built from the same ``decide`` and ``pick`` as
-:func:`covey_specialists.routing.answer`) over those answers: decoding is greedy, so a
+the live runner's choice (:func:`route_task`: the same
+:class:`~covey_specialists.routing.Flow` that :func:`covey_specialists.routing.answer`
+drives) over those answers: decoding is greedy, so a
 live routed run at that point would get the same answers, at the same cost.
 
 Points span ``never`` to ``always-baseline``: ``on-failure``, then ``on-low-confidence``

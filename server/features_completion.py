@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from lsprotocol import types
 
 from covey_server import protocol
-from covey_server.triggers import decide
+from covey_server.triggers import trigger_at
 from covey_specialists.document import Document
 from covey_specialists.tasks import Where
 
@@ -45,7 +45,7 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
     if hit is not None:  # typing through the ghost text, or asked again: no model call
         session.scheduler.cancel(queue)
         return Suggestion(hit.text, hit.call_id, offset)
-    trigger = decide(doc, offset)
+    trigger = trigger_at(doc, offset)
     if not trigger.call:
         log.debug("no completion at %s:%s: %s", position.line, position.character,
                   trigger.reason)

@@ -32,7 +32,7 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def decide(doc: Document, offset: int) -> Trigger:
+def trigger_at(doc: Document, offset: int) -> Trigger:
     """Decide for a cursor at string index ``offset`` of ``doc``."""
     text = doc.text
     if doc.is_binary:

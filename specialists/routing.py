@@ -11,9 +11,10 @@ Policies, one per specialist (``routing`` in the table):
   fall below the specialist's thresholds (``min_mean_logprob``, ``min_token_logprob``);
 - ``always-baseline``: the baseline only.
 
-:func:`decide` is pure; ``covey eval sweep`` replays it over stored answers. :func:`answer`
-is the one runner both the language server's :class:`Router` and the eval's ``routed``
-system use:
+:func:`escalation` is pure. :class:`Flow` is the order of asking as a state machine:
+:func:`answer` drives it with live calls, ``covey eval sweep`` with recorded ones.
+:meth:`Router.serve` is the one road every caller takes (the language server, the one-shot
+commands, the demo, the eval): plan, :func:`answer`, finish. The runner:
 
 1. ask the specialist (unless the policy is ``always-baseline``), with token log-probs when
    the policy reads them, and hold its call's report until its fate is known;
@@ -107,7 +108,7 @@ def asks_specialist(spec: Specialist) -> bool:
     return spec.routing != "always-baseline"
 
 
-def decide(spec: Specialist, signals: Signals) -> Decision:
+def escalation(spec: Specialist, signals: Signals) -> Decision:
     policy = spec.routing
     if policy == "never":
         return Decision(False, "policy never")
@@ -149,7 +150,7 @@ class Flow:
     caller reports each answer (:meth:`specialist_answered`, :meth:`baseline_answered`);
     :meth:`source` says where the served answer comes from. The specialist is asked first
     unless the policy is ``always-baseline`` with a baseline configured; the baseline when
-    :func:`decide` escalates and one is configured; under ``always-baseline`` an unusable
+    :func:`escalation` escalates and one is configured; under ``always-baseline`` an unusable
     baseline falls back to asking the specialist."""
 
     def __init__(self, spec: Specialist, has_baseline: bool):
@@ -185,7 +186,7 @@ class Flow:
         first = not self.asked_baseline
         self.specialist_usable = signals.status == "ok" and signals.invalid_reason is None
         if first:
-            self.decision = decide(self.spec, signals)
+            self.decision = escalation(self.spec, signals)
             if self.decision.escalate and not self.has_baseline:
                 self.notes.append("no baseline configured; the specialist answers")
 

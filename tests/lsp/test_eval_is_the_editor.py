@@ -20,7 +20,7 @@ from helpers.lsp_client import inline_params, open_doc, start_client, stop_clien
 from covey_eval import runner
 from covey_eval.systems import EngineSystem
 from covey_eval.tasks import Task
-from covey_server.triggers import decide
+from covey_server.triggers import trigger_at
 from covey_specialists.client import EngineClient
 from covey_specialists.document import Document
 from covey_specialists.table import load_table
@@ -52,7 +52,7 @@ def _task(name: str) -> Task:
     text = CASES[name][0]
     offset = text.index(CURSOR)
     source = text.replace(CURSOR, "")
-    multiline = decide(Document("file:///t.py", source, "python"), offset).multiline
+    multiline = trigger_at(Document("file:///t.py", source, "python"), offset).multiline
     return Task(id=name, suite="editor", kind="completion", stratum="", prefix=source[:offset],
                 suffix=source[offset:], reference=CASES[name][3] or "?", multiline=multiline)
 

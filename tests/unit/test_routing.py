@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from covey_specialists.routing import Signals, asks_specialist, decide, wants_logprobs
+from covey_specialists.routing import Signals, asks_specialist, escalation, wants_logprobs
 from covey_specialists.table import Specialist
 
 BASE = Specialist(key="completion", task="completion", min_mean_logprob=-1.0,
@@ -24,12 +24,12 @@ def spec(policy: str) -> Specialist:
     Signals("ok", None, mean_logprob=-9.0, min_logprob=-20.0),
 ])
 def test_never_keeps_everything_local(signals):
-    assert not decide(spec("never"), signals).escalate
+    assert not escalation(spec("never"), signals).escalate
 
 
 def test_always_baseline_skips_the_specialist():
     assert not asks_specialist(spec("always-baseline"))
-    assert decide(spec("always-baseline"), GOOD).escalate
+    assert escalation(spec("always-baseline"), GOOD).escalate
 
 
 @pytest.mark.parametrize("signals, escalate, reason", [
@@ -40,7 +40,7 @@ def test_always_baseline_skips_the_specialist():
     (Signals("ok", None, mean_logprob=-9.0), False, "accepted"),  # confidence is ignored
 ])
 def test_on_failure(signals, escalate, reason):
-    decision = decide(spec("on-failure"), signals)
+    decision = escalation(spec("on-failure"), signals)
     assert decision.escalate is escalate and reason in decision.reason
 
 
@@ -52,7 +52,7 @@ def test_on_failure(signals, escalate, reason):
     (Signals("error"), True, "specialist error"),
 ])
 def test_on_low_confidence(signals, escalate, reason):
-    decision = decide(spec("on-low-confidence"), signals)
+    decision = escalation(spec("on-low-confidence"), signals)
     assert decision.escalate is escalate and reason in decision.reason
 
 

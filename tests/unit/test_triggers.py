@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from covey_server.triggers import decide
+from covey_server.triggers import trigger_at
 from covey_specialists.document import Document
 
 PY = '''import os
@@ -43,36 +43,36 @@ def at(src: str, needle: str, delta: int = 0) -> int:
 ])
 def test_python(needle, delta, call, multiline, reason):
     doc = Document("u", PY, "python")
-    got = decide(doc, at(PY, needle, delta))
+    got = trigger_at(doc, at(PY, needle, delta))
     assert (got.call, got.multiline, got.reason) == (call, multiline, reason)
 
 
 def test_nothing_before_the_cursor():
     doc = Document("u", "\n\n   \n", "python")
-    assert decide(doc, 3).reason == "nothing before the cursor"
+    assert trigger_at(doc, 3).reason == "nothing before the cursor"
 
 
 def test_binary_content():
     doc = Document("u", "x = 1\n\x00\x01\x02", "python")
-    assert decide(doc, 6).reason == "binary content"
+    assert trigger_at(doc, 6).reason == "binary content"
 
 
 def test_closing_brackets_after_the_cursor_are_fine():
     src = "print(len(items"
     doc = Document("u", src + "))\n", "python")
-    assert decide(doc, len(src)).call
+    assert trigger_at(doc, len(src)).call
 
 
 def test_javascript():
     doc = Document("u", JS, "javascript")
-    assert decide(doc, at(JS, "function add(a, b) {")).multiline
-    assert decide(doc, at(JS, "// su")).reason == "inside a comment"
-    assert decide(doc, at(JS, "`tot")).reason == "inside a string"
-    assert decide(doc, at(JS, "return a")).call
+    assert trigger_at(doc, at(JS, "function add(a, b) {")).multiline
+    assert trigger_at(doc, at(JS, "// su")).reason == "inside a comment"
+    assert trigger_at(doc, at(JS, "`tot")).reason == "inside a string"
+    assert trigger_at(doc, at(JS, "return a")).call
 
 
 def test_code_inside_an_fstring_interpolation_is_not_a_string():
     src = 'name = "x"\nmsg = f"hello {name.upper()'
     doc = Document("u", src + '}"\n', "python")
-    got = decide(doc, len(src))
+    got = trigger_at(doc, len(src))
     assert got.reason != "inside a string"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from covey_server.config import ServerConfig
-from covey_server.triggers import decide
+from covey_server.triggers import trigger_at
 from covey_specialists.document import (
     DocumentStore,
     enclosing_scopes,
@@ -88,22 +88,22 @@ def test_typescript_scopes_imports_and_docstring_target():
 
 def test_triggers_on_a_typescript_file():
     doc = DocumentStore().open("file:///x/a.ts", TS, "typescript")
-    assert decide(doc, at(TS, "scale(k: number): this {")).multiline
-    assert decide(doc, at(TS, "// gr")).reason == "inside a comment"
-    assert decide(doc, at(TS, "`x")).reason == "inside a string"
-    end_of_statement = decide(doc, at(TS, "let total: number = n + b"))
+    assert trigger_at(doc, at(TS, "scale(k: number): this {")).multiline
+    assert trigger_at(doc, at(TS, "// gr")).reason == "inside a comment"
+    assert trigger_at(doc, at(TS, "`x")).reason == "inside a string"
+    end_of_statement = trigger_at(doc, at(TS, "let total: number = n + b"))
     assert end_of_statement.call and not end_of_statement.multiline
     # A type annotation's ":" does not open a block, as Python's would.
     typed = "let count:"
     doc = DocumentStore().open("file:///x/b.ts", typed, "typescript")
-    got = decide(doc, len(typed))
+    got = trigger_at(doc, len(typed))
     assert got.call and not got.multiline
 
 
 def test_tsx_triggers_see_jsx():
     doc = DocumentStore().open("file:///x/a.tsx", TSX, "typescriptreact")
-    assert decide(doc, at(TSX, "JSX.Element {")).multiline
-    assert decide(doc, at(TSX, 'from "re')).reason == "inside a string"
+    assert trigger_at(doc, at(TSX, "JSX.Element {")).multiline
+    assert trigger_at(doc, at(TSX, 'from "re')).reason == "inside a string"
 
 
 def test_snapshot_keeps_the_grammar():

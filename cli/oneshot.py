@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from covey_server.triggers import decide
+from covey_server.triggers import trigger_at
 from covey_specialists import engine
 from covey_specialists.cli import table_or_exit
 from covey_specialists.client import EngineClient
@@ -132,7 +132,7 @@ def complete(file: str, line: int, col: int, force: bool, as_json: bool,
     if offset is None or col < 1:
         raise click.ClickException(f"{file}: column {col} is outside line {line} "
                                    f"(1–{len(doc.line(row)) + 1})")
-    trigger = decide(doc, offset)
+    trigger = trigger_at(doc, offset)
     if not trigger.call and not force:
         raise click.ClickException(f"no completion here: {trigger.reason} (--force asks anyway)")
     started = time.perf_counter()
