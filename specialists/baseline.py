@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import httpx
 
+from covey_settings import layer, structure
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
 from covey_specialists.tasks import task_module
 from covey_specialists.tasks.common import Prompt
 from covey_usage.calls import CallSink, LogSink, ModelCall, new_call_id
-from covey_settings import layer, structure
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 

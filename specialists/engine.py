@@ -32,11 +32,11 @@ from stat import S_IMODE
 import httpx
 import psutil
 
+from covey_settings import home
 from covey_specialists import vllm_cpu_lora
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.engine_guard import ROUTES_ENV
 from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
-from covey_settings import home
 from covey_usage import sessions
 from covey_usage.energy import energy_counter_now
 

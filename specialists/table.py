@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from covey_settings import home
-from covey_settings import Layered, layer, structure
+from covey_settings import Layered, home, layer, structure
 from covey_specialists.tasks import NAMES
 
 TASKS = NAMES

@@ -75,12 +75,12 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
 
         covey train completion --packages --per-file 24 --data-only
     """
+    from covey_settings import home
     from covey_specialists import base_model, engine
     from covey_specialists.table import TableError, load_table
     from covey_training import pipeline
     from covey_training.lora import TrainConfig
     from covey_training.sources import default_roots
-    from covey_settings import home
 
     try:
         table = load_table()

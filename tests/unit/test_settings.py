@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from covey_settings import layer, structure
 from covey_specialists import engine
 from covey_specialists.table import EngineSettings, load_table
-from covey_settings import layer, structure
 
 
 @dataclass(frozen=True)
