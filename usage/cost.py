@@ -214,10 +214,14 @@ class Prices:
             hardware = engine_seconds / 3600 * rate
             if cpu_seconds is not None:  # the engine's CPU time is paid for too
                 hardware += cpu_seconds / 3600 * self.cpu_usd_per_hour
-        energy = 0.0
-        if energy_j is not None and self.charges_energy(device):
-            energy = energy_j / JOULES_PER_KWH * self.usd_per_kwh
-        return hardware + energy
+        return hardware + self.energy_cost(device, energy_j)
+
+    def energy_cost(self, device: str, energy_j: float | None) -> float:
+        """Measured energy × the electricity price on owned hardware; 0 when unmeasured, or
+        on rented hardware, whose price already pays for it."""
+        if energy_j is None or not self.charges_energy(device):
+            return 0.0
+        return energy_j / JOULES_PER_KWH * self.usd_per_kwh
 
 
 def shipped_prices_text() -> str:

@@ -19,7 +19,7 @@ import sqlite_utils
 
 from covey_usage import schema
 from covey_usage.calls import new_call_id
-from covey_usage.cost import JOULES_PER_KWH, Prices
+from covey_usage.cost import Prices
 
 log = logging.getLogger("covey.sessions")
 
@@ -80,10 +80,7 @@ def uptime_cost(prices: Prices, device: str, seconds: float,
     rate = prices.hourly(device)
     if rate is None:
         return None
-    cost = seconds / 3600 * rate
-    if energy_j is not None and prices.charges_energy(device):
-        cost += energy_j / JOULES_PER_KWH * prices.usd_per_kwh
-    return cost
+    return seconds / 3600 * rate + prices.energy_cost(device, energy_j)
 
 
 def fully_loaded_total(marginal_usd: float, uptime_usd: float) -> float:
