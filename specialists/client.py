@@ -33,7 +33,7 @@ log = logging.getLogger("covey.client")
 
 
 @dataclass
-class Completion:
+class EngineAnswer:
     text: str
     call: ModelCall
     finish_reason: str | None = None
@@ -97,7 +97,7 @@ class EngineClient:
     async def complete(self, spec: Specialist, prompt: Prompt, *, language: str = "",
                        max_tokens: int | None = None, logprobs: bool = False,
                        eval_run_id: str | None = None, model: str | None = None,
-                       extra_body: dict | None = None, report: bool = True) -> Completion:
+                       extra_body: dict | None = None, report: bool = True) -> EngineAnswer:
         """Run one completion for ``spec``; never raises except on cancellation.
 
         ``extra_body`` adds engine-specific request fields (e.g. vLLM's ``ignore_eos``).
@@ -160,7 +160,7 @@ class EngineClient:
                 call.prompt_text, call.completion_text = prompt.text, text
             if report or call.status == "cancelled":
                 self.report(call)
-        return Completion(text=text, call=call, finish_reason=finish, prompt=prompt)
+        return EngineAnswer(text=text, call=call, finish_reason=finish, prompt=prompt)
 
     async def _stream(self, body: dict, call: ModelCall, started: float,
                       pieces: list[str], token_logprobs: list[float],

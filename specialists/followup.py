@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from covey_specialists.client import Completion, EngineClient
+from covey_specialists.client import EngineAnswer, EngineClient
 from covey_specialists.table import Specialist
 from covey_specialists.tasks import CONTINUATION, estimate_tokens, task_module
 from covey_specialists.tasks.common import Prompt
 
 
 async def finish_answer(engine: EngineClient, spec: Specialist, prompt: Prompt,
-                        first: Completion, *, language: str = "", model: str | None = None,
-                        eval_run_id: str | None = None) -> Completion:
+                        first: EngineAnswer, *, language: str = "", model: str | None = None,
+                        eval_run_id: str | None = None) -> EngineAnswer:
     """``first`` finished by its task's ``follow_up`` (when it has one and ``first`` is
     usable); the extra calls are in ``followups``. A failed pass ends the passes and keeps
     what was added before it."""

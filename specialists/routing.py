@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from covey_specialists.baseline import BaselineClient, BaselineReply, ask
-from covey_specialists.client import Completion, EngineClient
+from covey_specialists.client import EngineAnswer, EngineClient
 from covey_specialists.document import Document
 from covey_specialists.followup import finish_answer
 from covey_specialists.table import Specialist, SpecialistsTable
@@ -215,7 +215,7 @@ class RoutedAnswer:
     source: str
     """``specialist``, ``baseline`` or ``none``."""
     decision: Decision
-    specialist: Completion | None = None
+    specialist: EngineAnswer | None = None
     baseline: BaselineReply | None = None
     invalid_reason: str | None = None
     """Why the specialist's answer failed validation (None: it passed or was not checked)."""
@@ -267,14 +267,6 @@ class RoutedAnswer:
             parts.append(f"baseline {self.baseline_invalid_reason or b.error or b.status}")
         return "; ".join(parts) or self.decision.reason
 
-    def as_completion(self) -> Completion:
-        """The served answer as an engine :class:`Completion` (status ok) — or, when nothing
-        is served, the explaining call (status invalid, error, …) with no text."""
-        call = self.call
-        served = self.specialist if self.source == "specialist" else None
-        return Completion(text=self.text if self.ok else "", call=call,
-                          finish_reason=served.finish_reason if served else None,
-                          followups=served.followups if served else [])
 
 
 async def _check(validate: Validate | None, text: str) -> str | None:
@@ -346,7 +338,7 @@ async def answer(spec: Specialist, prompt: Prompt, *, engine: EngineClient,
     return routed
 
 
-def _price_as_baseline(spec: Specialist, prompt: Prompt, first: Completion) -> None:
+def _price_as_baseline(spec: Specialist, prompt: Prompt, first: EngineAnswer) -> None:
     """Give the specialist's call, before it is reported and priced, the tokens the baseline
     LLM would be charged for the same answer: its own request built by the task module, and
     the answer (:func:`~covey_specialists.tasks.llm_equivalent_tokens`). A prompt without a

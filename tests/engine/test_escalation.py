@@ -73,7 +73,7 @@ async def test_invalid_answer_escalates_and_both_calls_are_logged(engine):
     assert specialist.status == "escalated" and "does not parse" in specialist.error
     assert specialist.completion_tokens > 0  # its own cost stays in the log
     assert baseline.status == "ok" and baseline.prompt_tokens == 100
-    assert routed.as_completion().call is baseline and routed.as_completion().ok
+    assert routed.call is baseline and routed.ok
 
 
 async def test_valid_answer_stays_local_under_on_failure(engine):
@@ -126,7 +126,7 @@ async def test_dead_baseline_serves_a_valid_specialist_answer(engine):
 async def test_dead_baseline_and_invalid_answer_serve_nothing(engine):
     routed, sink = await run(engine.url, engine.api_key, spec("on-failure"), dead_url(),
                              validate=rejects)
-    assert routed.source == "none" and routed.text == "" and not routed.as_completion().ok
+    assert routed.source == "none" and routed.text == "" and not routed.ok
     specialist = sink.by_source("specialist")[0]
     assert (specialist.status, specialist.error) == ("invalid", "does not parse")
     assert "specialist does not parse" in routed.why and "baseline" in routed.why
