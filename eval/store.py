@@ -1,8 +1,9 @@
 """Eval runs live in the usage database: one ``eval_runs`` row per run (meta, and the
 summary with every task's scores), and the run's model calls in ``calls``.
 
-Writes go through the usage log's writer (:class:`covey_usage.UsageLog`), which
-also prices the calls; reads open the database directly.
+Writes go through the usage log's writer (:class:`covey_usage.UsageLog`); the run prices
+its own calls in process (:class:`covey_usage.writer.PricingSink`); reads open the
+database directly.
 """
 
 from __future__ import annotations
@@ -20,21 +21,6 @@ class RunNotFound(LookupError):
 
 def db_path() -> Path:
     return home.usage_db_path()
-
-
-def call_costs(path: Path, run_id: str) -> dict[str, dict]:
-    """{call_id: {local, llm, source, status, device, energy}} for a run's logged calls
-    (flush the usage log first)."""
-    db = open_for_reading(path)
-    if db is None:
-        return {}
-    try:
-        rows = db.execute("SELECT id, local_cost_usd, llm_cost_usd, source, status, device, "
-                          "energy_j FROM calls WHERE eval_run_id = ?", [run_id]).fetchall()
-    finally:
-        db.close()
-    return {r[0]: {"local": r[1], "llm": r[2], "source": r[3], "status": r[4], "device": r[5],
-                   "energy": r[6]} for r in rows}
 
 
 def runs_of_suite(suite: str, path: Path | None = None) -> list[dict]:
