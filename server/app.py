@@ -19,7 +19,7 @@ from pygls.lsp.server import LanguageServer
 
 from covey_server import __version__, protocol
 from covey_server.completion_cache import CompletionCache
-from covey_server.config import ServerConfig, load_config
+from covey_server.config import ServerConfig, debounce_s, load_config
 from covey_server.scheduler import Scheduler
 from covey_specialists import engine
 from covey_specialists.baseline import BaselineClient, BaselineConfig
@@ -170,7 +170,7 @@ def open_sink(store_text: bool) -> CallSink:
         return LogSink()
 
 
-def start_session(ls: CoveyServer, init_options) -> Session:
+def start_session(ls: CoveyServer, init_options, client_name: str | None = None) -> Session:
     config, problems = load_config(init_options)
     try:
         table = load_table()
@@ -208,7 +208,7 @@ def start_session(ls: CoveyServer, init_options) -> Session:
     session = Session(
         config=config, table=table, router=Router(table, client, baseline), sink=sink,
         store=DocumentStore(config.max_document_bytes, encoding),
-        scheduler=Scheduler(config.debounce_ms / 1000), engine=target,
+        scheduler=Scheduler(debounce_s(config.debounce_ms, client_name)), engine=target,
     )
     if problems:
         ls.pending_messages.append("Covey settings: " + "; ".join(problems))
@@ -228,7 +228,8 @@ def build_server() -> CoveyServer:
 
     @ls.feature(types.INITIALIZE)
     def initialize(ls: CoveyServer, params: types.InitializeParams) -> None:
-        ls.session = start_session(ls, params.initialization_options)
+        ls.session = start_session(ls, params.initialization_options,
+                                   params.client_info.name if params.client_info else None)
 
     @ls.feature(types.INITIALIZED)
     async def initialized(ls: CoveyServer, params: types.InitializedParams) -> None:

@@ -15,6 +15,16 @@ from covey_settings import home, layer, structure
 from covey_specialists.baseline import BaselineSettings
 from covey_specialists.engine import ENGINE_KEY_ENV
 
+DEBOUNCE_MS = 75
+"""The automatic debounce for a client that asks on every keystroke (Neovim, Emacs, …)."""
+
+WAITING_CLIENTS = ("visual studio code", "code - oss", "code-server", "vscodium",
+                   "cursor", "windsurf")
+"""Parts of an LSP ``clientInfo.name`` (case ignored) of clients that wait before they
+ask for inline completions: VS Code and its builds and forks. vscode-languageclient sends
+``vscode.env.appName`` ("Visual Studio Code", "Visual Studio Code - Insiders",
+"Code - OSS", "code-server", "VSCodium", …)."""
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -29,11 +39,9 @@ class EngineOptions:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    debounce_ms: int = 75
-    """Per-document debounce for completion requests, in milliseconds (0 disables). The
-    VS Code extension sends 0 on purpose: VS Code waits about 100 ms itself before it asks,
-    and a second wait here took the server's part of keystroke → ghost text from 9 to 82 ms
-    (p50). 75 is for clients that ask on every keystroke."""
+    debounce_ms: int | None = None
+    """Per-document debounce for completion requests, in milliseconds (0 disables); unset:
+    automatic, by the client (:func:`debounce_s`)."""
     languages: tuple[str, ...] = ("python", "javascript", "typescript")
     """Language ids the server completes in; other documents are ignored."""
     store_text: bool = False
@@ -47,6 +55,23 @@ class ServerConfig:
     baseline: BaselineSettings = field(default_factory=BaselineSettings)
     """The large LLM escalations go to. Without a ``url`` nothing is ever sent anywhere,
     whatever the specialists' routing policies say."""
+
+
+def debounce_s(configured: int | None, client_name: str | None) -> float:
+    """The debounce in seconds: the one configured, else automatic for the client.
+
+    VS Code waits about 100 ms after a keystroke before it asks for inline completions, so
+    a second wait in the server only makes ghost text later: 75 ms here took the server's
+    part of keystroke → ghost text from 9 to 82 ms (p50, docs/engine.md). Such clients get
+    none. A client that asks on every keystroke gets :data:`DEBOUNCE_MS`, so a burst of
+    typing calls the model once.
+    """
+    if configured is not None:
+        return configured / 1000
+    name = (client_name or "").lower()
+    if any(part in name for part in WAITING_CLIENTS):
+        return 0.0
+    return DEBOUNCE_MS / 1000
 
 
 def load_config(init_options: dict | None = None,

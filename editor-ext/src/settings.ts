@@ -7,7 +7,8 @@ export interface ConfigReader {
 export interface CoveySettings {
   pythonPath: string;
   engineUrl: string | null;
-  debounceMs: number;
+  /** Unset: the server decides by the client (none for VS Code, which waits itself). */
+  debounceMs: number | undefined;
   languages: string[];
   storeText: boolean;
   baseline: { url: string | null; model: string | null; apiKeyEnv: string };
@@ -17,9 +18,9 @@ export interface CoveySettings {
 export const DEFAULTS: CoveySettings = {
   pythonPath: '',
   engineUrl: null,
-  // VS Code waits before it asks for ghost text (about 100 ms from the key, measured), so a
-  // second wait in the server only made ghost text later: 75 ms of the 82 ms server part.
-  debounceMs: 0,
+  // Not sent: the server's automatic debounce is none for VS Code, which waits about 100 ms
+  // before it asks for ghost text (a second wait made the server's part 82 ms, not 9).
+  debounceMs: undefined,
   languages: ['python', 'javascript', 'typescript'],
   storeText: false,
   baseline: { url: null, model: null, apiKeyEnv: 'COVEY_BASELINE_API_KEY' },
@@ -45,18 +46,19 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function isDebounce(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
 /** Reads `covey.*`; wrong types fall back to the defaults (the server validates again). */
 export function readSettings(config: ConfigReader): CoveySettings {
-  const debounce = config.get<number>('debounceMs');
+  const debounce = config.get<unknown>('debounceMs');
   const languages = config.get<unknown>('languages');
   const specialists = config.get<unknown>('specialists');
   return {
     pythonPath: text(config.get('pythonPath')) ?? DEFAULTS.pythonPath,
     engineUrl: text(config.get('engine.url')),
-    debounceMs:
-      typeof debounce === 'number' && Number.isFinite(debounce) && debounce >= 0
-        ? debounce
-        : DEFAULTS.debounceMs,
+    debounceMs: isDebounce(debounce) ? debounce : DEFAULTS.debounceMs,
     languages:
       Array.isArray(languages) && languages.every((l) => typeof l === 'string')
         ? (languages as string[])
@@ -80,7 +82,8 @@ export function toInitializationOptions(s: CoveySettings): Record<string, unknow
   return {
     // No URL: the server uses the specialists table's engine, else the one Covey manages.
     engine: { url: s.engineUrl },
-    debounceMs: s.debounceMs,
+    // Only a number the user set; without one the server picks by the client.
+    ...(isDebounce(s.debounceMs) ? { debounceMs: s.debounceMs } : {}),
     languages: s.languages,
     storeText: s.storeText,
     baseline: { ...s.baseline },

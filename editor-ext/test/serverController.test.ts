@@ -118,6 +118,12 @@ describe('ServerController', () => {
     expect(h.status.server).toBe('running');
   });
 
+  it('leaves the debounce to the server when none is set', async () => {
+    h.settings = { ...DEFAULTS, debounceMs: undefined };
+    expect(await h.controller.start()).toBe(true);
+    expect(h.clients[0].spec.initializationOptions).not.toHaveProperty('debounceMs');
+  });
+
   it('asks for the engine state and today’s usage after starting, passing a token', async () => {
     await h.controller.start();
     await tick();

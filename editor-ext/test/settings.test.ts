@@ -37,7 +37,7 @@ describe('readSettings', () => {
     const s = readSettings(
       reader({ debounceMs: -5, languages: 'python', specialists: { completion: 3, doc: { maxTokens: 9 } }, 'engine.url': '  ' }),
     );
-    expect(s.debounceMs).toBe(DEFAULTS.debounceMs);
+    expect(s.debounceMs).toBeUndefined();
     expect(s.languages).toEqual(DEFAULTS.languages);
     expect(s.specialists).toEqual({ doc: { maxTokens: 9 } });
     expect(s.engineUrl).toBeNull();
@@ -48,12 +48,18 @@ describe('toInitializationOptions', () => {
   it('has the shape of docs/lsp-protocol.md', () => {
     expect(toInitializationOptions(DEFAULTS)).toEqual({
       engine: { url: null },
-      debounceMs: 0,
       languages: ['python', 'javascript', 'typescript'],
       storeText: false,
       baseline: { url: null, model: null, apiKeyEnv: 'COVEY_BASELINE_API_KEY' },
       specialists: {},
     });
+  });
+
+  it('sends no debounce unless one is set, so the server picks it by the client', () => {
+    expect(toInitializationOptions(DEFAULTS)).not.toHaveProperty('debounceMs');
+    expect(toInitializationOptions(readSettings(reader({ debounceMs: null })))).not.toHaveProperty('debounceMs');
+    expect(toInitializationOptions({ ...DEFAULTS, debounceMs: 0 }).debounceMs).toBe(0);
+    expect(toInitializationOptions({ ...DEFAULTS, debounceMs: 30 }).debounceMs).toBe(30);
   });
 
   it('passes a remote engine URL through', () => {
@@ -82,7 +88,8 @@ describe('package.json', () => {
   it('declares the defaults the extension falls back to', () => {
     // The server's side of the same check is tests/unit/test_editor_settings_defaults.py.
     expect(readSettings(reader(defaults))).toEqual(DEFAULTS);
-    expect(defaults.debounceMs).toBe(DEFAULTS.debounceMs);
+    expect(defaults.debounceMs).toBeNull(); // automatic: the server decides by the client
+    expect(DEFAULTS.debounceMs).toBeUndefined();
   });
 
   it('restarts the server for every setting it declares but the trace', () => {

@@ -55,9 +55,9 @@ def test_a_bad_value_in_the_file_names_the_file(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text('[server]\ndebounceMs = -5\n')
     config, problems = load_config({"storeText": True}, path)
-    assert config.debounce_ms == 75 and config.store_text is True
+    assert config.debounce_ms is None and config.store_text is True  # None: automatic
     assert problems == [f"{path}: debounce_ms: must not be negative, got -5; "
-                        "using the default 75"]
+                        "using the default None"]
 
 
 def test_editor_nulls_mean_not_set(tmp_path):

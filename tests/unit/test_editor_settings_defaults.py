@@ -1,9 +1,11 @@
-"""The VS Code extension's setting defaults are the server's, but for the one on purpose.
+"""The VS Code extension's setting defaults are the server's, and the debounce's one
+resolver.
 
 The extension sends its settings as ``initializationOptions``; sent with nothing changed,
 they must give the server's own defaults, or VS Code users and other editors' users get
 different Coveys without anyone deciding so. A ``null`` default means "not set": the
-server's default applies.
+server's default applies. Where the editors should differ (the debounce: VS Code waits
+itself), the server tells them apart by ``clientInfo``, not by a second default.
 """
 
 from __future__ import annotations
@@ -12,19 +14,15 @@ import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from covey_server.config import ServerConfig, load_config
+import pytest
+
+from covey_server.config import ServerConfig, debounce_s, load_config
 from covey_settings.layers import snake
 
 PACKAGE_JSON = Path(__file__).resolve().parents[2] / "editor-ext" / "package.json"
 
 EXTENSION_ONLY = {"pythonPath", "trace.server"}
 """Settings of the extension itself, never sent to the server."""
-
-DIFFERENT_ON_PURPOSE = {"debounce_ms": (0, 75)}
-"""(VS Code's, the server's). VS Code waits about 100 ms before it asks for ghost text, so
-the extension adds no second wait (docs/engine.md has the figures; server/config.py says
-why)."""
-
 
 def extension_defaults() -> dict:
     """``covey.*`` defaults from package.json, nested as the extension sends them."""
@@ -56,4 +54,22 @@ def test_the_extensions_defaults_give_the_servers_defaults(tmp_path):
     assert problems == []
     got, server = asdict(config), asdict(ServerConfig())
     differ = {k: (got[k], server[k]) for k in server if got[k] != server[k]}
-    assert differ == DIFFERENT_ON_PURPOSE
+    assert differ == {}
+    assert config.debounce_ms is None  # automatic: debounce_s decides by the client
+
+
+@pytest.mark.parametrize("client", ["Visual Studio Code", "Visual Studio Code - Insiders",
+                                    "code-server", "VSCodium", "Code - OSS"])
+def test_clients_that_wait_themselves_get_no_debounce(client):
+    assert debounce_s(None, client) == 0
+
+
+@pytest.mark.parametrize("client", ["Neovim", "Emacs (eglot)", "helix", "", None])
+def test_clients_that_ask_on_every_keystroke_get_75_ms(client):
+    assert debounce_s(None, client) == pytest.approx(0.075)
+
+
+@pytest.mark.parametrize("client", ["Visual Studio Code", "Neovim", None])
+def test_a_configured_debounce_wins_for_any_client(client):
+    assert debounce_s(30, client) == pytest.approx(0.03)
+    assert debounce_s(0, client) == 0
