@@ -48,6 +48,7 @@ from covey_specialists.baseline import BaselineClient, BaselineReply, ask
 from covey_specialists.client import EngineAnswer, EngineClient
 from covey_specialists.document import Document
 from covey_specialists.followup import finish_answer
+from covey_specialists.repo_context import Workspace
 from covey_specialists.table import Specialist, SpecialistsTable
 from covey_specialists.tasks import TaskModule, Where, llm_equivalent_tokens, task_module
 from covey_specialists.tasks.common import Edit, EditError, Prompt
@@ -447,15 +448,25 @@ class Router:
             return False
         return True
 
-    def plan(self, task: str, doc: Document, where: Where, *, fair_base: bool = False):
-        """The task's plan for ``where`` in ``doc`` with the routed specialist; raises
+    def plan(self, task: str, doc: Document, where: Where, *, fair_base: bool = False,
+             workspace: Workspace | None = None):
+        """The task's plan for ``where`` in ``doc`` with the routed specialist, with context
+        from ``workspace`` in the specialist's share of the engine's window, counted in the
+        engine's tokens where known; raises
         :class:`~covey_specialists.tasks.common.EditError` when there is nothing to ask."""
-        return task_module(task).plan(doc, where, self.table.for_task(task),
-                                      fair_base=fair_base)
+        spec = self.table.for_task(task)
+        if workspace is not None:
+            window = self.client.window
+            length = window.max_model_len if window else self.table.engine.max_model_len
+            workspace = workspace.with_budget(int(length * spec.repo_context_share),
+                                              window.count if window else None)
+        return task_module(task).plan(doc, where, spec, fair_base=fair_base,
+                                      workspace=workspace)
 
     async def serve(self, task: str, doc: Document, where: Where, *, fair_base: bool = False,
-                    model: str | None = None, check: Validate | None = None,
-                    logprobs: bool | None = None, eval_run_id: str | None = None) -> Served:
+                    workspace: Workspace | None = None, model: str | None = None,
+                    check: Validate | None = None, logprobs: bool | None = None,
+                    eval_run_id: str | None = None) -> Served:
         """The one road from a caller to the model: plan, ask small-model first (answers
         checked by the task's ``problem``, then ``check`` on the finished answer's text, e.g.
         the eval running a refactor's tests; the task's unsure answers hidden
@@ -463,7 +474,7 @@ class Router:
 
         ``model`` overrides the served model (the eval's untuned base), ``fair_base`` sends
         the base's fair prompt; ``logprobs`` asks for them even where nothing reads them."""
-        plan = self.plan(task, doc, where, fair_base=fair_base)
+        plan = self.plan(task, doc, where, fair_base=fair_base, workspace=workspace)
         return await self.serve_plan(task, plan, model=model, check=check, logprobs=logprobs,
                                      eval_run_id=eval_run_id)
 

@@ -75,7 +75,11 @@ class Specialist:
     timeout_s: float = 10.0
     """How long a call may take before it is abandoned."""
     max_prompt_chars: int = 3000
-    """Longest prompt sent, in characters (the context is cut to fit)."""
+    """Longest window of the document sent, in characters (the context is cut to fit)."""
+    repo_context_share: float = 0.25
+    """Share of the engine's context window given to context from other files of the
+    workspace (definitions in use, similar chunks; :mod:`covey_specialists.repo_context`);
+    0 sends none."""
     routing: str = "never"
     """Escalation policy (issue: small-model-first routing); ``never`` keeps calls local."""
     min_mean_logprob: float = -1.0

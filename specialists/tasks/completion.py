@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from covey_specialists.document import Document, cursor_context
+from covey_specialists.repo_context import FILE_SEPARATORS, Workspace, build, near_cursor, render
 from covey_specialists.tasks import similarity
 from covey_specialists.tasks.common import (
     FIM_MARKERS,
@@ -69,6 +70,8 @@ class CompletionContext:
     language: str = "python"
     path: str = ""
     multiline: bool = False
+    repo: str = ""
+    """Context from other files, rendered for the format (:mod:`covey_specialists.repo_context`)."""
 
 
 LINE_MAX_TOKENS = 40
@@ -97,21 +100,29 @@ def _clip(prefix: str, suffix: str, budget: int) -> tuple[str, str]:
 
 
 def completion_prompt(ctx: CompletionContext, fmt: str, budget: int) -> Prompt:
+    """The prompt for ``fmt``; the file's window is clipped to ``budget`` characters, the
+    repository context (``ctx.repo``, budgeted in tokens by its builder) goes in front of
+    it: at the top of the prefix as comments, or before the file's own separator for a
+    model with repository tokens."""
     prefix, suffix = _clip(ctx.prefix, ctx.suffix, budget)
-    lead = ""
+    lead, repo = "", ctx.repo
     if fmt == "prefix":
         lead = editor_indent(prefix)
-        text = prefix + lead
+        text = repo + prefix + lead
     elif fmt == "fim-smol":
         pre, suf, mid = SMOL_FIM
         # suffix first (SPM) so the model's middle runs straight on from the prefix
-        text = f"{suf}{suffix}{pre}{prefix}{mid}"
+        text = f"{suf}{suffix}{pre}{repo}{prefix}{mid}"
     elif fmt in FIM_MARKERS:
         pre, suf, mid = FIM_MARKERS[fmt]
-        text = f"{pre}{prefix}{suf}{suffix}{mid}"
+        if repo and fmt in FILE_SEPARATORS:
+            repo += f"{FILE_SEPARATORS[fmt]}{ctx.path}\n"
+        text = f"{repo}{pre}{prefix}{suf}{suffix}{mid}"
     else:
         raise ValueError(f"{fmt!r} is not a completion format")
     meta = {"prefix": prefix, "suffix": suffix, "multiline": ctx.multiline}
+    if repo:
+        meta["repo"], meta["path"] = ctx.repo, ctx.path
     if not ctx.multiline:
         meta["max_tokens"] = LINE_MAX_TOKENS
     if lead:
@@ -123,7 +134,8 @@ def shrink(prompt: Prompt, keep: float) -> Prompt:
     """The same cursor with ``keep`` of the prompt's prefix and suffix characters, clipped
     as :func:`completion_prompt` clips (what is nearest the cursor stays)."""
     prefix, suffix = prompt.meta["prefix"], prompt.meta["suffix"]
-    ctx = CompletionContext(prefix, suffix, multiline=prompt.meta["multiline"])
+    ctx = CompletionContext(prefix, suffix, multiline=prompt.meta["multiline"],
+                            path=prompt.meta.get("path", ""), repo=prompt.meta.get("repo", ""))
     return completion_prompt(ctx, prompt.format, int((len(prefix) + len(suffix)) * keep))
 
 
@@ -240,7 +252,8 @@ class CompletionPlan:
     """Spaces cut from the end of the prompt (see :func:`plan`)."""
 
 
-def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> CompletionPlan:
+def plan(doc: Document, where: Where, spec, *, fair_base: bool = False,
+         workspace: Workspace | None = None) -> CompletionPlan:
     """The completion prompt for the cursor at ``where.offset`` (the fair base: a plain
     continuation, :data:`FAIR_BASE_FORMAT`; else the specialist's ``prompt_format``).
 
@@ -255,8 +268,11 @@ def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> Compl
     if line.strip() and line != line.rstrip(" \t"):
         held_back = line[len(line.rstrip(" \t")):]
         prefix = prefix[: len(prefix) - len(held_back)]
-    context = CompletionContext(prefix, ctx.suffix, ctx.language, doc.uri, where.multiline)
     fmt = FAIR_BASE_FORMAT if fair_base else spec.prompt_format
+    start, end = near_cursor(doc, where.offset)
+    repo = render(build(doc, start, end, workspace), fmt, doc.language or "python")
+    path = workspace.key if workspace is not None and workspace.key else doc.uri
+    context = CompletionContext(prefix, ctx.suffix, ctx.language, path, where.multiline, repo)
     return CompletionPlan(completion_prompt(context, fmt, spec.max_prompt_chars), doc,
                           where.offset, held_back)
 

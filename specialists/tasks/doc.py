@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import tree_sitter
 
-from covey_specialists.document import DEFINITION_TYPES, Document
+from covey_specialists.document import DEFINITION_TYPES, Document, offset_of_byte
+from covey_specialists.repo_context import Workspace, used_definitions
 from covey_specialists.tasks import doc_params, similarity
 from covey_specialists.tasks.common import (
     BaselineRequest,
@@ -60,18 +61,21 @@ _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _DEFINITION_LINE = re.compile(r"\s*(async\s+def|def|class|function|export)\b")
 
 
-def doc_prompt(code: str, language: str, budget: int) -> Prompt:
+def doc_prompt(code: str, language: str, budget: int, repo: str = "") -> Prompt:
+    """``repo``: the definitions the code uses from other files (comment lines), shown
+    before it."""
     code = code[:budget]
-    user = f"Write the docstring for this {language} code:\n```{language}\n{code}\n```"
+    used = f"It uses, from other files:\n```{language}\n{repo}```\n" if repo else ""
+    user = f"{used}Write the docstring for this {language} code:\n```{language}\n{code}\n```"
     return Prompt(NAME, "chatml-doc", chatml(SYSTEM, user),
-                  {"code": code, "language": language})
+                  {"code": code, "language": language, "repo": repo})
 
 
 def shrink(prompt: Prompt, keep: float) -> Prompt:
     """The prompt with the first ``keep`` of its code: the definition and its parameters
     come first."""
     code = prompt.meta["code"]
-    return doc_prompt(code, prompt.meta["language"], int(len(code) * keep))
+    return doc_prompt(code, prompt.meta["language"], int(len(code) * keep))  # no repo: room
 
 
 def stream_done(prompt: Prompt, text: str) -> bool:
@@ -216,7 +220,8 @@ def definition_at(doc: Document, line: int) -> tree_sitter.Node:
     return best
 
 
-def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> DocPlan:
+def plan(doc: Document, where: Where, spec, *, fair_base: bool = False,
+         workspace: Workspace | None = None) -> DocPlan:
     """A docstring for the innermost definition around ``where.line`` (the same prompt for
     the fair base: see :data:`FAIR_BASE_FORMAT`)."""
     budget = spec.max_prompt_chars
@@ -224,7 +229,9 @@ def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> DocPl
     name_node = node.child_by_field_name("name")
     name = doc.source(name_node) if name_node is not None else "this definition"
     code = doc.source(_statement(node))  # with its decorators
-    prompt = doc_prompt(code, doc.language or "python", budget)
+    repo = used_definitions(doc, offset_of_byte(doc, node.start_byte),
+                            offset_of_byte(doc, node.end_byte), workspace)
+    prompt = doc_prompt(code, doc.language or "python", budget, repo)
     if doc.language == "python":
         return _python_doc_plan(doc, node, prompt, name)
     # JavaScript: a JSDoc block on the lines above the definition

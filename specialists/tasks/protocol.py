@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from covey_specialists.document import Document
+from covey_specialists.repo_context import Workspace
 from covey_specialists.tasks.common import BaselineRequest, Edit, Prompt, Run, TrainingExample
 
 
@@ -72,8 +73,8 @@ class TaskModule(Protocol):
     """What the task's adapter does, for its model card."""
 
     # the road every caller takes
-    def plan(self, doc: Document, where: Where, spec: Any, *,
-             fair_base: bool = False) -> Plan: ...
+    def plan(self, doc: Document, where: Where, spec: Any, *, fair_base: bool = False,
+             workspace: Workspace | None = None) -> Plan: ...
 
     def finish(self, plan: Any, raw: str) -> Edit: ...
 

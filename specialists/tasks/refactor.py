@@ -15,6 +15,7 @@ import textwrap
 from dataclasses import dataclass
 
 from covey_specialists.document import Document
+from covey_specialists.repo_context import Workspace, used_definitions
 from covey_specialists.tasks.common import (
     BaselineRequest,
     Edit,
@@ -71,11 +72,15 @@ READY_INSTRUCTIONS = {
 }
 
 
-def refactor_prompt(code: str, instruction: str, language: str, budget: int) -> Prompt:
+def refactor_prompt(code: str, instruction: str, language: str, budget: int,
+                    repo: str = "") -> Prompt:
+    """``repo``: the definitions the code uses from other files, shown before it."""
     code = code[:budget]
-    user = f"Instruction: {instruction}\n```{language}\n{code}\n```"
+    used = f"It uses, from other files:\n```{language}\n{repo}```\n" if repo else ""
+    user = f"{used}Instruction: {instruction}\n```{language}\n{code}\n```"
     return Prompt(NAME, "chatml-refactor", chatml(SYSTEM, user),
-                  {"code": code, "instruction": instruction, "language": language})
+                  {"code": code, "instruction": instruction, "language": language,
+                   "repo": repo})
 
 
 def stream_done(prompt: Prompt, text: str) -> bool:
@@ -183,7 +188,8 @@ class RefactorPlan:
     language: str
 
 
-def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> RefactorPlan:
+def plan(doc: Document, where: Where, spec, *, fair_base: bool = False,
+         workspace: Workspace | None = None) -> RefactorPlan:
     """Whole lines ``where.line..where.last_line`` rewritten per ``where.instruction`` (a
     ready one's key, or words); the same prompt for the fair base
     (:data:`FAIR_BASE_FORMAT`)."""
@@ -206,7 +212,9 @@ def plan(doc: Document, where: Where, spec, *, fair_base: bool = False) -> Refac
     if len(original) > budget:
         raise EditError(f"the selection is {len(original)} characters; the refactor "
                         f"specialist takes at most {budget}")
-    prompt = refactor_prompt(original, instruction.strip(), doc.language or "text", budget)
+    repo = used_definitions(doc, start, end, workspace)
+    prompt = refactor_prompt(original, instruction.strip(), doc.language or "text", budget,
+                             repo)
     return RefactorPlan(prompt, doc, start, end, original, doc.language or "")
 
 

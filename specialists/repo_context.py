@@ -1,0 +1,262 @@
+"""Context from the rest of the repository, for every caller alike (the editor, the one-shot
+CLI, the eval and training): one builder, so the adapter learns the context it is served.
+
+Two kinds of snippet, in this order, within a budget counted in the model's tokens:
+
+1. **Definitions in use**: the workspace names the document imports (absolute and relative
+   imports, resolved through the :class:`~covey_specialists.workspace.WorkspaceIndex`) that
+   appear near the cursor or in the selection, nearest first: a function's signature and
+   the first line of its docstring, a class's header and its methods' signatures, a module
+   attribute used as ``module.name``.
+2. **Similar chunks** from open and recently edited files (:class:`RecentChunks`, a ring
+   buffer), scored by identifier overlap (Jaccard) with the lines before the cursor.
+
+Each snippet carries its path. It is rendered as comments for a model without repository
+tokens, or with the model's own file separator where it has one (:func:`render`), and goes
+at the top of the file's window, where it stays the same from keystroke to keystroke so
+vLLM's prefix cache keeps its prefill cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from covey_specialists.document import Document
+from covey_specialists.workspace import Import, Outline, WorkspaceIndex, outline
+
+SHARE_OF_WINDOW = 0.25
+"""The default budget: a quarter of the model's context window (512 of SmolLM2's 2,048
+tokens). The file's own window keeps the rest with room for the answer; more context
+mostly adds prefill time on a CPU, where each 100 tokens cost about 35 ms uncached."""
+NEAR_LINES = 30
+"""Lines before the cursor (and after it, a third as many) whose names count as in use."""
+CHUNK_LINES = 32
+RING_CHUNKS = 16
+"""llama.vscode's ring buffer: 16 chunks of 64 lines; chunks of 32 lines score sharper on a
+small window."""
+EVICT_SIMILARITY = 0.9
+MIN_SIMILARITY = 0.1
+MAX_SIMILAR = 2
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+_ATTR = re.compile(r"([A-Za-z_$][\w$]*)\.([A-Za-z_$][\w$]*)")
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / 3.5) if text else 0
+
+
+@dataclass(frozen=True)
+class Snippet:
+    path: str
+    lines: tuple[str, ...]
+    kind: str
+    """``definition`` or ``similar``."""
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+# ----------------------------------------------------------------------------- the ring
+
+class RecentChunks:
+    """Chunks of open and recently edited files, newest last; bounded, thread-safe."""
+
+    def __init__(self, capacity: int = RING_CHUNKS, lines: int = CHUNK_LINES):
+        self.capacity, self.lines = capacity, lines
+        self._chunks: OrderedDict[tuple[str, int], tuple[str, frozenset[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def add(self, path: str, text: str, line: int) -> None:
+        """Remember the chunk of ``text`` around ``line`` (where the user is editing or
+        looking). A chunk almost the same as one held replaces it."""
+        rows = text.splitlines()
+        start = max(0, min(line - self.lines // 2, len(rows) - self.lines))
+        chunk = "\n".join(rows[start:start + self.lines])
+        words = frozenset(_IDENT.findall(chunk))
+        if not words:
+            return
+        with self._lock:
+            for key, (_, held) in list(self._chunks.items()):
+                if key[0] == path and _jaccard(words, held) > EVICT_SIMILARITY:
+                    del self._chunks[key]
+            self._chunks[(path, start)] = (chunk, words)
+            while len(self._chunks) > self.capacity:
+                self._chunks.popitem(last=False)
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            for key in [k for k in self._chunks if k[0] == path]:
+                del self._chunks[key]
+
+    def similar(self, text: str, exclude: str | None, k: int = MAX_SIMILAR) -> list[Snippet]:
+        """The ``k`` chunks most like ``text`` (Jaccard over identifiers), not from
+        ``exclude``, at least :data:`MIN_SIMILARITY` alike."""
+        words = frozenset(_IDENT.findall(text))
+        with self._lock:
+            scored = [(_jaccard(words, held), key, chunk)
+                      for key, (chunk, held) in self._chunks.items() if key[0] != exclude]
+        scored.sort(key=lambda s: -s[0])
+        return [Snippet(key[0], tuple(chunk.splitlines()), "similar")
+                for score, key, chunk in scored[:k] if score >= MIN_SIMILARITY]
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 0.0
+
+
+# ----------------------------------------------------------------------------- the builder
+
+@dataclass(frozen=True)
+class Workspace:
+    """What a plan may read beyond its document."""
+
+    index: WorkspaceIndex | None = None
+    recent: RecentChunks | None = None
+    key: str | None = None
+    """The document's path relative to its workspace root (resolves relative imports)."""
+    budget_tokens: int = 512
+    count: Callable[[str], int] = field(default=estimate_tokens, compare=False)
+    """Tokens of a text, in the served model's tokenizer where known."""
+
+    def with_budget(self, budget_tokens: int, count: Callable[[str], int] | None) -> Workspace:
+        return Workspace(self.index, self.recent, self.key, budget_tokens,
+                         count or self.count)
+
+
+def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceIndex,
+                       key: str | None) -> list[Snippet]:
+    """Definitions of the workspace names ``doc`` imports that are used in
+    ``doc.text[start:end]``, the ones nearest ``end`` first, one snippet per definition."""
+    me = outline(key or "untitled.py", doc.text, doc.language or "python") \
+        if doc.language else None
+    if me is None or not me.imports:
+        return []
+    bound = {imp.bound: imp for imp in me.imports}
+    window = doc.text[start:end]
+    used: list[tuple[int, str, str]] = []  # (distance from end, bound name, attribute)
+    for match in _ATTR.finditer(window):
+        if match.group(1) in bound:
+            used.append((len(window) - match.start(), match.group(1), match.group(2)))
+    for match in _IDENT.finditer(window):
+        if match.group(0) in bound:
+            used.append((len(window) - match.start(), match.group(0), ""))
+    used.sort()
+    out, seen = [], set()
+    for _, name, attr in used:
+        imp = bound[name]
+        target = index.resolve(key or me.path, imp)
+        if target is None or target.path == key:
+            continue
+        found = _definition(target, imp, attr)
+        if found is None or (target.path, found) in seen:
+            continue
+        seen.add((target.path, found))
+        out.append(Snippet(target.path, _describe(target, found), "definition"))
+    return out
+
+
+def _definition(target: Outline, imp: Import, attr: str) -> str | None:
+    """The name to describe: ``imp.name`` (from-import), ``attr`` of a module import, or a
+    class's method (``User.full_name``)."""
+    if imp.name and imp.name != "default":
+        if attr and target.find(f"{imp.name}.{attr}") is not None:
+            return f"{imp.name}.{attr}"
+        return imp.name if target.find(imp.name) is not None else None
+    if attr and target.find(attr) is not None:
+        return attr
+    return None
+
+
+def _describe(target: Outline, name: str) -> tuple[str, ...]:
+    found = target.find(name)
+    indent = "    " if found.kind == "method" else ""
+    lines = [indent + found.signature]
+    if found.doc:
+        doc = f'"""{found.doc}"""' if target.language == "python" else f"/** {found.doc} */"
+        lines.append(f"{indent}    {doc}")
+    if found.kind == "class":
+        for member in target.members(name):
+            lines.append("    " + member.signature)
+    return tuple(lines)
+
+
+def build(doc: Document, start: int, end: int, workspace: Workspace | None, *,
+          similar: bool = True) -> list[Snippet]:
+    """The snippets for the text ``doc.text[start:end]`` (a cursor's surroundings or a
+    selection), within ``workspace.budget_tokens``: definitions in use first, then (with
+    ``similar``) similar chunks; empty without a workspace."""
+    if workspace is None or workspace.budget_tokens <= 0:
+        return []
+    candidates: list[Snippet] = []
+    if workspace.index is not None and len(workspace.index):
+        candidates += definitions_in_use(doc, start, end, workspace.index, workspace.key)
+    if similar and workspace.recent is not None and len(workspace.recent):
+        candidates += workspace.recent.similar(doc.text[start:end], workspace.key)
+    chosen, spent = [], 0
+    for snippet in candidates:
+        cost = workspace.count(render([snippet], "", doc.language or "python"))
+        if spent + cost > workspace.budget_tokens:
+            continue
+        chosen.append(snippet)
+        spent += cost
+    return chosen
+
+
+def near_cursor(doc: Document, offset: int) -> tuple[int, int]:
+    """The span whose names count as in use for a cursor at ``offset``."""
+    before = doc.text.rfind("\n", 0, offset)
+    for _ in range(NEAR_LINES):
+        if before <= 0:
+            break
+        before = doc.text.rfind("\n", 0, before)
+    after = offset
+    for _ in range(NEAR_LINES // 3):
+        nxt = doc.text.find("\n", after + 1)
+        if nxt < 0:
+            after = len(doc.text)
+            break
+        after = nxt
+    return max(before, 0), after
+
+
+# ----------------------------------------------------------------------------- rendering
+
+FILE_SEPARATORS = {"fim-qwen": "<|file_sep|>", "fim-starcoder": "<file_sep>"}
+"""Formats whose model has a file separator token of its own."""
+COMMENT = {"python": "#", "javascript": "//", "typescript": "//"}
+
+
+def used_definitions(doc: Document, start: int, end: int, workspace: Workspace | None) -> str:
+    """The definitions a selection uses, as comment lines under path headers, for a chat
+    prompt (docstring, refactor); empty when there are none."""
+    return render(build(doc, start, end, workspace, similar=False), "",
+                  doc.language or "python")
+
+
+def render(snippets: list[Snippet], fmt: str, language: str) -> str:
+    """The snippets as the model ``fmt`` reads other files: its file separator token and
+    the path, or comment lines under a path header; grouped by path, in order."""
+    if not snippets:
+        return ""
+    groups: OrderedDict[str, list[str]] = OrderedDict()
+    for snippet in snippets:
+        groups.setdefault(snippet.path, []).extend(snippet.lines)
+    sep = FILE_SEPARATORS.get(fmt)
+    if sep is not None:
+        return "".join(f"{sep}{path}\n" + "\n".join(lines) + "\n"
+                       for path, lines in groups.items())
+    mark = COMMENT.get(language, "#")
+    out = []
+    for path, lines in groups.items():
+        out.append(f"{mark} {path}")
+        out += [f"{mark} {line}" for line in lines]
+    return "\n".join(out) + "\n"
