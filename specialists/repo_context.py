@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from covey_specialists.document import Document
+from covey_specialists.document import Document, imports
 from covey_specialists.workspace import Import, Outline, WorkspaceIndex, outline
 
 SHARE_OF_WINDOW = 0.25
@@ -88,6 +88,7 @@ class RecentChunks:
             for key, (_, held) in list(self._chunks.items()):
                 if key[0] == path and _jaccard(words, held) > EVICT_SIMILARITY:
                     del self._chunks[key]
+            self._chunks.pop((path, start), None)  # edited again: newest, not evicted first
             self._chunks[(path, start)] = (chunk, words)
             while len(self._chunks) > self.capacity:
                 self._chunks.popitem(last=False)
@@ -135,19 +136,32 @@ class Workspace:
 def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceIndex,
                        key: str | None) -> list[Snippet]:
     """Definitions of the workspace names ``doc`` imports that are used in
-    ``doc.text[start:end]``, the ones nearest ``end`` first, one snippet per definition."""
-    me = outline(key or "untitled.py", doc.text, doc.language or "python") \
-        if doc.language else None
-    if me is None or not me.imports:
+    ``doc.text[start:end]``, the ones nearest ``end`` first, one snippet per definition.
+
+    Names in the import statements themselves are not uses. Only the import statements are
+    outlined (kept by the document across keystrokes that cannot touch one), not the whole
+    file on every keystroke."""
+    if not doc.language:
         return []
+    sources = imports(doc)
+    if not sources:
+        return []
+    me = outline(key or "untitled.py", "\n".join(sources), doc.language)
+    if not me.imports:
+        return []
+    spans = [(s, e) for s, e, _ in doc._imports or ()]
     bound = {imp.bound: imp for imp in me.imports}
     window = doc.text[start:end]
     used: list[tuple[int, str, str]] = []  # (distance from end, bound name, attribute)
+
+    def in_import(at: int) -> bool:
+        return any(s <= start + at < e for s, e in spans)
+
     for match in _ATTR.finditer(window):
-        if match.group(1) in bound:
+        if match.group(1) in bound and not in_import(match.start()):
             used.append((len(window) - match.start(), match.group(1), match.group(2)))
     for match in _IDENT.finditer(window):
-        if match.group(0) in bound:
+        if match.group(0) in bound and not in_import(match.start()):
             used.append((len(window) - match.start(), match.group(0), ""))
     used.sort()
     out, seen = [], set()
@@ -170,7 +184,9 @@ def _definition(target: Outline, imp: Import, attr: str) -> str | None:
     if imp.name and imp.name != "default":
         if attr and target.find(f"{imp.name}.{attr}") is not None:
             return f"{imp.name}.{attr}"
-        return imp.name if target.find(imp.name) is not None else None
+        if target.find(imp.name) is not None:
+            return imp.name
+        # else ``from pkg import models``: the name is a module; ``models.make_user``
     if attr and target.find(attr) is not None:
         return attr
     return None

@@ -111,7 +111,8 @@ def _visit(doc: Document, node, owner: str, out: list[Definition], imports: list
                            else _js_imports(doc, node))
         return
     if kind in ("function_definition", "function_declaration",
-                "generator_function_declaration", "method_definition"):
+                "generator_function_declaration", "method_definition",
+                "abstract_method_signature"):
         name = _name(doc, node)
         if name:
             out.append(Definition(f"{owner}.{name}" if owner else name,
@@ -159,6 +160,8 @@ def _first_doc_line(doc: Document, node) -> str:
         text = doc.source(first.named_children[0]).strip("\"'rbuRBU \n")
         return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:120]
     prev = node.prev_named_sibling
+    if prev is None and node.parent is not None and node.parent.type == "export_statement":
+        prev = node.parent.prev_named_sibling  # /** … */ export function f() {}
     if prev is not None and prev.type == "comment" and doc.source(prev).startswith("/**"):
         lines = [ln.strip(" */") for ln in doc.source(prev).splitlines()]
         return next((ln for ln in lines if ln), "")[:120]
@@ -322,7 +325,10 @@ class WorkspaceIndex:
         None when it names something outside the workspace."""
         importer_key = importer if isinstance(importer, str) else importer.path
         module = imp.module
-        if module.startswith("."):  # Python relative import
+        if module.startswith(("./", "../")):  # JavaScript relative import
+            target = os.path.normpath(PurePosixPath(importer_key).parent / module)
+            candidates = [module_name(target + ext) for ext in ("", ".js", ".ts")]
+        elif module.startswith("."):  # Python relative import
             dots = len(module) - len(module.lstrip("."))
             base = PurePosixPath(importer_key).parent
             for _ in range(dots - 1):
@@ -330,9 +336,6 @@ class WorkspaceIndex:
             rest = module.lstrip(".")
             dotted = ".".join([*base.parts, *(rest.split(".") if rest else [])])
             candidates = [dotted]
-        elif module.startswith(("./", "../")):  # JavaScript relative import
-            target = os.path.normpath(PurePosixPath(importer_key).parent / module)
-            candidates = [module_name(target + ext) for ext in ("", ".js", ".ts")]
         else:
             candidates = [module]
         if imp.name and not module.startswith(("./", "../")):
