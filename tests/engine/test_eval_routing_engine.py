@@ -12,10 +12,18 @@ from helpers.fake_openai import FakeOpenAI
 
 from covey_cli import main
 from covey_eval import session, suites
+from covey_specialists.tasks.completion import editor_indent
 from covey_usage import open_usage_log
 from covey_usage.queries import open_for_reading
 
 pytestmark = pytest.mark.engine
+
+
+def return_zero(body: dict) -> str:
+    """``return 0`` at the indentation an editor types at the cursor, so it is a valid
+    answer wherever the hole is (the router checks answers as the editor does)."""
+    user = body["messages"][-1]["content"]
+    return editor_indent(user.split("<CURSOR>", 1)[0]) + "return 0"
 
 
 @pytest.fixture
@@ -48,7 +56,7 @@ def _routed(engine, home, fake, routing: dict, n: int = 4) -> tuple[dict, list[d
 
 
 def test_routed_escalates_every_unsure_answer_and_pays_for_both_calls(engine, home):
-    with FakeOpenAI("    return 0") as fake:
+    with FakeOpenAI(return_zero) as fake:
         result, calls = _routed(engine, home, fake, {"routing": "on-low-confidence",
                                                      "min_mean_logprob": 0.0})
     routed = result["summary"]["routed"]
