@@ -96,6 +96,15 @@ def suites_command(as_json: bool) -> None:
               help="For --suite repo: the repository to punch holes in.")
 @click.option("--test-command",
               help="For --suite repo: the command that runs its tests, e.g. pytest -x -q")
+@click.option("--holes", type=click.Choice(["all", "cross-file"]), default="all",
+              show_default=True,
+              help="For --suite repo: every hole, or only those whose answer uses a name "
+                   "imported from another file of the repository (CrossCodeEval's cut).")
+@click.option("--context", type=click.Choice(["repo", "none"]), default="repo",
+              show_default=True,
+              help="For --suite repo: give the engine systems the workspace the editor would "
+                   "have (the repository's index, the files the task's file imports as open "
+                   "tabs), or nothing beyond the file.")
 @click.option("--routing", type=click.Choice(ROUTING_POLICIES),
               help="For --system routed: the policy (default: each specialist's in the table).")
 @click.option("--min-mean-logprob", type=float,
@@ -104,8 +113,8 @@ def suites_command(as_json: bool) -> None:
               help="For --system routed: escalate when any token's log-prob is below this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_path, test_command,
-                engine_url, engine_key, baseline_url, baseline_model, baseline_api, routing,
-                min_mean_logprob, min_token_logprob, as_json):
+                holes, context, engine_url, engine_key, baseline_url, baseline_model,
+                baseline_api, routing, min_mean_logprob, min_token_logprob, as_json):
     """Run a suite against one or more systems and store the run in the usage log.
 
     Systems: specialist (the table's specialists on the engine), base (the untuned base
@@ -119,16 +128,22 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
 
         covey eval run --suite humaneval-sl --system oracle --system empty --json
         covey eval run --suite repo --repo . --test-command "pytest -q -x" --system base --limit 20
+        covey eval run --suite repo --repo PATH --holes cross-file --context none --system base
         covey eval run --suite humaneval-sl --system routed --routing on-low-confidence \\
             --min-mean-logprob -0.8 --limit 50
     """
     from covey_eval import session
 
-    if suite_name == "repo" and not repo_path:
+    is_repo = suite_name == "repo" or suite_name.startswith("repo:")
+    if is_repo and not repo_path:
         raise click.ClickException("--suite repo needs --repo PATH")
+    if holes == "cross-file" and not is_repo:
+        raise click.ClickException("--holes cross-file needs --suite repo (only a repository "
+                                   "has other files to import from)")
     try:
         tasks = suites.load(suite_name, limit=limit, seed=seed,
-                            repo_options={"path": repo_path, "test_command": test_command})
+                            repo_options={"path": repo_path, "test_command": test_command,
+                                          "holes": holes})
     except (suites.SuiteError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     _require_isolation(tasks)
@@ -136,13 +151,15 @@ def run_command(suite_name, systems, limit, seed, concurrency, workers, repo_pat
                       "min_token_logprob": min_token_logprob}
     settings = session.Settings(engine_url=engine_url, engine_key=engine_key,
                                 baseline_url=baseline_url, baseline_model=baseline_model,
-                                baseline_api=baseline_api, routing=routing_fields)
+                                baseline_api=baseline_api, routing=routing_fields,
+                                context=context)
     console = Console(stderr=True)
     try:
         with _progress(console, quiet=False) as bar:
             result = session.run_eval(suite_name, list(dict.fromkeys(systems)), tasks, settings,
                                       limit=limit, seed=seed, concurrency=concurrency,
-                                      workers=workers, progress=bar)
+                                      workers=workers, progress=bar,
+                                      holes=holes if is_repo else None)
     except (session.SessionError, sandbox.IsolationUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from covey_eval.summary import QUALITY
+from covey_eval.summary import QUALITY, STRATUM_AXES, headline_metric, stratum_axes
 
 SHORT = {"pass@1": "pass@1", "success": "success", "behaviour_preserved": "behaviour",
          "exact_match": "EM",
@@ -38,8 +38,9 @@ def run_table(result: dict) -> Table:
     summary = result["summary"]
     present = [m for m in QUALITY if any(m in s["metrics"] for s in summary.values())]
     meta = result.get("meta", {})
-    table = Table(title=f"eval run {result['run_id']} — {meta.get('suite')} "
-                        f"({result.get('n_tasks')} tasks), 95% bootstrap intervals")
+    table = Table(title=f"eval run {result['run_id']} — {meta.get('suite')}{setup_text(meta)} "
+                        f"({result.get('n_tasks')} tasks), 95% bootstrap intervals",
+                  caption=strata_text(summary))
     table.add_column("system")
     for name in present:
         table.add_column(SHORT[name], justify="right")
@@ -65,6 +66,30 @@ def run_table(result: dict) -> Table:
               if routed else ()),
         )
     return table
+
+
+def setup_text(meta: dict) -> str:
+    """The repo suite's holes and context (``, holes cross-file, context repo``); empty for
+    other suites."""
+    if not meta.get("holes"):
+        return ""
+    return f", holes {meta['holes']}, context {meta.get('context') or 'none'}"
+
+
+def strata_text(summary: dict) -> str | None:
+    """The headline metric per axis value (cross-file against in-file, one-line against
+    multi-line), one line per system; None when the strata have no axes."""
+    metric = headline_metric(summary)
+    lines = []
+    for name, s in summary.items():
+        strata = s.get("by_stratum") or {}
+        cells = [f"{axis} {strata[axis][metric] * 100:.1f}% (n {strata[axis]['n']})"
+                 for axis in STRATUM_AXES if metric in strata.get(axis, {})]
+        if cells and any(stratum_axes(k) for k in strata):
+            lines.append(f"{name}: " + ", ".join(cells))
+    if not lines:
+        return None
+    return f"{SHORT.get(metric, metric)} by stratum — " + "; ".join(lines)
 
 
 def ratio_text(cost: dict) -> str:

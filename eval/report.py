@@ -7,7 +7,7 @@ import html as _html
 import math
 
 from covey_eval import metrics, render, sandbox
-from covey_eval.summary import QUALITY, headline_metric
+from covey_eval.summary import QUALITY, STRATUM_AXES, headline_metric, stratum_axes
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 CSS = """
@@ -38,11 +38,17 @@ def html(result: dict) -> str:
              f"<h1>Covey eval — {esc(meta.get('suite'))}</h1>",
              f"<p class='dim'>run {esc(result['run_id'])} · {result.get('n_tasks')} tasks · "
              f"seed {esc(meta.get('seed'))} · limit {esc(meta.get('limit') or 'all')} · "
+             + (f"holes {esc(meta['holes'])} · context {esc(meta.get('context') or 'none')} · "
+                if meta.get("holes") else "") +
              f"sandbox: {esc(sandbox.isolation().describe())}</p>"]
     parts += [f"<p class='note'>{esc(n)}</p>" for n in meta.get("notes", [])]
     parts.append("<h2>Summary (95% bootstrap intervals)</h2>")
     parts.append(_summary_table(summary))
     headline = headline_metric(summary)
+    strata = _strata_table(summary, headline)
+    if strata:
+        parts.append(f"<h2>{esc(render.SHORT.get(headline, headline))} by stratum</h2>")
+        parts.append(strata)
     if headline:
         parts.append(f"<h2>Quality vs cost ({esc(render.SHORT[headline])} vs $ per 1,000 "
                      "tasks)</h2>")
@@ -95,6 +101,28 @@ def _summary_table(summary: dict) -> str:
             "measured energy. Fully loaded: the engine's device rate over the system's whole "
             "run, idle gaps included. LLM-equivalent: the tokens the baseline LLM would be "
             "sent in its own prompt format (about 4 characters a token).</p>")
+
+
+def _strata_table(summary: dict, metric: str | None) -> str:
+    """The repo suite's strata: cross-file against in-file, one-line against multi-line,
+    then each pair; empty when the strata name no axes (other suites)."""
+    strata = {k for s in summary.values() for k in s.get("by_stratum", {})}
+    pairs = sorted(k for k in strata if stratum_axes(k))
+    if metric is None or not pairs:
+        return ""
+    columns = [a for a in STRATUM_AXES if a in strata] + pairs
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    rows = []
+    for name, s in summary.items():
+        cells = []
+        for column in columns:
+            found = s.get("by_stratum", {}).get(column, {})
+            cells.append(f"<td>{found[metric] * 100:.1f}% <span class='dim'>n {found['n']}"
+                         "</span></td>" if metric in found else "<td>–</td>")
+        rows.append(f"<tr><td><b>{esc(name)}</b></td>{''.join(cells)}</tr>")
+    return (f"<div class='wide'><table><tr><th>system</th>{head}</tr>{''.join(rows)}</table>"
+            "</div><p class='dim'>Cross-file: the answer uses a name imported from another "
+            "file of the repository, so the file alone cannot give it.</p>")
 
 
 def _stacked(marginal: str, fully: str) -> str:

@@ -60,6 +60,10 @@ class Settings:
     """Record log-probs and validation on specialist and baseline answers (the sweep)."""
     stand_in: bool = False
     """Without a configured baseline, let the untuned base stand in for ``baseline`` too."""
+    context: str = "repo"
+    """``repo``: the engine systems get the workspace the editor would have for tasks cut
+    from a repository (:class:`covey_eval.repo.RepoContext`; other suites have none);
+    ``none``: nothing beyond the task's file."""
 
 
 def resolve_systems(names: list[str], baseline: BaselineConfig | None, *,
@@ -80,9 +84,11 @@ def resolve_systems(names: list[str], baseline: BaselineConfig | None, *,
 def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings, *,
              limit: int | None = None, seed: int = 0, concurrency: int = 8,
              workers: int | None = None, progress=None, usage=None,
-             usage_path: Path | None = None, extend=None) -> dict:
+             usage_path: Path | None = None, extend=None, holes: str | None = None) -> dict:
     """Run, store and return the result; ``extend(result)`` may add to it (e.g. a sweep)
-    before it is stored."""
+    before it is stored. The run's meta records the context the engine systems were given
+    (``repo`` only where the tasks come from a repository) and, for the repo suite, which
+    ``holes`` were cut."""
     try:
         baseline_cfg = BaselineConfig.from_env(settings.baseline_url, settings.baseline_model,
                                                settings.baseline_api)
@@ -92,6 +98,13 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
     notes += wide_batch_notes(names, settings, concurrency)
     spec = runner.RunSpec(suite=suite, systems=names, limit=limit, seed=seed,
                           concurrency=concurrency, notes=notes)
+    workspace = None
+    if settings.context == "repo" and set(names) & set(ENGINE_SYSTEMS):
+        from covey_eval.repo import RepoContext
+
+        workspace = RepoContext.for_tasks(tasks)  # the repository's index, scanned once
+    has_repo = any(t.meta.get("root") for t in tasks)
+    run_meta = {"context": settings.context if has_repo else "none", "holes": holes}
     owns_log = usage is None
     if owns_log:
         from covey_usage import open_usage_log
@@ -99,7 +112,7 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
         usage_path = usage_path or store.db_path()
         usage = open_usage_log(usage_path)
     try:
-        run_id = usage.start_eval_run(spec.meta())
+        run_id = usage.start_eval_run({**spec.meta(), **run_meta})
         sink = PricingSink(usage)  # each call goes to the log and is priced here at once
 
         def costs() -> dict:
@@ -108,7 +121,8 @@ def run_eval(suite: str, names: list[str], tasks: list[Task], settings: Settings
                     for c in sink.priced().values()}
 
         result = asyncio.run(_run(spec, tasks, settings, baseline_cfg, sink, run_id, costs,
-                                  progress, workers))
+                                  progress, workers, workspace))
+        result["meta"].update(run_meta)
         if extend is not None:
             extend(result)
         usage.finish_eval_run(run_id, {k: v for k, v in result.items() if k != "run_id"})
@@ -139,12 +153,13 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-async def _run(spec, tasks, settings, baseline_cfg, usage, run_id, costs, progress, workers):
+async def _run(spec, tasks, settings, baseline_cfg, usage, run_id, costs, progress, workers,
+               workspace=None):
     closers = []
     try:
         kinds = {t.kind for t in tasks}
         systems = await _build(spec.systems, settings, baseline_cfg, usage, run_id, closers,
-                               kinds)
+                               kinds, workspace)
         return await runner.run(spec, tasks, systems, run_id=run_id, costs=costs,
                                 progress=progress, workers=workers)
     finally:
@@ -162,7 +177,9 @@ def _baseline_price_name() -> str:
 
 
 async def _build(names, settings, baseline_cfg, usage, run_id, closers,
-                 kinds) -> list[System]:
+                 kinds, workspace=None) -> list[System]:
+    """The systems by name; ``workspace`` (a task's workspace, or None) goes to the engine
+    systems, as the editor's context goes with its requests."""
     systems: list[System] = []
     engine_client = None
     table = None
@@ -196,14 +213,15 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers,
         elif name in ("specialist", *UNTUNED):
             systems.append(EngineSystem(name, engine_client, table, run_id,
                                         untuned=name in UNTUNED, fair_base=name == "base",
-                                        signals=settings.signals))
+                                        signals=settings.signals, workspace=workspace))
         elif name == "baseline":
             systems.append(BaselineSystem(baseline_client, table, run_id, label=baseline_label,
                                           signals=settings.signals))
         elif name == "routed":
             systems.append(RoutedSystem(engine_client, baseline_client, table, run_id,
                                         routing=settings.routing,
-                                        baseline_label=baseline_label or ""))
+                                        baseline_label=baseline_label or "",
+                                        workspace=workspace))
     return systems
 
 

@@ -27,6 +27,18 @@ HEADLINE = ("pass@1", "success", "behaviour_preserved", "rouge_l", "edit_similar
             "parses")
 
 
+STRATUM_AXES = ("cross-file", "in-file", "one-line", "multi-line")
+"""The values of the repo suite's two stratum axes (a stratum such as ``cross-file/one-line``
+names one of each): each value also gets a stratum of its own in :func:`by_stratum`, so
+one-line is reported against multi-line and cross-file against in-file."""
+
+
+def stratum_axes(stratum: str) -> list[str]:
+    """The axis values a stratum names (``cross-file/one-line``), or none (``HumanEval/3``)."""
+    parts = stratum.split("/")
+    return parts if len(parts) > 1 and all(p in STRATUM_AXES for p in parts) else []
+
+
 def headline_metric(summary: dict) -> str | None:
     """The first headline metric every system in the summary has."""
     for name in HEADLINE:
@@ -59,11 +71,15 @@ def summarise(rows: list[dict], systems_info: dict[str, dict], *, seed: int = 0,
 
 def by_stratum(rows: list[dict]) -> dict:
     """Mean of each quality metric per stratum: per instruction on refactor suites (success
-    differs a lot between, say, type hints and early returns), per span kind on FIM."""
+    differs a lot between, say, type hints and early returns), per span kind on FIM; on the
+    repo suite per ``cross-file/one-line`` and the like, and per axis value alone
+    (``cross-file``, ``one-line``: :func:`stratum_axes`)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         if row.get("stratum"):
             groups[row["stratum"]].append(row)
+            for axis in stratum_axes(row["stratum"]):
+                groups[axis].append(row)
     out = {}
     for stratum, group in sorted(groups.items()):
         means = {}

@@ -16,6 +16,9 @@ answer; a completion goes through the language server's own plan and finish step
 - ``routed`` asks the specialist first and escalates to the baseline per the routing policy
   (:mod:`covey_specialists.routing`, the runner the language server uses).
 
+With a workspace (the ``repo`` suite under ``--context repo``) the engine systems plan each
+task with the repository context the editor would send (:class:`covey_eval.repo.RepoContext`).
+
 With ``signals`` the specialist and baseline systems also record what routing decides on —
 the answer's token log-probs and why validation rejects it — so ``covey eval sweep`` can
 replay any threshold over one set of answers.
@@ -24,12 +27,14 @@ replay any threshold over one set of answers.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from covey_eval.execute import run_check, validator
 from covey_eval.tasks import Task
 from covey_specialists.baseline import BaselineClient, ask
 from covey_specialists.client import EngineClient
+from covey_specialists.repo_context import Workspace
 from covey_specialists.routing import Router, Served
 from covey_specialists.table import Specialist, SpecialistsTable
 from covey_specialists.tasks import task_module
@@ -41,6 +46,8 @@ SYSTEM_NAMES = ("specialist", "base", "base-specialist-prompt", "baseline", "rou
 UNTUNED = ("base", "base-specialist-prompt")
 """The systems that run the untuned base model on the engine."""
 STAND_IN_LABEL = "untuned base standing in for the baseline LLM"
+WorkspaceFor = Callable[[Task], Workspace | None]
+"""The workspace the editor would have for a task (repository context); None: none."""
 
 
 @dataclass
@@ -106,14 +113,16 @@ def _shown(served: Served) -> dict:
     return out
 
 
-async def _served(router: Router, task: Task, *, run_id: str | None, **kwargs
-                  ) -> Served | Answer:
-    """The editor's road for ``task`` (plan, router, finish); an empty answer that says
+async def _served(router: Router, task: Task, *, run_id: str | None,
+                  workspace: WorkspaceFor | None = None, **kwargs) -> Served | Answer:
+    """The editor's road for ``task`` (plan, router, finish), with the workspace the editor
+    would have for it (``workspace(task)``: repository context); an empty answer that says
     why when the editor would not even ask."""
     module = task_module(task.kind)
     doc, where = module.eval_target(task)
     try:
         return await router.serve(task.kind, doc, where, check=run_check(task),
+                                  workspace=workspace(task) if workspace else None,
                                   eval_run_id=run_id, **kwargs)
     except EditError as exc:
         return Answer("", extra={"status": "error", "error": str(exc), "shown": 0.0})
@@ -131,8 +140,9 @@ class EngineSystem(System):
 
     def __init__(self, name: str, client: EngineClient, table: SpecialistsTable,
                  run_id: str | None, *, untuned: bool = False, fair_base: bool = False,
-                 signals: bool = False):
+                 signals: bool = False, workspace: WorkspaceFor | None = None):
         self.name, self.client, self.table, self.run_id = name, client, table, run_id
+        self.workspace = workspace
         self.router = Router(table, client)
         self.untuned = untuned
         self.fair_base = untuned and fair_base
@@ -151,7 +161,7 @@ class EngineSystem(System):
 
     async def answer(self, task: Task) -> Answer:
         served = await _served(self.router, task, run_id=self.run_id,
-                               fair_base=self.fair_base,
+                               workspace=self.workspace, fair_base=self.fair_base,
                                model="base" if self.untuned else None,
                                logprobs=self.signals or None)
         if isinstance(served, Answer):
@@ -206,9 +216,10 @@ class RoutedSystem(System):
 
     def __init__(self, engine: EngineClient, baseline: BaselineClient,
                  table: SpecialistsTable, run_id: str | None, *, routing: dict | None = None,
-                 baseline_label: str = ""):
+                 baseline_label: str = "", workspace: WorkspaceFor | None = None):
         self.name = "routed"
         self.engine, self.baseline, self.run_id = engine, baseline, run_id
+        self.workspace = workspace
         self.routing = {k: v for k, v in (routing or {}).items() if v is not None}
         self.table = dataclasses.replace(table, specialists={
             k: dataclasses.replace(v, **self.routing) for k, v in table.specialists.items()})
@@ -218,7 +229,8 @@ class RoutedSystem(System):
                       f"{baseline_label or baseline.config.model})")
 
     async def answer(self, task: Task) -> Answer:
-        served = await _served(self.router, task, run_id=self.run_id)
+        served = await _served(self.router, task, run_id=self.run_id,
+                               workspace=self.workspace)
         if isinstance(served, Answer):
             return served
         routed = served.routed

