@@ -216,7 +216,9 @@ def build(doc: Document, start: int, end: int, workspace: Workspace | None, *,
     if workspace.index is not None and len(workspace.index):
         candidates += definitions_in_use(doc, start, end, workspace.index, workspace.key)
     if similar and workspace.recent is not None and len(workspace.recent):
-        candidates += workspace.recent.similar(doc.text[start:end], workspace.key)
+        shown = {line.strip() for s in candidates for line in s.lines}
+        candidates += [s for s in workspace.recent.similar(doc.text[start:end], workspace.key)
+                       if not shown & {line.strip() for line in s.lines}]  # no line twice
     chosen, spent = [], 0
     for snippet in candidates:
         cost = workspace.count(render([snippet], "", doc.language or "python"))

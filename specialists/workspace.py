@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ SKIP_DIRS = frozenset({
 })
 INDEXED = frozenset({"python", "javascript", "typescript"})
 MAX_SIGNATURE = 160
+_STRING_PREFIX = re.compile(r"^[rRbBuUfF]{0,2}(?=['\"])")
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _first_doc_line(doc: Document, node) -> str:
     first = body.named_children[0]
     if first.type == "expression_statement" and first.named_children and \
             first.named_children[0].type == "string":
-        text = doc.source(first.named_children[0]).strip("\"'rbuRBU \n")
+        text = _STRING_PREFIX.sub("", doc.source(first.named_children[0])).strip("\"' \n")
         return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:120]
     prev = node.prev_named_sibling
     if prev is None and node.parent is not None and node.parent.type == "export_statement":
@@ -316,8 +318,9 @@ class WorkspaceIndex:
         key = self._by_module.get(dotted)
         if key is None:
             key = self._by_module.get(f"src.{dotted}")
-        if key is None and "." in dotted:
-            key = self._by_module.get(dotted.split(".", 1)[1])
+        head, _, rest = dotted.partition(".")
+        if key is None and rest and head in {root.name for root in self.roots}:
+            key = self._by_module.get(rest)  # the workspace folder is package ``head``
         return self._by_path.get(key) if key is not None else None
 
     def resolve(self, importer: Outline | str, imp: Import) -> Outline | None:
@@ -367,7 +370,8 @@ class WorkspaceIndex:
 def walk(root: Path, *, should_stop=lambda: False) -> Iterator[Path]:
     """Code files under ``root``: not in skipped or hidden folders, not ignored by the
     ``.gitignore`` files on the way (simple patterns: names, globs, folders), no symlinked
-    folders (no loops), unreadable folders skipped."""
+    folders (no loops), unreadable folders skipped, only regular files (a named pipe called
+    ``x.py`` would block the read forever)."""
     root = Path(root)
     stack = [(root, _gitignore(root))]
     while stack:
@@ -386,6 +390,7 @@ def walk(root: Path, *, should_stop=lambda: False) -> Iterator[Path]:
                 if entry.is_symlink():
                     continue
                 is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()  # not a FIFO: reading one blocks
             except OSError:
                 continue
             if _ignored(rel, name, is_dir, ignored):
@@ -394,7 +399,7 @@ def walk(root: Path, *, should_stop=lambda: False) -> Iterator[Path]:
                 if name in SKIP_DIRS or name.startswith(".") or name.endswith(".egg-info"):
                     continue
                 stack.append((Path(entry.path), ignored + _gitignore(Path(entry.path), rel)))
-            elif language_for(None, name) in INDEXED:
+            elif is_file and language_for(None, name) in INDEXED:
                 yield Path(entry.path)
 
 
