@@ -199,9 +199,11 @@ def _describe(target: Outline, name: str) -> tuple[str, ...]:
     if found.doc:
         doc = f'"""{found.doc}"""' if target.language == "python" else f"/** {found.doc} */"
         lines.append(f"{indent}    {doc}")
-    if found.kind == "class":
+    if found.kind == "class":  # its interface: public methods, how it is made and called
         for member in target.members(name):
-            lines.append("    " + member.signature)
+            method = member.name.rsplit(".", 1)[-1]
+            if not method.startswith("_") or method in ("__init__", "__call__"):
+                lines.append("    " + member.signature)
     return tuple(lines)
 
 
