@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 from lsprotocol import types
@@ -21,6 +22,7 @@ from covey_server import __version__, protocol
 from covey_server.completion_cache import CompletionCache
 from covey_server.config import ServerConfig, debounce_s, load_config
 from covey_server.scheduler import Scheduler
+from covey_server.workspace import WorkspaceService, WorkspaceState, roots_from
 from covey_specialists import engine
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
@@ -115,6 +117,8 @@ class Session:
     scheduler: Scheduler
     engine: EngineTarget
     """The engine this session talks to, and whether Covey manages it."""
+    workspace: WorkspaceService
+    """The workspace index and the ring of recent chunks: repository context."""
     cache: CompletionCache = field(default_factory=CompletionCache)
     """The suggestion last shown per document, reused while the user types into it."""
     notices_shown: set[str] = field(default_factory=set)
@@ -170,7 +174,8 @@ def open_sink(store_text: bool) -> CallSink:
         return LogSink()
 
 
-def start_session(ls: CoveyServer, init_options, client_name: str | None = None) -> Session:
+def start_session(ls: CoveyServer, init_options, client_name: str | None = None,
+                  roots: list[Path] | None = None) -> Session:
     config, problems = load_config(init_options)
     try:
         table = load_table()
@@ -209,6 +214,8 @@ def start_session(ls: CoveyServer, init_options, client_name: str | None = None)
         config=config, table=table, router=Router(table, client, baseline), sink=sink,
         store=DocumentStore(config.max_document_bytes, encoding),
         scheduler=Scheduler(debounce_s(config.debounce_ms, client_name)), engine=target,
+        workspace=WorkspaceService(ls, WorkspaceState(config.workspace_index), roots or [],
+                                   config.index_rescan_s),
     )
     if problems:
         ls.pending_messages.append("Covey settings: " + "; ".join(problems))
@@ -222,6 +229,7 @@ def build_server() -> CoveyServer:
         features_completion,
         features_engine,
         features_usage,
+        workspace,
     )
 
     ls = CoveyServer()
@@ -229,31 +237,39 @@ def build_server() -> CoveyServer:
     @ls.feature(types.INITIALIZE)
     def initialize(ls: CoveyServer, params: types.InitializeParams) -> None:
         ls.session = start_session(ls, params.initialization_options,
-                                   params.client_info.name if params.client_info else None)
+                                   params.client_info.name if params.client_info else None,
+                                   roots_from(params))
 
     @ls.feature(types.INITIALIZED)
     async def initialized(ls: CoveyServer, params: types.InitializedParams) -> None:
         for message in ls.pending_messages:
             ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning, message))
         ls.pending_messages.clear()
+        await ls.require_session().workspace.start()
         await features_engine.check_engine(ls)
 
     @ls.feature(types.SHUTDOWN)
     async def shutdown(ls: CoveyServer, params: None) -> None:
         session = ls.session
         if session is not None:
+            session.workspace.stop()
             await session.router.aclose()
             await asyncio.to_thread(session.sink.close)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CoveyServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        ls.require_session().store.open(doc.uri, doc.text, doc.language_id, doc.version)
+        session = ls.require_session()
+        session.workspace.opened(session.store.open(doc.uri, doc.text, doc.language_id,
+                                                    doc.version))
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CoveyServer, params: types.DidChangeTextDocumentParams) -> None:
         doc = params.text_document
-        ls.require_session().store.change(doc.uri, doc.version, params.content_changes)
+        session = ls.require_session()
+        changed = session.store.change(doc.uri, doc.version, params.content_changes)
+        if changed is not None:
+            session.workspace.changed(changed, params.content_changes)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CoveyServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -263,10 +279,12 @@ def build_server() -> CoveyServer:
             session.scheduler.cancel(queue)
             session.cache.forget(queue)
         session.store.close(params.text_document.uri)
+        session.workspace.closed(params.text_document.uri)
 
     features_completion.register(ls)
     features_actions.register(ls)
     features_commands.register(ls)
     features_engine.register(ls)
     features_usage.register(ls)
+    workspace.register(ls)
     return ls

@@ -55,6 +55,15 @@ class ServerConfig:
     baseline: BaselineSettings = field(default_factory=BaselineSettings)
     """The large LLM escalations go to. Without a ``url`` nothing is ever sent anywhere,
     whatever the specialists' routing policies say."""
+    workspace_index: bool = True
+    """Index the workspace folders' Python, JavaScript and TypeScript files (each module's
+    definitions and imports, never whole files) so prompts carry the definitions the code
+    near the cursor uses. The index stays in the server's memory. Off: no file is read from
+    disk; only the documents open in the editor give context."""
+    index_rescan_s: float = 30.0
+    """Seconds between re-scans of the workspace folders for files changed on disk (only
+    those whose mtime changed are read again), for clients that do not report changes
+    (``workspace/didChangeWatchedFiles``); 0: no re-scan. Tests set it low."""
 
 
 def debounce_s(configured: int | None, client_name: str | None) -> float:

@@ -66,7 +66,8 @@ async def run_edit(ls, doc, task: str, where: Where) -> dict:
     session = ls.require_session()
     snapshot = doc.snapshot()
     try:
-        served = await session.router.serve(task, snapshot, where)
+        served = await session.router.serve(task, snapshot, where,
+                                            workspace=session.workspace.context(doc.uri))
     except EditError as exc:
         return refuse(ls, f"{task}: {exc}")
     label = served.module.label(served.plan)

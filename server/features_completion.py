@@ -57,7 +57,8 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
 
     async def work() -> Suggestion | None:
         served = await session.router.serve(
-            "completion", doc, Where(offset=offset, multiline=trigger.multiline))
+            "completion", doc, Where(offset=offset, multiline=trigger.multiline),
+            workspace=session.workspace.context(uri))
         edit = served.shown()
         if edit is None:
             log.info("no completion at %s:%s: %s", position.line, position.character,

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+from covey_server import workspace as server_ws
 from covey_specialists import workspace as ws
 from covey_specialists.document import Document
 from covey_specialists.repo_context import (
@@ -292,6 +294,14 @@ def test_symlink_loops_and_symlinked_folders_are_not_followed(tmp_path):
     os.symlink(tmp_path / "pkg" / "a.py", tmp_path / "link.py")
     assert [p.relative_to(tmp_path).as_posix() for p in walk(tmp_path)] == ["pkg/a.py"]
     assert sorted(indexed(tmp_path)._by_path) == ["pkg/a.py"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_only_regular_files_are_read(tmp_path):
+    """A named pipe called ``x.py`` would block the scan's read forever."""
+    write(tmp_path, {"ok.py": "X = 1\n"})
+    os.mkfifo(tmp_path / "pipe.py")
+    assert [p.name for p in walk(tmp_path)] == ["ok.py"]
 
 
 def test_binary_and_too_large_files_are_not_indexed(tmp_path):
@@ -587,3 +597,136 @@ def test_build_adds_similar_chunks_after_definitions_within_the_budget(app_index
     assert [s.kind for s in snippets] == ["definition"] * 3 + ["similar"]
     assert build(doc, start, end, Workspace(app_index, ring, "pkg/app.py"),
                  similar=False)[-1].kind == "definition"
+
+
+# ----------------------------------------------------------------------------- the server's part
+
+def settled(state, root: Path) -> Path:
+    """``root`` taken on and scanned, its files older than the "racily clean" window."""
+    old = time.time_ns() - 60_000_000_000
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.utime(path, ns=(old, old))
+    assert state.add_root(root)
+    resolved = root.resolve()
+    list(state.scan(resolved))
+    assert server_ws.RACY not in state._seen[resolved].values()
+    return resolved
+
+
+def touch(path: Path, text: str) -> None:
+    """Rewrite ``path`` with an mtime that surely differs from the one recorded."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + 5_000_000_000, before + 5_000_000_000))
+
+
+def test_roots_come_from_workspace_folders_else_the_root(tmp_path):
+    from lsprotocol import types
+
+    folders = [types.WorkspaceFolder(uri=(tmp_path / n).as_uri(), name=n) for n in "ab"]
+    params = types.InitializeParams(capabilities=types.ClientCapabilities(),
+                                    workspace_folders=folders, root_uri="file:///ignored")
+    assert server_ws.roots_from(params) == [tmp_path / "a", tmp_path / "b"]
+    params = types.InitializeParams(capabilities=types.ClientCapabilities(),
+                                    root_uri=tmp_path.as_uri())
+    assert server_ws.roots_from(params) == [tmp_path]
+    params = types.InitializeParams(capabilities=types.ClientCapabilities(),
+                                    root_path=str(tmp_path))
+    assert server_ws.roots_from(params) == [tmp_path]
+    assert server_ws.roots_from(types.InitializeParams(
+        capabilities=types.ClientCapabilities())) == []
+
+
+def test_a_disk_home_or_temporary_folder_is_not_scanned(tmp_path):
+    import tempfile
+
+    assert not server_ws.scannable(Path("/"))
+    assert not server_ws.scannable(Path.home())
+    assert not server_ws.scannable(Path(tempfile.gettempdir()))
+    assert server_ws.scannable(tmp_path)
+    state = server_ws.WorkspaceState()
+    assert state.add_root(tmp_path) and not state.add_root(tmp_path / "inside")
+    assert not server_ws.WorkspaceState(enabled=False).add_root(tmp_path)
+
+
+def test_a_rescan_reads_only_what_changed_and_forgets_what_went(project):
+    state = server_ws.WorkspaceState()
+    root = settled(state, project)
+    assert state.rescan(root) == (0, 0)  # nothing changed: nothing read
+    touch(project / "pkg" / "util.py", "def slugify(text: str, sep: str) -> str: ...\n")
+    (project / "pkg" / "new.py").write_text("def fresh(): pass\n")
+    (project / "pkg" / "sub" / "forms.py").unlink()
+    assert state.rescan(root) == (2, 1)
+    assert state.index.get("pkg/util.py").find("slugify").signature == \
+        "def slugify(text: str, sep: str) -> str:"
+    assert state.index.get("pkg/new.py") is not None
+    assert state.index.get("pkg/sub/forms.py") is None
+    touch(project / "pkg" / "util.py", "X = 1\n")
+    (project / "pkg" / "util.py").write_bytes(b"\x00binary now")
+    os.utime(project / "pkg" / "util.py", ns=(1, 1))
+    state.rescan(root)
+    assert state.index.get("pkg/util.py") is None  # binary now: not held any more
+
+
+def test_a_file_changed_just_now_is_read_again_on_the_next_rescan(project):
+    state = server_ws.WorkspaceState()
+    state.add_root(project)
+    root = project.resolve()
+    list(state.scan(root))  # the files were written just now: their mtimes are not trusted
+    assert state._seen[root]["pkg/util.py"] == server_ws.RACY
+    read, _ = state.rescan(root)
+    assert read == len(state._seen[root])
+
+
+def test_the_editors_text_of_an_open_document_wins_over_the_disk(project):
+    state = server_ws.WorkspaceState()
+    root = settled(state, project)
+    uri = (project / "pkg" / "util.py").as_uri()
+    state.open_uris.add(uri)
+    state.refresh(uri, "def typed(a): pass\n", "python", 0)
+    touch(project / "pkg" / "util.py", "def on_disk(): pass\n")
+    state.rescan(root)
+    from lsprotocol import types
+
+    state.apply_events([types.FileEvent(uri=uri, type=types.FileChangeType.Changed)])
+    assert state.index.get("pkg/util.py").find("typed") is not None
+    state.open_uris.discard(uri)
+    state.reread(uri)  # closed: the disk's again
+    assert state.index.get("pkg/util.py").find("on_disk") is not None
+    assert len(state.recent) == 1
+
+
+def test_reported_changes_and_deleted_folders(project, tmp_path_factory):
+    from lsprotocol import types
+
+    state = server_ws.WorkspaceState()
+    settled(state, project)
+    touch(project / "pkg" / "util.py", "def renamed(): pass\n")
+    shutil.rmtree(project / "pkg" / "sub")
+    outside = tmp_path_factory.mktemp("outside") / "x.py"
+    outside.write_text("X = 1\n")
+    state.apply_events([
+        types.FileEvent(uri=(project / "pkg" / "util.py").as_uri(),
+                        type=types.FileChangeType.Changed),
+        types.FileEvent(uri=(project / "pkg" / "sub").as_uri(),
+                        type=types.FileChangeType.Deleted),
+        types.FileEvent(uri=outside.as_uri(), type=types.FileChangeType.Created),
+    ])
+    assert state.index.get("pkg/util.py").find("renamed") is not None
+    assert [k for k in state.index._by_path if k.startswith("pkg/sub/")] == []
+    assert state.index.key(outside) is None and len(state.index) == 6
+
+
+def test_a_removed_root_is_forgotten_and_its_scan_stops(project, tmp_path_factory):
+    other = write(tmp_path_factory.mktemp("other"), {"lib/tool.py": "def tool(): pass\n"})
+    state = server_ws.WorkspaceState()
+    settled(state, other)
+    assert state.add_root(project)
+    keys = state.scan(project.resolve())
+    next(keys)
+    assert state.remove_root(project) >= 1
+    assert list(keys) == []
+    assert sorted(state.index._by_path) == ["lib/tool.py"]
+    assert state.index.roots == [other.resolve()]
+    assert state.key((project / "pkg" / "util.py").as_uri()) == "util.py"  # outside now
