@@ -470,7 +470,7 @@ def test_from_package_import_module_gives_the_modules_definitions(app_index):
                                            "def render_form(user) -> str:"]
 
 
-def test_a_method_used_through_its_class_is_described_alone(app_index):
+def test_a_method_used_through_its_class_is_described_with_its_docstring(app_index):
     doc = Document("file:///w/pkg/app.py",
                    "from pkg.models import User\n\nname = User.full_name(u)\n", "python")
     found = definitions_in_use(doc, 0, len(doc.text), app_index, "pkg/app.py")
