@@ -134,9 +134,10 @@ class Workspace:
 
 
 def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceIndex,
-                       key: str | None) -> list[Snippet]:
+                       key: str | None, cursor: int | None = None) -> list[Snippet]:
     """Definitions of the workspace names ``doc`` imports that are used in
-    ``doc.text[start:end]``, the ones nearest ``end`` first, one snippet per definition.
+    ``doc.text[start:end]``, the ones nearest ``cursor`` (default: ``end``) first, one
+    snippet per definition.
 
     Names in the import statements themselves are not uses. Only the import statements are
     outlined (kept by the document across keystrokes that cannot touch one), not the whole
@@ -152,17 +153,18 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
     spans = [(s, e) for s, e, _ in doc._imports or ()]
     bound = {imp.bound: imp for imp in me.imports}
     window = doc.text[start:end]
-    used: list[tuple[int, str, str]] = []  # (distance from end, bound name, attribute)
+    used: list[tuple[int, str, str]] = []  # (distance from the cursor, name, attribute)
+    at = (end if cursor is None else cursor) - start
 
     def in_import(at: int) -> bool:
         return any(s <= start + at < e for s, e in spans)
 
     for match in _ATTR.finditer(window):
         if match.group(1) in bound and not in_import(match.start()):
-            used.append((len(window) - match.start(), match.group(1), match.group(2)))
+            used.append((abs(at - match.start()), match.group(1), match.group(2)))
     for match in _IDENT.finditer(window):
         if match.group(0) in bound and not in_import(match.start()):
-            used.append((len(window) - match.start(), match.group(0), ""))
+            used.append((abs(at - match.start()), match.group(0), ""))
     used.sort()
     out, seen = [], set()
     for _, name, attr in used:
@@ -208,15 +210,17 @@ def _describe(target: Outline, name: str) -> tuple[str, ...]:
 
 
 def build(doc: Document, start: int, end: int, workspace: Workspace | None, *,
-          similar: bool = True) -> list[Snippet]:
-    """The snippets for the text ``doc.text[start:end]`` (a cursor's surroundings or a
-    selection), within ``workspace.budget_tokens``: definitions in use first, then (with
-    ``similar``) similar chunks; empty without a workspace."""
+          similar: bool = True, cursor: int | None = None) -> list[Snippet]:
+    """The snippets for the text ``doc.text[start:end]`` (a cursor's surroundings, names
+    nearest ``cursor`` first; or a selection), within ``workspace.budget_tokens``:
+    definitions in use first, then (with ``similar``) similar chunks; empty without a
+    workspace."""
     if workspace is None or workspace.budget_tokens <= 0:
         return []
     candidates: list[Snippet] = []
     if workspace.index is not None and len(workspace.index):
-        candidates += definitions_in_use(doc, start, end, workspace.index, workspace.key)
+        candidates += definitions_in_use(doc, start, end, workspace.index, workspace.key,
+                                         cursor)
     if similar and workspace.recent is not None and len(workspace.recent):
         shown = {line.strip() for s in candidates for line in s.lines}
         candidates += [s for s in workspace.recent.similar(doc.text[start:end], workspace.key)

@@ -270,7 +270,8 @@ def plan(doc: Document, where: Where, spec, *, fair_base: bool = False,
         prefix = prefix[: len(prefix) - len(held_back)]
     fmt = FAIR_BASE_FORMAT if fair_base else spec.prompt_format
     start, end = near_cursor(doc, where.offset)
-    repo = render(build(doc, start, end, workspace), fmt, doc.language or "python")
+    repo = render(build(doc, start, end, workspace, cursor=where.offset), fmt,
+                  doc.language or "python")
     path = workspace.key if workspace is not None and workspace.key else doc.uri
     context = CompletionContext(prefix, ctx.suffix, ctx.language, path, where.multiline, repo)
     return CompletionPlan(completion_prompt(context, fmt, spec.max_prompt_chars), doc,
@@ -361,10 +362,12 @@ def execution(task, answer: str) -> Run | None:
 # ---------------------------------------------------------------- training and the gate
 
 def training_example(prefix: str, middle: str, suffix: str, multiline: bool, path: str,
-                     budget: int, fmt: str = "fim-smol") -> TrainingExample:
+                     budget: int, fmt: str = "fim-smol", repo: str = "") -> TrainingExample:
     """A fill-in-the-middle example in the served format, with the fair base's prompt for
-    the gate."""
-    ctx = CompletionContext(prefix=prefix, suffix=suffix, multiline=multiline, path=path)
+    the gate; ``repo`` is the context from other files, rendered as :func:`plan` renders it
+    for the same cursor (both prompts carry it, as both are served with it)."""
+    ctx = CompletionContext(prefix=prefix, suffix=suffix, multiline=multiline, path=path,
+                            repo=repo)
     prompt = completion_prompt(ctx, fmt, budget)
     return TrainingExample(prompt.text, middle + END_OF_TARGET,
                            {"middle": middle, "multiline": multiline,
