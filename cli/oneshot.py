@@ -20,10 +20,12 @@ from covey_specialists import engine
 from covey_specialists.cli import table_or_exit
 from covey_specialists.client import EngineClient
 from covey_specialists.document import Document, language_for
+from covey_specialists.repo_context import Workspace
 from covey_specialists.routing import Router, Served
 from covey_specialists.tasks import Where
 from covey_specialists.tasks.common import EditError, unified_diff
 from covey_specialists.tasks.refactor import READY_INSTRUCTIONS
+from covey_specialists.workspace import WorkspaceIndex, scannable
 
 log = logging.getLogger("covey.oneshot")
 
@@ -53,11 +55,31 @@ def _sink():
         return None
 
 
-def serve(task: str, doc: Document, where: Where, engine_url: str | None = None) -> Served:
-    """One answer through the router, as the editor gets it (plan, model, finish), reported
-    to the usage log; a dead engine, a plan that cannot be made or a failed call → one
-    clear line (ClickException)."""
+def workspace_of(path: Path) -> Workspace:
+    """The repository around ``path`` as the editor's workspace: the nearest folder above it
+    with a ``.git``, ``pyproject.toml`` or ``package.json`` (else the file's own folder),
+    indexed now (a few thousand files a second)."""
+    path = path.resolve()
+    root = next((folder for folder in path.parents
+                 if any((folder / mark).exists() for mark in REPO_MARKS)), path.parent)
+    index = WorkspaceIndex()
+    if scannable(root):  # a file in /tmp or ~ gets no index of everything around it
+        for _ in index.scan(root):
+            pass
+    return Workspace(index, None, path.relative_to(root).as_posix())
+
+
+REPO_MARKS = (".git", "pyproject.toml", "package.json")
+
+
+def serve(task: str, doc: Document, where: Where, engine_url: str | None = None,
+          context: str = "repo") -> Served:
+    """One answer through the router, as the editor gets it (plan with the repository's
+    context, model, finish), reported to the usage log; a dead engine, a plan that cannot
+    be made or a failed call → one clear line (ClickException)."""
     table = table_or_exit()
+    workspace = workspace_of(Path(doc.uri.removeprefix("file://"))) \
+        if context == "repo" else None
     try:
         target = engine.resolve(table.engine, url=engine_url or "")
     except engine.EngineError as exc:  # e.g. a key file others can read
@@ -69,7 +91,7 @@ def serve(task: str, doc: Document, where: Where, engine_url: str | None = None)
         async with EngineClient(url, key, sink=sink, client_name="cli") as client:
             router = Router(table, client)
             try:
-                plan = router.plan(task, doc, where)
+                plan = router.plan(task, doc, where, workspace=workspace)
             except EditError as exc:
                 raise click.ClickException(f"{_name(doc)}: {exc}") from None
             if not await router.refresh_models():
@@ -106,9 +128,18 @@ def timing(call) -> str:
             f"{call.completion_tokens} tokens, specialist {call.specialist}, model {call.model}")
 
 
-engine_option = click.option("--engine-url", metavar="URL",
-                             help="Use this OpenAI-compatible engine instead of the managed one "
-                                  "(API key from COVEY_ENGINE_API_KEY).")
+
+
+def engine_option(command):
+    """``--engine-url`` and ``--context``, shared by the one-shot commands."""
+    command = click.option(
+        "--context", type=click.Choice(["repo", "none"]), default="repo", show_default=True,
+        help="Context from the rest of the repository (definitions in use), as the editor "
+             "sends it; none: the file alone.")(command)
+    return click.option(
+        "--engine-url", metavar="URL",
+        help="Use this OpenAI-compatible engine instead of the managed one (API key from "
+             "COVEY_ENGINE_API_KEY).")(command)
 
 
 @click.command("complete")
@@ -119,7 +150,7 @@ engine_option = click.option("--engine-url", metavar="URL",
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @engine_option
 def complete(file: str, line: int, col: int, force: bool, as_json: bool,
-             engine_url: str | None) -> None:
+             engine_url: str | None, context: str) -> None:
     """Complete FILE at a cursor and print the suggestion and its timing.
 
     Example:
@@ -137,7 +168,7 @@ def complete(file: str, line: int, col: int, force: bool, as_json: bool,
         raise click.ClickException(f"no completion here: {trigger.reason} (--force asks anyway)")
     started = time.perf_counter()
     served = serve("completion", doc, Where(offset=offset, multiline=trigger.multiline),
-                   engine_url)
+                   engine_url, context)
     edit = served.shown()
     text = edit.new_text if edit is not None else ""
     total_ms = (time.perf_counter() - started) * 1000
@@ -171,7 +202,7 @@ def _write_edit(doc: Document, file: str, served: Served, write: bool) -> None:
               help="A line inside the function or class (1-based).")
 @click.option("--write", is_flag=True, help="Apply the edit to FILE as well.")
 @engine_option
-def doc(file: str, line: int, write: bool, engine_url: str | None) -> None:
+def doc(file: str, line: int, write: bool, engine_url: str | None, context: str) -> None:
     """Write a docstring for the function or class at a line; print it as a unified diff.
 
     Example:
@@ -180,7 +211,8 @@ def doc(file: str, line: int, write: bool, engine_url: str | None) -> None:
     """
     document = read_document(file)
     row = _check_line(document, file, line)
-    _write_edit(document, file, serve("doc", document, Where(line=row), engine_url), write)
+    _write_edit(document, file, serve("doc", document, Where(line=row), engine_url, context),
+                write)
 
 
 def _line_range(value: str) -> tuple[int, int]:
@@ -203,7 +235,7 @@ def _line_range(value: str) -> tuple[int, int]:
 @click.option("--write", is_flag=True, help="Apply the edit to FILE as well.")
 @engine_option
 def refactor(file: str, lines: str, instruction: str, write: bool,
-             engine_url: str | None) -> None:
+             engine_url: str | None, context: str) -> None:
     """Rewrite lines of FILE as instructed; print the change as a unified diff.
 
     Example:
@@ -214,7 +246,8 @@ def refactor(file: str, lines: str, instruction: str, write: bool,
     document = read_document(file)
     row_first, row_last = _check_line(document, file, first), _check_line(document, file, last)
     where = Where(line=row_first, last_line=row_last, instruction=instruction)
-    _write_edit(document, file, serve("refactor", document, where, engine_url), write)
+    _write_edit(document, file, serve("refactor", document, where, engine_url, context),
+                write)
 
 
 COMMANDS = (complete, doc, refactor)

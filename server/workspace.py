@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -33,7 +32,7 @@ from pygls.uris import to_fs_path
 
 from covey_specialists.document import Document, language_for
 from covey_specialists.repo_context import RecentChunks, Workspace
-from covey_specialists.workspace import INDEXED, WorkspaceIndex, walk
+from covey_specialists.workspace import INDEXED, WorkspaceIndex, scannable, walk
 
 log = logging.getLogger("covey.workspace")
 
@@ -68,18 +67,6 @@ def roots_from(params: types.InitializeParams) -> list[Path]:
     if not uris and params.root_path:
         paths = [Path(params.root_path)]
     return [p for p in paths if p is not None]
-
-
-def scannable(root: Path) -> bool:
-    """Not the filesystem's root, the home folder or the temporary folder itself: an editor
-    started outside a project (Neovim falls back to the current folder) must not read a
-    disk's worth of unrelated files."""
-    try:
-        resolved = root.resolve()
-        unrelated = {Path.home().resolve(), Path(tempfile.gettempdir()).resolve()}
-    except (OSError, RuntimeError):
-        return False
-    return resolved.parent != resolved and resolved not in unrelated
 
 
 def _stamp(path: Path) -> int | None:

@@ -14,6 +14,7 @@ import fnmatch
 import logging
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -365,6 +366,18 @@ class WorkspaceIndex:
             key = path.relative_to(root).as_posix()
             if self.add_file(path, key) is not None:
                 yield key
+
+
+def scannable(root: Path) -> bool:
+    """Not the filesystem's root, the home folder or the temporary folder itself: an editor
+    started outside a project (Neovim falls back to the current folder) must not read a
+    disk's worth of unrelated files."""
+    try:
+        resolved = root.resolve()
+        unrelated = {Path.home().resolve(), Path(tempfile.gettempdir()).resolve()}
+    except (OSError, RuntimeError):
+        return False
+    return resolved.parent != resolved and resolved not in unrelated
 
 
 def walk(root: Path, *, should_stop=lambda: False) -> Iterator[Path]:

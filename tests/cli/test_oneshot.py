@@ -165,3 +165,25 @@ def test_a_refused_answer_is_one_error_line_and_no_write(run, sample, args, answ
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines
     assert sample.read_text() == SOURCE
+
+
+@pytest.mark.parametrize("context, sees_definition", [("repo", True), ("none", False)])
+def test_one_shot_completion_sends_the_repositorys_definitions(tmp_path, context,
+                                                               sees_definition):
+    """`covey complete` indexes the repository around the file, as the editor does, and
+    sends the definitions the code near the cursor uses from other files."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'shop'\n")
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "models.py").write_text(
+        'def make_user(name: str, email: str) -> "User":\n    """Create a user."""\n')
+    app = tmp_path / "shop" / "app.py"
+    app.write_text("from shop.models import make_user\n\n\ndef greet(name):\n"
+                   "    user = make_user(\n")
+    with FakeOpenAI("name, '')") as fake:
+        result = CliRunner().invoke(main, [
+            "complete", str(app), "--line", "5", "--col", "22", "--engine-url", fake.url,
+            "--context", context])
+        prompt = fake.completions()[-1].body["prompt"]
+    assert result.exit_code == 0, result.output
+    assert ("def make_user(name: str, email: str)" in prompt) is sees_definition
+    assert ("# shop/models.py" in prompt) is sees_definition
