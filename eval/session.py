@@ -216,7 +216,7 @@ async def _build(names, settings, baseline_cfg, usage, run_id, closers,
                                         signals=settings.signals, workspace=workspace))
         elif name == "baseline":
             systems.append(BaselineSystem(baseline_client, table, run_id, label=baseline_label,
-                                          signals=settings.signals))
+                                          signals=settings.signals, workspace=workspace))
         elif name == "routed":
             systems.append(RoutedSystem(engine_client, baseline_client, table, run_id,
                                         routing=settings.routing,

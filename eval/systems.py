@@ -88,13 +88,15 @@ class EmptySystem(System):
         return Answer("")
 
 
-def _plan(task: Task, table: SpecialistsTable):
-    """The task module's plan for ``task`` as the editor makes it; None when the editor
-    would refuse to ask (e.g. a selection over the refactor's budget)."""
+def _plan(task: Task, table: SpecialistsTable, workspace: WorkspaceFor | None = None):
+    """The task module's plan for ``task`` as the editor makes it, with the editor's
+    workspace; None when the editor would refuse to ask (e.g. a selection over the
+    refactor's budget)."""
     module = task_module(task.kind)
     doc, where = module.eval_target(task)
     try:
-        return module.plan(doc, where, table.for_task(task.kind))
+        return module.plan(doc, where, table.for_task(task.kind),
+                           workspace=workspace(task) if workspace else None)
     except EditError:
         return None
 
@@ -183,14 +185,16 @@ class BaselineSystem(System):
     kind = "llm"
 
     def __init__(self, client: BaselineClient, table: SpecialistsTable, run_id: str | None,
-                 *, label: str | None = None, signals: bool = False):
+                 *, label: str | None = None, signals: bool = False,
+                 workspace: WorkspaceFor | None = None):
         self.name = "baseline"
         self.client, self.table, self.run_id = client, table, run_id
+        self.workspace = workspace  # the same context from other files as the small models
         self.label = label or f"baseline LLM ({client.config.model} at {client.config.url})"
         self.signals = signals
 
     async def answer(self, task: Task) -> Answer:
-        planned = _plan(task, self.table)
+        planned = _plan(task, self.table, self.workspace)
         if planned is None:
             return Answer("", extra={"status": "error", "shown": 0.0})
         spec = self.table.for_task(task.kind)

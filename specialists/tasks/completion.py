@@ -310,13 +310,22 @@ def baseline_request(spec, prompt: Prompt, api: str) -> BaselineRequest:
     indent an editor types after Enter, as the fair base gets it (the baseline needs no
     FIM markers)."""
     prefix = prompt.meta.get("prefix", "")
+    repo = _comments_as_code(prompt.meta.get("repo", ""))
     if api == "chat":
-        user = f"{prefix}<CURSOR>{prompt.meta.get('suffix', '')}"
+        others = f"Other files of the repository:\n{repo}\nThe file:\n" if repo else ""
+        user = f"{others}{prefix}<CURSOR>{prompt.meta.get('suffix', '')}"
         messages = [{"role": "system", "content": CHAT_SYSTEM},
                     {"role": "user", "content": user}]
         return BaselineRequest(messages, None, max(spec.max_tokens, 256), None)
-    return BaselineRequest(None, prefix + editor_indent(prefix), spec.max_tokens,
-                           list(spec.stop) or None)
+    return BaselineRequest(None, prompt.meta.get("repo", "") + prefix + editor_indent(prefix),
+                           spec.max_tokens, list(spec.stop) or None)
+
+
+def _comments_as_code(repo: str) -> str:
+    """The repository context as code under path lines, for a chat model: the comment
+    marks a small model's prompt needs only hide the code from a large one."""
+    return "\n".join(line.removeprefix("# ").removeprefix("// ")
+                     for line in repo.splitlines()) + ("\n" if repo else "")
 
 
 def baseline_reply(raw: str, api: str, prompt: Prompt) -> str:

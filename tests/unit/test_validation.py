@@ -122,3 +122,18 @@ def test_baseline_requests_from_specialist_prompts():
     assert completion.baseline_reply("return x", "completions", block) == "    return x"
     assert completion.baseline_reply("```py\n1\n```", "chat", prompt) == "1"
     assert doc.baseline_reply("```py\n1\n```", "chat", prompt) == "```py\n1\n```"
+
+
+def test_the_baseline_gets_the_same_repository_context():
+    spec = Specialist(key="completion", task="completion", prompt_format="fim-smol",
+                      max_tokens=64)
+    repo = "# shop/models.py\n# def make_user(name: str) -> User:\n"
+    prompt = completion_prompt(CompletionContext("u = ", "\n", repo=repo, path="app.py"),
+                               "fim-smol", 3000)
+    chat = completion.baseline_request(spec, prompt, "chat").messages[1]["content"]
+    assert chat == ("Other files of the repository:\nshop/models.py\n"
+                    "def make_user(name: str) -> User:\n\nThe file:\nu = <CURSOR>\n")
+    assert completion.baseline_request(spec, prompt, "completions").prompt == repo + "u = "
+    bare = completion_prompt(CompletionContext("u = ", "\n"), "fim-smol", 3000)
+    assert completion.baseline_request(spec, bare, "chat").messages[1]["content"] == \
+        "u = <CURSOR>\n"
