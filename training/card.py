@@ -60,6 +60,7 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
           if dataset.get("rules") else []),
         *([f"- Mix after rebalancing ([found, kept] per kind): {json.dumps(dataset['mix'])}"]
           if dataset.get("mix") else []),
+        *([_context_line(dataset["repo_context"])] if dataset.get("repo_context") else []),
         "",
         *_sources_table(sources),
         "## Training",
@@ -102,6 +103,14 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
     path = out_dir / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _context_line(context: dict) -> str:
+    """The share of examples whose prompt carries context from other files."""
+    return (f"- Repository context: {context.get('share', 0):.1%} of examples "
+            f"({context.get('examples', 0)}) carry definitions from other files of their "
+            f"package, as served (up to {context.get('budget_tokens', '?')} tokens, counted "
+            f"with the {context.get('counted_with', 'estimate')}); the rest have none")
 
 
 def _sources_table(sources: list[dict]) -> list[str]:

@@ -38,6 +38,14 @@ from covey_usage.output import echo_json
               help="Examples per source file (default: 6 completion, 4 doc, 4 refactor).")
 @click.option("--data-only", is_flag=True,
               help="Build the dataset, report counts and time, and stop (no training).")
+@click.option("--repo-context/--no-repo-context", "repo_context", default=True,
+              show_default=True,
+              help="Completion prompts carry context from other files of the example's "
+                   "package, as the editor's are served (the gate's too).")
+@click.option("--init-adapter", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Start from this LoRA adapter's weights (same rank) instead "
+              "of a fresh LoRA, e.g. specialists/adapters/completion to continue the shipped "
+              "one; the card records it.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data and init.")
 @click.option("--threads", type=click.IntRange(0), default=1, show_default=True,
               help="torch CPU threads (0: torch's default).")
@@ -59,9 +67,9 @@ from covey_usage.output import echo_json
 @click.option("--no-register", is_flag=True, help="Train and gate only.")
 @click.option("--json", "as_json", is_flag=True, help="Output a JSON summary.")
 def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_accum, max_len,
-                  pack, use_packages, per_file, data_only, seed, threads, device, limit,
-                  base_path, out_dir, gate_examples, engine_url, engine_key, force,
-                  no_register, as_json) -> None:
+                  pack, use_packages, per_file, data_only, repo_context, init_adapter, seed,
+                  threads, device, limit, base_path, out_dir, gate_examples, engine_url,
+                  engine_key, force, no_register, as_json) -> None:
     """Fine-tune the TASK specialist's LoRA adapter on REPOS (default: the installed
     Python standard library) plus accepted suggestions from the usage log; gate it on
     held-out modules against the untuned base; register it as a new version and load it
@@ -111,7 +119,8 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
     try:
         cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank,
                           batch_tokens=batch_tokens, grad_accum=grad_accum, max_len=max_len,
-                          pack=pack, seed=seed, threads=threads, device=device)
+                          pack=pack, seed=seed, threads=threads, device=device,
+                          init_adapter=str(init_adapter or ""))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     source_sets = []
@@ -125,7 +134,8 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
     request = pipeline.TrainRequest(
         task=task, roots=roots, base_model=base_path, out_dir=out_dir, config=cfg,
         usage_examples=usage_examples, source_sets=source_sets, per_file=per_file,
-        limit=limit, data_only=data_only, gate_examples=gate_examples,
+        limit=limit, data_only=data_only, repo_context=repo_context,
+        gate_examples=gate_examples,
         engine_url=engine_url, engine_key=engine_key,
         command=_command_line(task, repos), previous_adapter=previous,
         previous_label=spec.adapter if previous else "")

@@ -13,19 +13,34 @@ indentation (what an editor's auto-indent leaves, and what the eval suites use).
 Prompts and targets are built by the completion task's module
 (:func:`covey_specialists.tasks.completion.training_example`), with the same code the server
 uses, so training and serving formats cannot drift.
+
+Repository context comes from the same builder too (:mod:`covey_specialists.repo_context`):
+for each span, the document the editor would hold just before the user types (the prefix
+and the suffix, the middle removed), the cursor at the hole, and a
+:class:`~covey_specialists.workspace.WorkspaceIndex` of the example's own package
+(:func:`package_index`), in the table's share of the engine's window, counted in the
+prepared model's tokens (:func:`context_budget`). Training has no open tabs, so there are no
+similar chunks (``recent`` is None): only definitions in use. Examples whose context is
+empty stay in the mix, so the adapter still works where there is no workspace.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import random
 import re
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from covey_eval.stdlib import is_docstring, line_offsets
+from covey_specialists.document import Document
+from covey_specialists.repo_context import Workspace, build, estimate_tokens, near_cursor, render
 from covey_specialists.tasks import completion
+from covey_specialists.workspace import WorkspaceIndex, walk
 from covey_training.examples import Example
-from covey_training.sources import SourceFile
+from covey_training.sources import SourceFile, is_held_out
 
 MAX_MIDDLE_CHARS = 320
 MAX_BLOCK_LINES = 6
@@ -35,6 +50,13 @@ KIND_FAMILY = {"line": "line", "line-indented": "line", "rest": "rest", "token":
                "block": "block", "block-indented": "block", "block-rest": "block-rest"}
 MULTILINE_FAMILIES = {"block", "block-rest"}
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|\d+|\S")
+PROMPT_FORMAT = "fim-smol"
+"""The served format examples are built in (the table's ``prompt_format``)."""
+COUNTS_HELD = 8192
+"""Rendered snippets whose token count a process remembers."""
+INDEXES_HELD = 4
+"""Package indexes a process keeps: files come package by package, so one is enough to
+build each index once; a few cover a pool's chunks that straddle two packages."""
 
 
 def _token_span(line: str, rng: random.Random) -> tuple[int, int] | None:
@@ -100,8 +122,10 @@ def _spans(src: SourceFile, rng: random.Random | None = None) -> Iterator[tuple[
 
 
 def completion_examples(src: SourceFile, rng: random.Random, per_file: int,
-                        budget: int) -> list[Example]:
-    """Up to ``per_file`` FIM examples from one file, chosen with ``rng``."""
+                        budget: int, workspace: Workspace | None = None) -> list[Example]:
+    """Up to ``per_file`` FIM examples from one file, chosen with ``rng``; with
+    ``workspace`` (the file's package, its key ``src.rel``), each prompt carries the
+    repository context serving would build for a cursor at the hole."""
     spans = [s for s in _spans(src, rng)
              if 0 < len(src.text[s[1]:s[2]].strip()) <= MAX_MIDDLE_CHARS]
     by_kind: dict[str, list] = {}
@@ -119,16 +143,96 @@ def completion_examples(src: SourceFile, rng: random.Random, per_file: int,
             continue
         seen.add(span[1:])
         chosen.append(span)
-    return [_example(src, kind, start, end, budget) for kind, start, end in chosen]
+    return [_example(src, kind, start, end, budget, workspace) for kind, start, end in chosen]
 
 
-def _example(src: SourceFile, kind: str, start: int, end: int, budget: int) -> Example:
+def _example(src: SourceFile, kind: str, start: int, end: int, budget: int,
+             workspace: Workspace | None = None) -> Example:
     # HumanEval-infilling convention: the middle stops before its final newline, which
     # starts the suffix instead
     if src.text[end - 1:end] == "\n":
         end -= 1
     prefix, middle, suffix = src.text[:start], src.text[start:end], src.text[end:]
+    repo = repo_context(prefix, suffix, src.rel, workspace)
     built = completion.training_example(prefix, middle, suffix,
-                                        KIND_FAMILY[kind] in MULTILINE_FAMILIES, src.rel, budget)
+                                        KIND_FAMILY[kind] in MULTILINE_FAMILIES, src.rel, budget,
+                                        PROMPT_FORMAT, repo)
     return Example(task=completion.NAME, prompt=built.prompt, target=built.target,
-                   source=f"{src.rel}:{start}-{end}", meta={"kind": kind, **built.meta})
+                   source=f"{src.rel}:{start}-{end}",
+                   meta={"kind": kind, "repo_context": bool(repo), **built.meta})
+
+
+# ----------------------------------------------------------------------------- context
+
+def repo_context(prefix: str, suffix: str, key: str, workspace: Workspace | None,
+                 fmt: str = PROMPT_FORMAT) -> str:
+    """The context :func:`covey_specialists.tasks.completion.plan` renders for a cursor at
+    the end of ``prefix`` in the document ``prefix + suffix`` (the hole emptied, as the
+    editor holds the file before the user types); empty without a workspace."""
+    if workspace is None:
+        return ""
+    doc = Document(f"file:///{key}", prefix + suffix, "python")
+    snippets = build(doc, *near_cursor(doc, len(prefix)), workspace)
+    return render(snippets, fmt, doc.language or "python")
+
+
+@functools.cache
+def context_budget() -> tuple[int, Callable[[str], int], str]:
+    """(budget in tokens, how a text is counted, ``tokenizer`` or ``estimate``) as serving
+    sets them: the completion specialist's ``repo_context_share`` of the engine's
+    ``max_model_len``, counted with the prepared model's tokenizer where it is on this
+    machine, else the builder's estimate. Once per process."""
+    from covey_specialists import base_model
+    from covey_specialists.context_window import ContextWindow, load_tokenizer
+    from covey_specialists.table import load_table
+
+    table = load_table()
+    spec = table.for_task(completion.NAME)
+    length = table.engine.max_model_len
+    budget = int(length * spec.repo_context_share)
+    try:
+        tokenizer = load_tokenizer(base_model.resolve_base(spec.base))
+    except base_model.ModelError:
+        tokenizer = None
+    if tokenizer is None:
+        return budget, estimate_tokens, "estimate"
+    # the same definitions come back for every hole in a file: count each once
+    return budget, functools.lru_cache(COUNTS_HELD)(ContextWindow(length, tokenizer).count), \
+        "tokenizer"
+
+
+_INDEXES: OrderedDict[tuple[str, str, bool], WorkspaceIndex] = OrderedDict()
+
+
+def package_index(folder: Path, base: Path, train_only: bool = False) -> WorkspaceIndex:
+    """The workspace index of the package in ``folder``, keyed relative to ``base`` (the
+    folder training keys its files from, so a file's key is its ``SourceFile.rel``): the
+    same outlines the language server indexes (:func:`covey_specialists.workspace.walk`).
+    ``train_only`` leaves out held-out modules, so no line of them, not even a signature,
+    reaches a training prompt. Cached per process (:data:`INDEXES_HELD`)."""
+    cache_key = (str(folder), str(base), train_only)
+    index = _INDEXES.get(cache_key)
+    if index is not None:
+        _INDEXES.move_to_end(cache_key)
+        return index
+    index = WorkspaceIndex(roots=[Path(base)])
+    for path in walk(Path(folder)):
+        key = path.relative_to(base).as_posix()
+        if not (train_only and is_held_out(key)):
+            index.add_file(path, key)
+    _INDEXES[cache_key] = index
+    while len(_INDEXES) > INDEXES_HELD:
+        _INDEXES.popitem(last=False)
+    return index
+
+
+def workspace_for(src: SourceFile, package: Path | None, split: str = "train",
+                  ) -> Workspace | None:
+    """The workspace serving would have for ``src``: its package's index (``package``, a
+    folder under ``src.root``; None: no workspace, so no context), ``src.rel`` as the
+    document's key, no recent chunks (training has no open tabs), the served budget."""
+    if package is None:
+        return None
+    budget, count, _ = context_budget()
+    index = package_index(package, src.root, train_only=split == "train")
+    return Workspace(index=index, recent=None, key=src.rel, budget_tokens=budget, count=count)

@@ -77,6 +77,11 @@ class DatasetInfo:
     """Definitions each of the builder's rules kept or dropped (before sampling per file)."""
     mix: dict = field(default_factory=dict)
     """Per kind of example (refactor: codemod), [found, kept] after rebalancing."""
+    repo_context: dict = field(default_factory=dict)
+    """For a task whose builder takes a workspace (completion): ``examples`` whose prompt
+    holds context from other files of their package, their ``share`` of all, the
+    ``budget_tokens`` and what counted them (``tokenizer`` or ``estimate``); empty when
+    built without context."""
 
 
 def data_module(task: str) -> ModuleType:
@@ -96,6 +101,26 @@ def data_module(task: str) -> ModuleType:
 
 def _builder(task: str):
     return getattr(data_module(task), f"{task}_examples")
+
+
+def uses_context(task: str) -> bool:
+    """Whether ``task``'s builder puts repository context in its prompts: its data module
+    has ``workspace_for(src, package, split)``, the workspace serving would have."""
+    return hasattr(data_module(task), "workspace_for")
+
+
+def context_package(source_set: SourceSet, root: Path, base: Path, rel: str) -> Path | None:
+    """The folder whose modules are a file's workspace: for the user's own code, the root
+    it gave (a repository is one workspace); for the stdlib and installed packages, the
+    file's top-level package (``email/`` for ``email/message.py``), as a project that
+    vendored it would hold it. The stdlib's top-level modules are separate projects (a
+    user's workspace never holds ``os.py``), and the split is by top-level module, so no
+    held-out module's outline can reach a training prompt. None for a top-level module
+    file: its package is itself, with nothing to import from."""
+    if source_set.licence == "user-supplied":
+        return root if root.is_dir() else None
+    top = base / rel.split("/", 1)[0]
+    return top if top.is_dir() else None
 
 
 def _offsets(ex: Example) -> tuple[int, int] | None:
@@ -137,7 +162,7 @@ class _FileResult:
 def _file_job(job: tuple) -> tuple[int, _FileResult | None]:
     """One file's cleaned examples (runs in a worker): spans → decontamination → seam check →
     scrub; with a dedup key each, as dedup needs every file's keys."""
-    task, base, rel, seed, per_file, split, set_index = job
+    task, base, rel, seed, per_file, split, set_index, package = job
     src = load(base, rel)
     if src is None:
         return set_index, None
@@ -147,7 +172,11 @@ def _file_job(job: tuple) -> tuple[int, _FileResult | None]:
     rng = random.Random(f"{seed}:{task}:{src.rel}")
     text = src.text
     module = task_module(task)
-    built = _builder(task)(src, rng, per_file or module.TRAIN_PER_FILE, module.TRAIN_BUDGET)
+    # the workspace's index is built in the worker, once per package (data module's cache)
+    context = ({"workspace": data_module(task).workspace_for(src, package, split)}
+               if package is not None else {})
+    built = _builder(task)(src, rng, per_file or module.TRAIN_PER_FILE, module.TRAIN_BUDGET,
+                           **context)
     # a builder may count what its rules kept and dropped (doc does)
     result.rules = dict(getattr(built, "stats", {}))
     for ex in built:
@@ -186,11 +215,14 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
                   usage_examples: list[Example] | None = None,
                   source_sets: list[SourceSet] | None = None,
                   ngrams: EvalNgrams | None = None, decontaminate: bool = True,
-                  workers: int | None = None) -> tuple[list[Example], DatasetInfo]:
+                  workers: int | None = None,
+                  repo_context: bool = True) -> tuple[list[Example], DatasetInfo]:
     """Cleaned examples for ``task`` from the ``split`` of files under ``roots`` (or the
     named ``source_sets``). Training data is decontaminated against the eval suites unless
     ``decontaminate`` is False (``ngrams`` replaces the installed suites' text). Files are
-    read by ``workers`` processes (default: one per CPU)."""
+    read by ``workers`` processes (default: one per CPU). With ``repo_context``, a task
+    whose builder takes a workspace (:func:`uses_context`) gets each file's package as
+    its workspace (:func:`context_package`); the split is the same either way."""
     started = time.monotonic()
     balance = getattr(data_module(task), "balance", None)  # also: the task is known
     sets = list(source_sets or []) + (repo_sets(roots) if roots else [])
@@ -209,8 +241,13 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
     report, dedupe = ScrubReport(), dedup.Deduplicator()
     examples: list[Example] = []
     workers = workers or os.cpu_count() or 1
-    jobs = [(task, base, rel, seed, per_file, split, n)
-            for n, s in enumerate(sets) for base, rel in iter_source_paths(list(s.roots), split)]
+    context = repo_context and uses_context(task)
+    if context:  # the budget and the tokenizer, before the pool forks: workers inherit them
+        budget, _, counted = data_module(task).context_budget()
+    jobs = [(task, base, rel, seed, per_file, split, n,
+             context_package(s, Path(root), base, rel) if context else None)
+            for n, s in enumerate(sets) for root in s.roots
+            for base, rel in iter_source_paths([root], split)]
     files, counts = [0] * len(sets), [0] * len(sets)
     # one pool for every source set: forking per set would cost more than small sets take
     for n, result in _file_results(jobs, workers):
@@ -241,6 +278,11 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
     if limit is not None:
         examples = examples[:limit]
     info.examples = len(examples)
+    if context:
+        with_context = sum(bool(ex.meta.get("repo_context")) for ex in examples)
+        info.repo_context = {"examples": with_context,
+                             "share": round(with_context / max(1, len(examples)), 4),
+                             "budget_tokens": budget, "counted_with": counted}
     info.scrub = report.as_dict()
     info.seconds = round(time.monotonic() - started, 1)
     return examples, info

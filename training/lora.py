@@ -54,6 +54,10 @@ class TrainConfig:
     threads: int = 1
     checkpoint_every: int = 10
     device: str = "auto"
+    init_adapter: str = ""
+    """A LoRA adapter folder (peft format, same rank, alpha and target modules) whose
+    weights training starts from instead of a fresh LoRA (continue the shipped adapter);
+    empty: a fresh one. A checkpoint in the work folder still wins (resume)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.rank <= MAX_RANK:
@@ -225,6 +229,39 @@ def attach_lora(model, cfg: TrainConfig):
     return get_peft_model(model, lora)
 
 
+def load_init_adapter(model, folder: Path, cfg: TrainConfig) -> int:
+    """Copy the LoRA weights of the adapter in ``folder`` into ``model`` (a fresh peft
+    model from :func:`attach_lora`); how many tensors. ValueError when its rank, alpha or
+    target modules differ from ``cfg``'s, or a LoRA weight of the model is left unset."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text())
+        state = load_file(str(folder / "adapter_model.safetensors"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the adapter to start from in {folder}: {exc}") from None
+    found = (config.get("r"), config.get("lora_alpha"), sorted(config.get("target_modules") or []))
+    wanted = (cfg.rank, cfg.alpha, sorted(TARGET_MODULES))
+    if found != wanted:
+        raise ValueError(f"the adapter in {folder} has rank {found[0]}, alpha {found[1]} and "
+                         f"targets {found[2]}; training uses rank {wanted[0]}, alpha "
+                         f"{wanted[1]} and {wanted[2]} (set --rank to match)")
+    expected = set(get_peft_model_state_dict(model))
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ValueError(f"the adapter in {folder} does not fit the model: "
+                         f"{len(missing)} LoRA weight(s) missing ({missing[:2]}), "
+                         f"{len(extra)} unexpected ({extra[:2]})")
+    # bf16 as stored: copied into the fp32 LoRA weights training updates
+    result = set_peft_model_state_dict(model, state)
+    if getattr(result, "unexpected_keys", None):
+        raise ValueError(f"the adapter in {folder} has weights the model lacks: "
+                         f"{result.unexpected_keys[:2]}")
+    return len(state)
+
+
 def batch_tensors(items, batch: list[list[int]], pad_id: int):
     """Input ids, labels, positions and the attention mask for rows of packed examples.
 
@@ -305,6 +342,9 @@ def train(examples: list[Example], base_model: Path, out_dir: Path, cfg: TrainCo
     device = pick_device(cfg.device)
     model, tokenizer = load_base(base_model, device)
     model = attach_lora(model, cfg)
+    if cfg.init_adapter:
+        count = load_init_adapter(model, Path(cfg.init_adapter), cfg)
+        log.info("starting from the adapter in %s (%d LoRA tensors)", cfg.init_adapter, count)
     items = tokenize(examples, tokenizer, cfg.max_len)
     if not items:
         raise ValueError("no training example fits in max_len tokens")

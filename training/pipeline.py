@@ -37,6 +37,9 @@ class TrainRequest:
     limit: int | None = None
     data_only: bool = False
     """Build and describe the dataset, then stop (no model is loaded)."""
+    repo_context: bool = True
+    """Prompts carry context from other files of the example's package, as served (a task
+    whose builder takes a workspace: completion); the gate's held-out examples too."""
     gate_examples: int = 40
     gate_batch_size: int = 8
     """Prompts per batch when the gate generates locally (transformers)."""
@@ -64,9 +67,11 @@ class TrainOutcome:
     gate: dict | None
 
 
-def heldout_examples(task: str, roots: list[Path], n: int, seed: int) -> list[Example]:
+def heldout_examples(task: str, roots: list[Path], n: int, seed: int,
+                     repo_context: bool = True) -> list[Example]:
     """``n`` examples from held-out files, a fixed sample for a given seed."""
-    examples, _ = build_dataset(task, roots, split="heldout", seed=seed)
+    examples, _ = build_dataset(task, roots, split="heldout", seed=seed,
+                                repo_context=repo_context)
     if task_module(task).SPREAD_HELDOUT:  # one example per file and kind, so no file dominates
         seen, spread = set(), []
         for ex in examples:
@@ -83,7 +88,8 @@ def run(req: TrainRequest, progress: Callable[[int, int, float], None] | None = 
     examples, info = build_dataset(req.task, req.roots, split="train", seed=req.config.seed,
                                    limit=req.limit, per_file=req.per_file,
                                    usage_examples=req.usage_examples,
-                                   source_sets=req.source_sets)
+                                   source_sets=req.source_sets,
+                                   repo_context=req.repo_context)
     if not examples:
         raise ValueError(f"no {req.task} training examples found under "
                          f"{', '.join(map(str, req.roots))}")
@@ -110,7 +116,8 @@ def run_gate(req: TrainRequest, adapter_dir: Path | None = None) -> dict:
     """Held-out comparison of the new adapter with the fair base and the previous adapter
     (when there is one); also writes per-example samples."""
     adapter_dir = adapter_dir or req.out_dir
-    examples = heldout_examples(req.task, req.roots, req.gate_examples, req.config.seed)
+    examples = heldout_examples(req.task, req.roots, req.gate_examples, req.config.seed,
+                                req.repo_context)
     if not examples:
         raise ValueError("no held-out examples to gate on")
     max_new = task_module(req.task).GATE_MAX_NEW_TOKENS
