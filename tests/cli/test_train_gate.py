@@ -4,14 +4,13 @@ decision itself: tests/unit/test_gate_decision.py)."""
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 from click.testing import CliRunner
+from helpers.train_repo import tiny_repo
 
 from covey_cli import main
 from covey_training import registry
-from covey_training.sources import is_held_out
 
 
 def test_toml_writer_round_trips_the_user_table(covey_home):
@@ -28,40 +27,13 @@ def test_toml_writer_round_trips_the_user_table(covey_home):
     assert table.specialists["doc"].adapter == str(covey_home / "adapters" / "doc" / "v1")
 
 
-def _module_names(held: bool, n: int) -> list[str]:
-    names = (f"mod_{i}" for i in range(1000))
-    return [m for m in names if is_held_out(f"{m}.py") == held][:n]
-
-
-def _tiny_repo(root):
-    root.mkdir()
-    body = textwrap.dedent('''\
-        def scale(values, factor):
-            """Multiply every value by factor."""
-            out = []
-            for v in values:
-                out.append(v * factor)
-            return out
-
-
-        def clamp(x, low, high):
-            """Limit x to the range low..high."""
-            if x < low:
-                return low
-            return min(x, high)
-        ''')
-    for name in _module_names(False, 2) + _module_names(True, 2):
-        (root / f"{name}.py").write_text(body)
-    return root
-
-
 @pytest.mark.slow
 def test_cli_refuses_an_adapter_that_does_not_improve(covey_home, tmp_path):
     from covey_specialists import base_model
     from covey_specialists.table import load_table
 
     base = base_model.prepare_default_model()
-    repo = _tiny_repo(tmp_path / "repo")
+    repo = tiny_repo(tmp_path / "repo")
     out = tmp_path / "run"
     # lr 0: the adapter's B matrices stay zero, so it is exactly the base model
     result = CliRunner().invoke(main, [

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from helpers.fake_openai import FakeOpenAI
+from helpers.train_repo import tiny_repo
 
 from covey_specialists.table import Specialist
 from covey_specialists.tasks import completion
@@ -112,32 +113,13 @@ def test_prompt_metas_cover_the_served_and_the_fair_base_prompts():
         assert metas[ex.prompt] is ex.meta and metas[gate.base_prompt(ex)] is ex.meta
 
 
-BODY = '''\
-def scale(values, factor):
-    """Multiply every value by factor."""
-    out = []
-    for v in values:
-        out.append(v * factor)
-    return out
-
-
-def clamp(x, low, high):
-    """Limit x to the range low..high."""
-    if x < low:
-        return low
-    return min(x, high)
-'''
 
 
 def test_the_pipeline_gates_through_the_engine_with_each_adapter_hot_loaded(tmp_path):
     from covey_training import pipeline
     from covey_training.lora import TrainConfig
-    from covey_training.sources import is_held_out
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in [m for m in (f"mod_{i}" for i in range(200)) if is_held_out(f"{m}.py")][:3]:
-        (repo / f"{name}.py").write_text(BODY)
+    repo = tiny_repo(tmp_path / "repo", train=0, held=3)
     out = tmp_path / "run"
     out.mkdir()
     exs = pipeline.heldout_examples("completion", [repo], 12, 0)
