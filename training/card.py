@@ -10,6 +10,7 @@ import shlex
 import sysconfig
 from pathlib import Path, PurePath
 
+from covey_eval.repo import HELD_OUT_PACKAGES
 from covey_specialists.tasks import task_module
 
 PSF_NOTICE = (
@@ -61,6 +62,7 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         *([f"- Mix after rebalancing ([found, kept] per kind): {json.dumps(dataset['mix'])}"]
           if dataset.get("mix") else []),
         *([_context_line(dataset["repo_context"])] if dataset.get("repo_context") else []),
+        _held_out_line(),
         "",
         *_sources_table(sources),
         "## Training",
@@ -103,6 +105,13 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
     path = out_dir / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _held_out_line() -> str:
+    """The packages the cross-file eval measures on, which training never reads."""
+    names = ", ".join(f"{name} {held.version}" for name, held in HELD_OUT_PACKAGES.items())
+    return (f"- Held out from all training by name (the cross-file eval's repositories): "
+            f"{names}")
 
 
 def _context_line(context: dict) -> str:
