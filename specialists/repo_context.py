@@ -19,6 +19,7 @@ vLLM's prefix cache keeps its prefill cheap.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -227,12 +228,19 @@ def build(doc: Document, start: int, end: int, workspace: Workspace | None, *,
                        if not shown & {line.strip() for line in s.lines}]  # no line twice
     chosen, spent = [], 0
     for snippet in candidates:
-        cost = workspace.count(render([snippet], "", doc.language or "python"))
+        cost = _tokens(workspace.count, render([snippet], "", doc.language or "python"))
         if spent + cost > workspace.budget_tokens:
             continue
         chosen.append(snippet)
         spent += cost
     return chosen
+
+
+@functools.lru_cache(maxsize=4096)
+def _tokens(count: Callable[[str], int], text: str) -> int:
+    """A snippet's tokens, counted once: the same snippets come back keystroke after
+    keystroke, and a tokenizer call now and then stalls for milliseconds."""
+    return count(text)
 
 
 def near_cursor(doc: Document, offset: int) -> tuple[int, int]:
