@@ -107,7 +107,8 @@ def tasks(path: str | Path, test_command: str | None = None, holes: str = "all")
             continue
         names = FileNames.of(index, rel, text)
         for task in found:
-            cross = cross_file(task.reference, names, index)
+            rest = _IMPORT_LINE.sub("", task.prefix + task.suffix)
+            cross = cross_file(task.reference, names, index, rest)
             if holes == "cross-file" and not cross:
                 continue
             meta = {**task.meta, "root": str(root), "test_command": test_command or "",
@@ -263,14 +264,24 @@ def _local_names(tree: ast.AST) -> frozenset[str]:
     return frozenset(out)
 
 
-def cross_file(reference: str, names: FileNames, index: WorkspaceIndex) -> bool:
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+[^\n]*$", re.M)
+
+
+def cross_file(reference: str, names: FileNames, index: WorkspaceIndex,
+               rest: str | None = None) -> bool:
     """Whether ``reference`` uses a name defined in another file of the repository: an
     identifier the file binds by an import resolving to another workspace module, or an
     attribute ``X.name`` (``X.sub.name``) where X is a workspace module so imported and
     ``name`` is defined in it; and in either case not a name the file defines itself.
     Strings, comments, attributes of other objects (``self.name``) and keyword argument
-    names are not uses."""
+    names are not uses.
+
+    With ``rest`` (the file outside the hole, import lines left out), that name must also
+    appear nowhere in it: the current file alone cannot answer the hole (CrossCodeEval's
+    criterion), so only the other file's definition says how the name is used."""
     code = _COMMENT.sub("", _STRINGS.sub('""', reference))
+    seen = set(_WORD.findall(rest)) if rest is not None else set()
     for match in _CHAIN.finditer(code):
         if match.group(2):  # ``name=``: a keyword argument or an assignment's target
             continue
@@ -278,13 +289,13 @@ def cross_file(reference: str, names: FileNames, index: WorkspaceIndex) -> bool:
         head = chain[0]
         if head in names.local:
             continue
-        if head in names.names:
+        if head in names.names and head not in seen:
             return True
         module = names.modules.get(head)
         for attr in chain[1:]:
             if module is None:
                 break
-            if module.find(attr) is not None:
+            if module.find(attr) is not None and attr not in seen:
                 return True
             module = index.module(f"{module.module}.{attr}")
     return False

@@ -137,8 +137,8 @@ class Workspace:
 def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceIndex,
                        key: str | None, cursor: int | None = None) -> list[Snippet]:
     """Definitions of the workspace names ``doc`` imports that are used in
-    ``doc.text[start:end]``, the ones nearest ``cursor`` (default: ``end``) first, one
-    snippet per definition.
+    ``doc.text[start:end]``, the ones nearest ``cursor`` (default: ``end``) first, then
+    those imported but used nowhere in the file yet; one snippet per definition.
 
     Names in the import statements themselves are not uses. Only the import statements are
     outlined (kept by the document across keystrokes that cannot touch one), not the whole
@@ -167,6 +167,12 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
         if match.group(0) in bound and not in_import(match.start()):
             used.append((abs(at - match.start()), match.group(0), ""))
     used.sort()
+    # then the names imported and used nowhere yet: the user imported them to use them,
+    # and the hole may be their first use (a substring count: cheap on any file)
+    in_imports = "\n".join(sources)
+    named = {name for _, name, _ in used}
+    used += [(0, imp.bound, "") for imp in me.imports if imp.bound not in named
+             and doc.text.count(imp.bound) <= in_imports.count(imp.bound)]
     out, seen = [], set()
     for _, name, attr in used:
         imp = bound[name]

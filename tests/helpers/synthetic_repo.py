@@ -16,19 +16,25 @@ def scale_price(amount, factor):
 class Basket:
     def add(self, item):
         return item
+
+
+def tax_of(amount):
+    """The tax on an amount."""
+    return amount * 0.2
 '''
-# every body line of each function uses the names it is about, so whichever line or run of
-# lines the suite punches out, the hole's kind is known
+# every body line of each function uses the names it is about (in ``total``, a name from
+# the other file that no other line uses), so whichever line or run of lines the suite
+# punches out, the hole's kind is known
 SHOP = '''\
 from os.path import join
 
-from pkg.helpers import scale_price
+from pkg.helpers import Basket, scale_price, tax_of
 
 
 def total(items, factor):
     first = scale_price(items[0], factor)
-    rest = [scale_price(i, factor) for i in items[1:]]
-    return first + sum(rest)
+    basket = Basket()
+    return tax_of(first) + len(basket.add(items))
 
 
 def double_all(items):

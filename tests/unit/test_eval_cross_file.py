@@ -76,6 +76,17 @@ def test_what_counts_as_a_use_of_another_files_name(tmp_path):
     assert not cross("return Basket()")  # the file defines Basket itself (a parameter)
 
 
+def test_a_name_the_rest_of_the_file_uses_is_not_cross_file(tmp_path):
+    """CrossCodeEval's criterion: the current file alone cannot answer the hole."""
+    synthetic_repo(tmp_path)
+    index = repo.workspace_index(tmp_path)
+    text = "from pkg.helpers import scale_price\n\n\ndef f(x):\n    return x\n"
+    names = repo.FileNames.of(index, "pkg/other.py", text)
+    assert repo.cross_file("return scale_price(x, 2)", names, index, "def f(x):\n")
+    assert not repo.cross_file("return scale_price(x, 2)", names, index,
+                               "def f(x):\n    y = scale_price(x, 3)\n")
+
+
 def test_a_file_with_no_cross_file_holes_says_so(tmp_path):
     (tmp_path / "solo.py").write_text(SHOP.replace("from pkg.helpers import scale_price\n", "")
                                       .replace("scale_price", "round"))

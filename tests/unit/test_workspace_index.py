@@ -441,6 +441,7 @@ def test_build_picks_the_workspace_definitions_used_near_the_cursor_nearest_firs
         ("pkg/models.py", "def make_user(name: str, admin: bool = False, ) -> User:"),
         ("pkg/models.py", "class User:"),
         ("pkg/util.py", "def slugify(text: str) -> str:"),  # `util.slugify`: a module's
+        ("pkg/models.py", "def unused_helper(x):"),  # imported, used nowhere yet: last
     ]
     assert snippets[0].lines[1] == '    """Make a user."""'
     assert snippets[1].lines[1:] == ('    """A user of the app."""',
@@ -448,7 +449,6 @@ def test_build_picks_the_workspace_definitions_used_near_the_cursor_nearest_firs
                                      "    async def save(self):",
                                      "    def initials(self) -> str:")
     text = render(snippets, "", "python")
-    assert "unused_helper" not in text  # imported, not used near the cursor
     assert text.startswith("# pkg/models.py\n# def make_user(")
 
 
@@ -457,8 +457,11 @@ def test_build_counts_only_names_near_the_cursor(app_index):
         .replace("import os\n", "import os\nX = util.slugify('a')\n" + "\n" * 40)
     doc, offset = app_doc(far)
     start, end = near_cursor(doc, offset)
-    paths = [s.path for s in build(doc, start, end, Workspace(app_index, None, "pkg/app.py"))]
-    assert paths == ["pkg/models.py", "pkg/models.py"]
+    found = [s.lines[0] for s in build(doc, start, end,
+                                       Workspace(app_index, None, "pkg/app.py"))]
+    # slugify is used, but far from the cursor: left out; unused_helper is used nowhere
+    assert "def slugify(text: str) -> str:" not in found
+    assert found[-1] == "def unused_helper(x):"
 
 
 def test_from_package_import_module_gives_the_modules_definitions(app_index):
@@ -512,7 +515,7 @@ def test_the_budget_counts_in_the_given_tokenizer(app_index):
         chosen = build(doc, start, end, Workspace(app_index, None, "pkg/app.py", budget,
                                                   words))
         assert words(render(chosen, "", "python")) <= budget
-    assert build(doc, start, end, Workspace(app_index, None, "pkg/app.py", 5, words)) == []
+    assert build(doc, start, end, Workspace(app_index, None, "pkg/app.py", 3, words)) == []
 
 
 def test_no_workspace_or_no_budget_means_no_context(app_index):
@@ -594,7 +597,7 @@ def test_build_adds_similar_chunks_after_definitions_within_the_budget(app_index
     doc, offset = app_doc()
     start, end = near_cursor(doc, offset)
     snippets = build(doc, start, end, Workspace(app_index, ring, "pkg/app.py"))
-    assert [s.kind for s in snippets] == ["definition"] * 3 + ["similar"]
+    assert [s.kind for s in snippets] == ["definition"] * 4 + ["similar"]
     assert build(doc, start, end, Workspace(app_index, ring, "pkg/app.py"),
                  similar=False)[-1].kind == "definition"
 
