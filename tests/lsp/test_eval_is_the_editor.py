@@ -41,11 +41,14 @@ SETTINGS = {"min_show_logprob": THRESHOLD, "routing": "on-failure"}
 
 
 def _answer(body: dict) -> Scripted:
-    """The scripted answer for the case whose function the prompt holds."""
-    for _, (text, tokens, logprobs, _) in CASES.items():
-        if text.split("(", 1)[0] in body["prompt"]:
-            return Scripted(tokens=tokens, logprobs=logprobs)
-    raise AssertionError(f"no scripted answer for {body['prompt']!r}")
+    """The scripted answer for the case whose function is at the cursor: the one written
+    last in the prompt (the server's context may quote the other open documents first)."""
+    prompt = body["prompt"]
+    at = {name: prompt.rfind(case[0].split("(", 1)[0]) for name, case in CASES.items()}
+    name = max(at, key=at.get)
+    assert at[name] >= 0, f"no scripted answer for {prompt!r}"
+    _, tokens, logprobs, _ = CASES[name]
+    return Scripted(tokens=tokens, logprobs=logprobs)
 
 
 def _task(name: str) -> Task:
