@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from covey_eval import repo, sandbox, stdlib
 from covey_eval.tasks import Task
-from covey_specialists.routing import Validate
+from covey_specialists.routing import Validate, answer_check
 from covey_specialists.tasks import task_module
 from covey_specialists.tasks.common import Run
 
@@ -61,14 +61,6 @@ def run_check(task: Task) -> Validate | None:
 
 
 def validator(task: Task, plan) -> Validate:
-    """Raw model text → why it is unusable for ``task``, or None (async): the task's own
-    check (what the editor checks), then its tests where it validates by running."""
-    module = task_module(task.kind)
-
-    async def check(raw: str) -> str | None:
-        found = module.problem(plan, raw)
-        if found is not None:
-            return found
-        return await run_problem(task, module.finish(plan, raw).new_text)
-
-    return check
+    """Raw model text → why it is unusable for ``task``, or None (async): the router's own
+    check, with the task's tests where it validates by running."""
+    return answer_check(task_module(task.kind), plan, run_check(task))

@@ -369,6 +369,19 @@ def _settle(routed: RoutedAnswer, engine: EngineClient) -> None:
     engine.report(call)
 
 
+def answer_check(module: TaskModule, plan, check: Validate | None = None) -> Validate:
+    """Raw answer text → why it is unusable, or None: the task's own ``problem`` (what the
+    editor checks), then ``check`` on the finished answer's text (e.g. running tests)."""
+
+    async def validate(raw: str) -> str | None:
+        found = module.problem(plan, raw)
+        if found is None and check is not None:
+            found = await _check(check, module.finish(plan, raw).new_text)
+        return found
+
+    return validate
+
+
 # ------------------------------------------------------------------ the router
 
 @dataclass
@@ -493,12 +506,7 @@ class Router:
         if module.SHOWS_ONLY_SURE and filters_unsure(spec):
             withhold = lambda call: withhold_reason(spec, call.mean_logprob)  # noqa: E731
 
-        async def validate(raw: str) -> str | None:
-            found = module.problem(plan, raw)
-            if found is None and check is not None:
-                found = await _check(check, module.finish(plan, raw).new_text)
-            return found
-
+        validate = answer_check(module, plan, check)
         routed = await answer(spec, plan.prompt, engine=self.client, baseline=self.baseline,
                               validate=validate, language=plan.doc.language or "", model=model,
                               logprobs=True if withhold is not None else logprobs,
