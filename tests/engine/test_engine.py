@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import httpx
@@ -83,7 +84,9 @@ async def test_cancelling_a_long_generation_stops_the_engine(engine):
 
     A request that is not aborted runs to exactly ``limit`` tokens (``ignore_eos``), so
     the count tells an abort from a finished request on any CPU, fast or slow."""
-    spec = load_table().for_task("completion")
+    # the request must outlive any wait for its first tokens on a busy machine: the
+    # specialist's own 10 s timeout would end it first, and nothing would be left to cancel
+    spec = dataclasses.replace(load_table().for_task("completion"), timeout_s=600.0)
     ctx = CompletionContext(prefix="def add(a, b):\n", suffix="", multiline=True)
     prompt = completion_prompt(ctx, spec.prompt_format, 2000)  # a block: read to the end
     limit = 1900  # the model's window is 2,048 tokens
@@ -92,8 +95,11 @@ async def test_cancelling_a_long_generation_stops_the_engine(engine):
     async with EngineClient(engine.url, engine.api_key) as client:
         task = asyncio.create_task(client.complete(
             spec, prompt, max_tokens=limit, extra_body={"ignore_eos": True, "stop": []}))
-        while _generated(engine) - before < 5:
+        deadline = asyncio.get_running_loop().time() + 120
+        while _generated(engine) - before < 5 and not task.done():
+            assert asyncio.get_running_loop().time() < deadline, "no tokens in 120 s"
             await asyncio.sleep(0.05)
+        assert not task.done(), f"the request ended before the cancel: {task.result().call}"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -282,13 +282,13 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
     tokens_before = metric(engine, "vllm:generation_tokens_total")
     first = asyncio.ensure_future(
         client.text_document_inline_completion_async(inline_params(uri, 1, 0)))
-    await wait_until_generating(engine)
+    await wait_until_generating(engine, 120)
     await asyncio.sleep(0.5)
     # a newer request for the same document supersedes the first: answered, empty
     second = asyncio.wrap_future(client.protocol.send_request(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 0), msg_id="second"))
     assert (await asyncio.wait_for(first, 10)).items == ()
-    await wait_until_generating(engine)
+    await wait_until_generating(engine, 120)
     await asyncio.sleep(0.5)
     # the client cancels the second ($/cancelRequest): answered with RequestCancelled
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="second"))
