@@ -209,8 +209,7 @@ class FileNames:
                 for d in target.definitions:
                     if "." not in d.name and not d.name.startswith("_"):
                         names.setdefault(d.name, target)
-            elif not imp.name or (target.module.rsplit(".", 1)[-1] == imp.name
-                                  and target.find(imp.name) is None):
+            elif imp.binds_module(target):
                 modules[imp.bound] = target
             else:
                 names[imp.bound] = target

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from covey_specialists.document import Document, imports
-from covey_specialists.workspace import Import, Outline, WorkspaceIndex, outline
+from covey_specialists.workspace import Definition, Import, Outline, WorkspaceIndex, outline
 
 SHARE_OF_WINDOW = 0.25
 """The default budget: a quarter of the model's context window (512 of SmolLM2's 2,048
@@ -45,6 +45,10 @@ MIN_SIMILARITY = 0.1
 MAX_SIMILAR = 2
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _ATTR = re.compile(r"([A-Za-z_$][\w$]*)\.([A-Za-z_$][\w$]*)")
+_PART = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+OUTLINE_LINES = 12
+"""Names listed from a module used as ``module.name``: enough to hold the one the cursor
+needs most of the time, at about 15 tokens a line."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -56,7 +60,7 @@ class Snippet:
     path: str
     lines: tuple[str, ...]
     kind: str
-    """``definition`` or ``similar``."""
+    """``definition``, ``outline`` (a module's names) or ``similar``."""
 
     @property
     def text(self) -> str:
@@ -137,12 +141,14 @@ class Workspace:
 def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceIndex,
                        key: str | None, cursor: int | None = None) -> list[Snippet]:
     """Definitions of the workspace names ``doc`` imports that are used in
-    ``doc.text[start:end]``, the ones nearest ``cursor`` (default: ``end``) first, then
-    those imported but used nowhere in the file yet; one snippet per definition.
+    ``doc.text[start:end]``, the ones nearest ``cursor`` (default: ``end``) first; then
+    those imported but used nowhere in the file yet; then, for each whole module used
+    there (``utils.x``), an outline of its other names. One snippet per definition.
 
-    Names in the import statements themselves are not uses. Only the import statements are
-    outlined (kept by the document across keystrokes that cannot touch one), not the whole
-    file on every keystroke."""
+    A name a package re-exports (``from .api import load`` in its ``__init__``) is
+    described where it is defined. Names in the import statements themselves are not uses.
+    Only the import statements are outlined (kept by the document across keystrokes that
+    cannot touch one), not the whole file on every keystroke."""
     if not doc.language:
         return []
     sources = imports(doc)
@@ -152,7 +158,7 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
     if not me.imports:
         return []
     spans = [(s, e) for s, e, _ in doc._imports or ()]
-    bound = {imp.bound: imp for imp in me.imports}
+    bound = {imp.bound: imp for imp in me.imports if imp.name != "*"}
     window = doc.text[start:end]
     used: list[tuple[int, str, str]] = []  # (distance from the cursor, name, attribute)
     at = (end if cursor is None else cursor) - start
@@ -171,49 +177,74 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
     # and the hole may be their first use (a substring count: cheap on any file)
     in_imports = "\n".join(sources)
     named = {name for _, name, _ in used}
-    used += [(0, imp.bound, "") for imp in me.imports if imp.bound not in named
-             and doc.text.count(imp.bound) <= in_imports.count(imp.bound)]
-    out, seen = [], set()
+    used += [(0, name, "") for name in bound if name not in named
+             and doc.text.count(name) <= in_imports.count(name)]
+    out, seen, modules = [], set(), []
     for _, name, attr in used:
         imp = bound[name]
         target = index.resolve(key or me.path, imp)
         if target is None or target.path == key:
             continue
-        found = _definition(target, imp, attr)
-        if found is None or (target.path, found) in seen:
+        if imp.binds_module(target) and target not in modules:
+            modules.append(target)
+        hit = _definition(index, target, imp, attr)
+        if hit is None or (hit[0].path, hit[1].name) in seen:
             continue
-        seen.add((target.path, found))
-        out.append(Snippet(target.path, _describe(target, found), "definition"))
+        seen.add((hit[0].path, hit[1].name))
+        out.append(Snippet(hit[0].path, _describe(*hit), "definition"))
+    words = _name_parts(" ".join(_IDENT.findall(window)))
+    for module in modules:
+        lines = _module_outline(module, words, {n for p, n in seen if p == module.path})
+        if lines:
+            out.append(Snippet(module.path, lines, "outline"))
     return out
 
 
-def _definition(target: Outline, imp: Import, attr: str) -> str | None:
-    """The name to describe: ``imp.name`` (from-import), ``attr`` of a module import, or a
-    class's method (``User.full_name``)."""
-    if imp.name and imp.name != "default":
-        if attr and target.find(f"{imp.name}.{attr}") is not None:
-            return f"{imp.name}.{attr}"
-        if target.find(imp.name) is not None:
-            return imp.name
-        # else ``from pkg import models``: the name is a module; ``models.make_user``
-    if attr and target.find(attr) is not None:
-        return attr
-    return None
+def _definition(index: WorkspaceIndex, target: Outline, imp: Import,
+                attr: str) -> tuple[Outline, Definition] | None:
+    """The definition to describe: ``imp.name`` (from-import) or, used as ``name.attr``,
+    its method (``User.full_name``); ``attr`` of a module import."""
+    if not imp.binds_module(target):
+        hit = index.definition(target, imp.name)
+        if hit is None:
+            return None
+        method = hit[0].find(f"{hit[1].name}.{attr}") if attr else None
+        return (hit[0], method) if method is not None else hit
+    return index.definition(target, attr) if attr else None
 
 
-def _describe(target: Outline, name: str) -> tuple[str, ...]:
-    found = target.find(name)
+def _describe(target: Outline, found: Definition) -> tuple[str, ...]:
     indent = "    " if found.kind == "method" else ""
     lines = [indent + found.signature]
     if found.doc:
         doc = f'"""{found.doc}"""' if target.language == "python" else f"/** {found.doc} */"
         lines.append(f"{indent}    {doc}")
     if found.kind == "class":  # its interface: public methods, how it is made and called
-        for member in target.members(name):
+        for member in target.members(found.name):
             method = member.name.rsplit(".", 1)[-1]
             if not method.startswith("_") or method in ("__init__", "__call__"):
                 lines.append("    " + member.signature)
     return tuple(lines)
+
+
+def _name_parts(text: str) -> frozenset[str]:
+    """The lower-case words of identifiers (``has_varargs``, ``hasVarargs``: has, varargs)."""
+    return frozenset(w.lower() for w in _PART.findall(text) if len(w) > 1)
+
+
+def _module_outline(module: Outline, words: frozenset[str],
+                    described: set[str]) -> tuple[str, ...]:
+    """A module's top-level names as their one-line headers, those whose words the text
+    near the cursor shares first, then public before private, at most
+    :data:`OUTLINE_LINES`: what ``module.`` can be followed by."""
+    ranked = []
+    for position, d in enumerate(module.definitions):
+        if "." in d.name or d.name in described:
+            continue
+        shared = len(_name_parts(d.name) & words)
+        ranked.append((-shared, d.name.startswith("_"), position, d.signature))
+    ranked.sort()
+    return tuple(signature for *_, signature in ranked[:OUTLINE_LINES])
 
 
 def build(doc: Document, start: int, end: int, workspace: Workspace | None, *,

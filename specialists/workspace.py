@@ -61,7 +61,13 @@ class Import:
     module: str
     """As written, with leading dots for a relative import (``.models``)."""
     name: str = ""
-    """The imported name; empty for a whole module."""
+    """The imported name; empty for a whole module; ``*`` for ``from M import *``."""
+
+    def binds_module(self, target: Outline) -> bool:
+        """Whether this import binds the whole module ``target`` it resolved to
+        (``import pkg.m``, ``from pkg import m``), not a name defined in it."""
+        return not self.name or (target.module.rsplit(".", 1)[-1] == self.name
+                                 and target.find(self.name) is None)
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,8 @@ def _python_imports(doc: Document, node) -> list[Import]:
         return out
     module_node = node.child_by_field_name("module_name")
     module = doc.source(module_node) if module_node is not None else ""
+    if any(child.type == "wildcard_import" for child in node.children):
+        return [Import("*", module, "*")]  # re-exports every public name of ``module``
     for child in node.children_by_field_name("name"):
         if child.type == "aliased_import":
             name = doc.source(child.child_by_field_name("name"))
@@ -348,6 +356,28 @@ class WorkspaceIndex:
             found = self.module(dotted)
             if found is not None:
                 return found
+        return None
+
+    def definition(self, module: Outline, name: str,
+                   hops: int = 3) -> tuple[Outline, Definition] | None:
+        """Where ``name``, as ``module`` exports it, is defined: in ``module`` itself, or
+        through what it re-exports (``from .api import load`` or ``from .core import *`` in
+        a package's ``__init__``), followed at most ``hops`` imports deep."""
+        found = module.find(name)
+        if found is not None:
+            return module, found
+        if hops <= 0:
+            return None
+        for imp in module.imports:
+            if imp.bound == name or imp.name == "*":
+                target = self.resolve(module, Import(imp.bound, imp.module,
+                                                     "" if imp.name == "*" else imp.name))
+                if target is None or target.path == module.path:
+                    continue
+                hit = self.definition(target, name if imp.name == "*" else imp.name,
+                                      hops - 1)
+                if hit is not None:
+                    return hit
         return None
 
     # --------------------------------------------------------------------- scanning

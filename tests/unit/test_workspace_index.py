@@ -16,6 +16,7 @@ from covey_specialists import workspace as ws
 from covey_specialists.document import Document
 from covey_specialists.repo_context import (
     EVICT_SIMILARITY,
+    OUTLINE_LINES,
     RecentChunks,
     Workspace,
     build,
@@ -471,6 +472,45 @@ def test_from_package_import_module_gives_the_modules_definitions(app_index):
     found = definitions_in_use(doc, 0, len(doc.text), app_index, "pkg/sub/views.py")
     assert [s.lines[0] for s in found] == ["def slugify(text: str) -> str:",
                                            "def render_form(user) -> str:"]
+
+
+def test_a_name_a_package_re_exports_is_described_where_it_is_defined(tmp_path):
+    """``from pkg import load`` where pkg's ``__init__`` only imports ``load`` from its
+    ``api`` module (by name, or with ``*``): the definition comes from where it is."""
+    root = write(tmp_path, {
+        "pkg/__init__.py": "from .api import load as load\nfrom .items import *\n",
+        "pkg/api.py": 'def load(fp) -> dict:\n    """Load a document."""\n',
+        "pkg/items.py": "def ws(text: str) -> str:\n    return text\n",
+    })
+    index = indexed(root)
+    doc = Document("file:///w/tests/test_api.py",
+                   "from pkg import load, ws\n\ndoc = \n", "python")
+    found = definitions_in_use(doc, 0, len(doc.text), index, "tests/test_api.py")
+    assert [(s.path, s.lines[0]) for s in found] == [
+        ("pkg/api.py", "def load(fp) -> dict:"), ("pkg/items.py", "def ws(text: str) -> str:")]
+    assert index.definition(index.get("pkg/__init__.py"), "missing") is None
+
+
+def test_a_module_used_as_module_dot_name_is_outlined_words_near_the_cursor_first(tmp_path):
+    """``_sigs.`` may be followed by a name the file never used: its module's other names
+    are listed, those sharing words with the code near the cursor first, public before
+    private, and not the ones already described."""
+    names = [f"def helper_{i}(x):\n    return x\n" for i in range(20)]
+    root = write(tmp_path, {"pkg/__init__.py": "", "pkg/sigs.py": "".join(names) + (
+        "def _has_varargs(func):\n    return False\n"
+        "def is_arity(n, func):\n    return True\n")})
+    index = indexed(root)
+    text = ("from pkg import sigs as _sigs\n\n"
+            "def has_varargs(func):\n    if _sigs.is_arity(1, func):\n        return ")
+    doc = Document("file:///w/pkg/functoolz.py", text, "python")
+    found = definitions_in_use(doc, 0, len(doc.text), index, "pkg/functoolz.py")
+    assert [s.kind for s in found] == ["definition", "outline"]
+    assert found[0].lines[0] == "def is_arity(n, func):"
+    outline_lines = found[1].lines
+    assert outline_lines[0] == "def _has_varargs(func):"  # shares has, varargs
+    assert "def is_arity(n, func):" not in outline_lines  # described above
+    assert outline_lines[1:] == tuple(f"def helper_{i}(x):" for i in range(11))
+    assert len(outline_lines) == OUTLINE_LINES
 
 
 def test_a_method_used_through_its_class_is_described_with_its_docstring(app_index):
