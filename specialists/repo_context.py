@@ -1,20 +1,25 @@
 """Context from the rest of the repository, for every caller alike (the editor, the one-shot
 CLI, the eval and training): one builder, so the adapter learns the context it is served.
 
-Two kinds of snippet, in this order, within a budget counted in the model's tokens:
+Three kinds of snippet, in this order, within a budget counted in the model's tokens:
 
 1. **Definitions in use**: the workspace names the document imports (absolute and relative
-   imports, resolved through the :class:`~covey_specialists.workspace.WorkspaceIndex`) that
-   appear near the cursor or in the selection, nearest first: a function's signature and
-   the first line of its docstring, a class's header and its methods' signatures, a module
-   attribute used as ``module.name``.
-2. **Similar chunks** from open and recently edited files (:class:`RecentChunks`, a ring
+   imports, resolved through the :class:`~covey_specialists.workspace.WorkspaceIndex`, and
+   through a package's re-exports to where they are defined) that appear near the cursor
+   or in the selection, nearest first, then those imported and not used yet: a function's
+   signature and the first line of its docstring, a class's header and its methods'
+   signatures, a module attribute used as ``module.name``.
+2. **Module outlines**: for a whole module used near the cursor (``utils.x``), its other
+   top-level names, one header a line, those sharing words with the code near the cursor
+   first (the hole may be the first use of one).
+3. **Similar chunks** from open and recently edited files (:class:`RecentChunks`, a ring
    buffer), scored by identifier overlap (Jaccard) with the lines before the cursor.
 
 Each snippet carries its path. It is rendered as comments for a model without repository
-tokens, or with the model's own file separator where it has one (:func:`render`), and goes
-at the top of the file's window, where it stays the same from keystroke to keystroke so
-vLLM's prefix cache keeps its prefill cheap.
+tokens, or with the model's own file separator where it has one (:func:`render`). The
+completion prompt puts the comments just above the top-level statement the cursor is in
+(:func:`covey_specialists.tasks.completion.beside_cursor`): they stay the same from
+keystroke to keystroke within a function, so vLLM's prefix cache keeps their prefill cheap.
 """
 
 from __future__ import annotations
@@ -179,21 +184,21 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
     named = {name for _, name, _ in used}
     used += [(0, name, "") for name in bound if name not in named
              and doc.text.count(name) <= in_imports.count(name)]
-    out, seen, modules = [], set(), []
+    out, seen, modules = [], set(), {}
     for _, name, attr in used:
         imp = bound[name]
         target = index.resolve(key or me.path, imp)
         if target is None or target.path == key:
             continue
-        if imp.binds_module(target) and target not in modules:
-            modules.append(target)
+        if imp.binds_module(target):
+            modules.setdefault(target.path, target)
         hit = _definition(index, target, imp, attr)
         if hit is None or (hit[0].path, hit[1].name) in seen:
             continue
         seen.add((hit[0].path, hit[1].name))
         out.append(Snippet(hit[0].path, _describe(*hit), "definition"))
     words = _name_parts(" ".join(_IDENT.findall(window)))
-    for module in modules:
+    for module in modules.values():
         lines = _module_outline(module, words, {n for p, n in seen if p == module.path})
         if lines:
             out.append(Snippet(module.path, lines, "outline"))

@@ -119,7 +119,9 @@ def _context_line(context: dict) -> str:
     return (f"- Repository context: {context.get('share', 0):.1%} of examples "
             f"({context.get('examples', 0)}) carry definitions from other files of their "
             f"package, as served (up to {context.get('budget_tokens', '?')} tokens, counted "
-            f"with the {context.get('counted_with', 'estimate')}); the rest have none")
+            f"with the {context.get('counted_with', 'estimate')}); the rest have none"
+            + (f"; {context['needing_it']} are holes only that context answers (a name "
+               "the rest of the file never uses)" if context.get("needing_it") else ""))
 
 
 def _sources_table(sources: list[dict]) -> list[str]:

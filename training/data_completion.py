@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import ast
 import functools
+import keyword
 import random
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from covey_eval.repo import IMPORT_LINE
 from covey_eval.stdlib import is_docstring, line_offsets
 from covey_specialists.document import Document
 from covey_specialists.repo_context import Workspace, build, estimate_tokens, near_cursor, render
@@ -50,6 +52,9 @@ KIND_FAMILY = {"line": "line", "line-indented": "line", "rest": "rest", "token":
                "block": "block", "block-indented": "block", "block-rest": "block-rest"}
 MULTILINE_FAMILIES = {"block", "block-rest"}
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|\d+|\S")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+NEEDY_TRIES = 8
+"""Spans per file whose context is built to find those that need it (each build ~0.3 ms)."""
 PROMPT_FORMAT = "fim-smol"
 """The served format examples are built in (the table's ``prompt_format``)."""
 COUNTS_HELD = 8192
@@ -128,11 +133,15 @@ def completion_examples(src: SourceFile, rng: random.Random, per_file: int,
     repository context serving would build for a cursor at the hole."""
     spans = [s for s in _spans(src, rng)
              if 0 < len(src.text[s[1]:s[2]].strip()) <= MAX_MIDDLE_CHARS]
+    # its own generator, seeded by the file: the usual picks stay what they were
+    chosen = _needing_context(src, spans, random.Random(src.rel), workspace,
+                              max(1, per_file // 3))
+    needy = len(chosen)
+    seen = {span[1:] for span in chosen}
     by_kind: dict[str, list] = {}
     for span in spans:
         by_kind.setdefault(KIND_FAMILY[span[0]], []).append(span)
     weights = FAMILY_WEIGHTS
-    chosen, seen = [], set()
     for _ in range(per_file * 3):
         if len(chosen) >= per_file or not by_kind:
             break
@@ -143,7 +152,40 @@ def completion_examples(src: SourceFile, rng: random.Random, per_file: int,
             continue
         seen.add(span[1:])
         chosen.append(span)
-    return [_example(src, kind, start, end, budget, workspace) for kind, start, end in chosen]
+    examples = [_example(src, kind, start, end, budget, workspace) for kind, start, end in chosen]
+    for i, example in enumerate(examples):
+        example.meta["needs_context"] = i < needy
+    return examples
+
+
+def _needing_context(src: SourceFile, spans: list, rng: random.Random,
+                     workspace: Workspace | None, most: int) -> list:
+    """Up to ``most`` spans that only the repository context can answer: the middle uses a
+    name found nowhere else in the file but its imports, and the context built for the hole
+    holds it
+    (CrossCodeEval's cut, on training files). Few examples need the context otherwise, and
+    an adapter trained on those learns to ignore it."""
+    if workspace is None:
+        return []
+    counts = Counter(_NAME.findall(IMPORT_LINE.sub("", src.text)))
+    candidates = [(span, new) for span in spans
+                  if (new := _new_names(src.text[span[1]:span[2]], counts))]
+    rng.shuffle(candidates)
+    out: list = []
+    for span, new in candidates[:NEEDY_TRIES]:
+        if len(out) >= most:
+            break
+        repo = repo_context(src.text[:span[1]], src.text[span[2]:], src.rel, workspace)
+        if any(re.search(rf"\b{name}\b", repo) for name in new):
+            out.append(span)
+    return out
+
+
+def _new_names(middle: str, counts: Counter) -> set[str]:
+    """Names in ``middle`` that the rest of the file never mentions."""
+    here = Counter(_NAME.findall(middle))
+    return {name for name, n in here.items() if counts[name] == n and len(name) > 2
+            and not keyword.iskeyword(name)}
 
 
 def _example(src: SourceFile, kind: str, start: int, end: int, budget: int,

@@ -282,6 +282,8 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
         with_context = sum(bool(ex.meta.get("repo_context")) for ex in examples)
         info.repo_context = {"examples": with_context,
                              "share": round(with_context / max(1, len(examples)), 4),
+                             "needing_it": sum(bool(ex.meta.get("needs_context"))
+                                               for ex in examples),
                              "budget_tokens": budget, "counted_with": counted}
     info.scrub = report.as_dict()
     info.seconds = round(time.monotonic() - started, 1)

@@ -14,6 +14,7 @@ Prompts, per kind of model:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from covey_specialists.document import Document, cursor_context
@@ -99,20 +100,47 @@ def _clip(prefix: str, suffix: str, budget: int) -> tuple[str, str]:
     return prefix, suffix
 
 
+_TOP_LEVEL = re.compile(r"^(?=[^ \t#/)\]}\n@])", re.M)
+"""Where a line starts a top-level statement (not indented, a comment, a decorator or the
+close of a bracket)."""
+
+
+def beside_cursor(repo: str, prefix: str) -> str:
+    """``prefix`` with ``repo`` (comment lines) just above the top-level statement the cursor
+    is in, its decorators and comments included: near enough for a small model to use, and
+    the same for every keystroke in that function."""
+    if not repo:
+        return prefix
+    starts = [m.start() for m in _TOP_LEVEL.finditer(prefix)]
+    if not starts:
+        return repo + prefix
+    at = starts[-1]
+    while at > 0:
+        above = prefix.rfind("\n", 0, at - 1) + 1
+        if not prefix.startswith(("@", "#", "//"), above):
+            break
+        at = above
+    return prefix[:at] + repo + prefix[at:]
+
+
 def completion_prompt(ctx: CompletionContext, fmt: str, budget: int) -> Prompt:
-    """The prompt for ``fmt``; the file's window is clipped to ``budget`` characters, the
-    repository context (``ctx.repo``, budgeted in tokens by its builder) goes in front of
-    it: at the top of the prefix as comments, or before the file's own separator for a
-    model with repository tokens."""
+    """The prompt for ``fmt``; the file's window is clipped to ``budget`` characters. The
+    repository context (``ctx.repo``, budgeted in tokens by its builder) goes as comments
+    just above the top-level statement the cursor is in (:func:`beside_cursor`), or, for a
+    model with repository tokens, in front as the other files its format expects.
+
+    Beside the cursor, not at the top of the file: on the held-out packages' cross-file
+    holes the shipped adapter got 8.5% exact with the context 500 tokens up, the same as
+    without it, and 12.8% with it beside the cursor (docs/benchmarks.md)."""
     prefix, suffix = _clip(ctx.prefix, ctx.suffix, budget)
     lead, repo = "", ctx.repo
     if fmt == "prefix":
         lead = editor_indent(prefix)
-        text = repo + prefix + lead
+        text = beside_cursor(repo, prefix) + lead
     elif fmt == "fim-smol":
         pre, suf, mid = SMOL_FIM
         # suffix first (SPM) so the model's middle runs straight on from the prefix
-        text = f"{suf}{suffix}{pre}{repo}{prefix}{mid}"
+        text = f"{suf}{suffix}{pre}{beside_cursor(repo, prefix)}{mid}"
     elif fmt in FIM_MARKERS:
         pre, suf, mid = FIM_MARKERS[fmt]
         if repo and fmt in FILE_SEPARATORS:

@@ -116,7 +116,7 @@ def test_the_workspace_holds_the_index_and_the_imported_files_as_open_tabs(tmp_p
 
 
 def test_held_out_packages_are_pinned_and_never_trained_on(tmp_path):
-    assert len(repo.HELD_OUT_PACKAGES) == 3
+    assert len(repo.HELD_OUT_PACKAGES) >= 3  # the acceptance asks for three at least
     for name, held in repo.HELD_OUT_PACKAGES.items():
         assert held.version.count(".") >= 1 and held.licence
         assert name in DEFAULT_EXCLUDE

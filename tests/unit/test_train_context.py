@@ -47,6 +47,18 @@ CART = textwrap.dedent('''\
 the cursor (the import statement itself is no use, so a hole that removes a file's only
 use has no context, as served)."""
 
+ONCE = textwrap.dedent('''\
+    from shop.pricing import apply_discount
+
+
+    def checkout(items, rate):
+        subtotal = sum(items)
+        paid = apply_discount(subtotal, rate)
+        print(paid)
+        return paid
+    ''')
+"""Uses its import once: a hole over that use only the context can answer."""
+
 LONELY = textwrap.dedent('''\
     import os
 
@@ -64,6 +76,7 @@ def _shop(tmp_path: Path) -> Path:
     (shop / "pricing.py").write_text(PRICING)
     (shop / "cart.py").write_text(CART)
     (shop / "lonely.py").write_text(LONELY)
+    (shop / "once.py").write_text(ONCE)
     return shop
 
 
@@ -107,8 +120,8 @@ def test_an_example_using_an_imported_function_has_its_definition_as_served(tmp_
                                               ex.meta["multiline"], "shop/cart.py",
                                               completion.TRAIN_BUDGET, "fim-smol", repo)
         assert ex.prompt == rebuilt.prompt
-        # the fair base's prompt (for the gate) carries it too, in front of the prefix
-        assert rebuilt.meta["base_prompt"].startswith(repo)
+        # the fair base's prompt (for the gate) carries it too, above the function
+        assert repo + "def total" in rebuilt.meta["base_prompt"]
     assert info.repo_context["examples"] == sum(ex.meta["repo_context"] for ex in examples)
     assert 0 < info.repo_context["share"] < 1
     assert info.repo_context["budget_tokens"] == int(
@@ -215,3 +228,17 @@ def test_training_can_start_from_an_existing_adapter(prepared_model):
     assert all(torch.equal(loaded[k], stored[k].float()) for k in stored)
     with pytest.raises(ValueError, match="rank 8"):
         load_init_adapter(model, shipped, TrainConfig(rank=4, alpha=8))
+
+
+def test_holes_only_the_context_answers_are_chosen_first(tmp_path):
+    """With three examples a file, one is a hole over the file's only use of an imported
+    name, whose definition the context carries; the dataset counts them."""
+    shop = _shop(tmp_path)
+    examples, info = build_dataset("completion", [shop], split="all", per_file=3, workers=1)
+    once = _by_file(examples, "shop/once.py")
+    needy = [ex for ex in once if ex.meta["needs_context"]]
+    assert len(needy) == 1
+    assert "apply_discount" in needy[0].meta["middle"]
+    assert "# def apply_discount(price: float, rate: float) -> float:\n" in needy[0].prompt
+    assert not any(ex.meta["needs_context"] for ex in _by_file(examples, "shop/lonely.py"))
+    assert info.repo_context["needing_it"] == sum(ex.meta["needs_context"] for ex in examples)

@@ -9,7 +9,11 @@ from covey_specialists.document import Document
 from covey_specialists.routing import Decision, pick
 from covey_specialists.table import Specialist
 from covey_specialists.tasks import Where, completion, doc, refactor
-from covey_specialists.tasks.completion import CompletionContext, completion_prompt
+from covey_specialists.tasks.completion import (
+    CompletionContext,
+    beside_cursor,
+    completion_prompt,
+)
 from covey_specialists.tasks.doc import doc_prompt
 
 PREFIX = "def add(a, b):\n    return "
@@ -137,3 +141,22 @@ def test_the_baseline_gets_the_same_repository_context():
     bare = completion_prompt(CompletionContext("u = ", "\n"), "fim-smol", 3000)
     assert completion.baseline_request(spec, bare, "chat").messages[1]["content"] == \
         "u = <CURSOR>\n"
+
+
+def test_the_context_goes_just_above_the_top_level_statement_at_the_cursor():
+    """Near enough for the small model to use, and the same for every keystroke inside one
+    function; post-processing still sees the file's own prefix."""
+    repo = "# shop/models.py\n# def make_user(name: str) -> User:\n"
+    prefix = ("import os\n\n\n@cache\ndef f(x):\n    return x\n\n\n"
+              "# a comment on C\n@dataclass\nclass C:\n    def m(self):\n        ")
+    prompt = completion_prompt(CompletionContext(prefix, "\n", repo=repo, multiline=True),
+                               "fim-smol", 3000)
+    assert "    return x\n\n\n" + repo + "# a comment on C\n@dataclass\nclass C:" in prompt.text
+    assert prompt.meta["prefix"] == prefix
+    typed = completion_prompt(CompletionContext(prefix + "return self", "\n", repo=repo,
+                                                multiline=True), "fim-smol", 3000)
+    assert typed.text.index(repo) == prompt.text.index(repo)
+    assert beside_cursor(repo, "x = 1\ny = ") == "x = 1\n" + repo + "y = "
+    # a window that starts inside a function: the context goes first
+    assert beside_cursor(repo, "    a = 1\n    b = ") == repo + "    a = 1\n    b = "
+    assert beside_cursor("", prefix) == prefix
