@@ -232,6 +232,7 @@ def _describe(target: Outline, found: Definition) -> tuple[str, ...]:
     return tuple(lines)
 
 
+@functools.lru_cache(maxsize=8192)  # a module's names come back keystroke after keystroke
 def _name_parts(text: str) -> frozenset[str]:
     """The lower-case words of identifiers (``has_varargs``, ``hasVarargs``: has, varargs)."""
     return frozenset(w.lower() for w in _PART.findall(text) if len(w) > 1)

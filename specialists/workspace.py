@@ -369,7 +369,7 @@ class WorkspaceIndex:
         if hops <= 0:
             return None
         for imp in module.imports:
-            if imp.bound == name or imp.name == "*":
+            if (imp.bound == name and imp.name) or imp.name == "*":
                 target = self.resolve(module, Import(imp.bound, imp.module,
                                                      "" if imp.name == "*" else imp.name))
                 if target is None or target.path == module.path:
