@@ -7,7 +7,6 @@ import os
 import sys
 import tempfile
 import typing
-from pathlib import Path
 
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -77,9 +76,6 @@ async def start_client(init_options: dict, env: dict | None = None,
     """A started, initialized client; ``server_log`` runs the server at debug level, for
     the log pytest shows of a failing test (a benchmark wants its own output alone)."""
     home = tempfile.mkdtemp(prefix="covey-lsp-home-")
-    # an empty workspace of its own: a root of /tmp had every server index all of /tmp
-    # (other tests' files, caches, checkouts) while the engine served it
-    root = tempfile.mkdtemp(prefix="covey-lsp-root-")
     command = SERVER if server_log else [arg for arg in SERVER if arg != "-vv"]
     config = ClientServerConfig(server_command=command, client_factory=make_client,
                                 server_env={**os.environ, "COVEY_HOME": home, **(env or {})})
@@ -87,7 +83,7 @@ async def start_client(init_options: dict, env: dict | None = None,
     client.covey_home = home
     client.init_result = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities(), initialization_options=init_options,
-        root_uri=Path(root).as_uri()))
+        root_uri="file:///tmp"))
     return client
 
 
