@@ -197,7 +197,8 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
             continue
         seen.add((hit[0].path, hit[1].name))
         out.append(Snippet(hit[0].path, _describe(*hit), "definition"))
-    words = _name_parts(" ".join(_IDENT.findall(window)))
+    words = (frozenset().union(*map(_name_parts, set(_IDENT.findall(window))))
+             if modules else frozenset())
     for module in modules.values():
         lines = _module_outline(module, words, {n for p, n in seen if p == module.path})
         if lines:
@@ -232,10 +233,11 @@ def _describe(target: Outline, found: Definition) -> tuple[str, ...]:
     return tuple(lines)
 
 
-@functools.lru_cache(maxsize=8192)  # a module's names come back keystroke after keystroke
-def _name_parts(text: str) -> frozenset[str]:
-    """The lower-case words of identifiers (``has_varargs``, ``hasVarargs``: has, varargs)."""
-    return frozenset(w.lower() for w in _PART.findall(text) if len(w) > 1)
+@functools.lru_cache(maxsize=8192)  # the same names come back keystroke after keystroke
+def _name_parts(name: str) -> frozenset[str]:
+    """The lower-case words of an identifier (``has_varargs``, ``hasVarargs``: has,
+    varargs)."""
+    return frozenset(w.lower() for w in _PART.findall(name) if len(w) > 1)
 
 
 def _module_outline(module: Outline, words: frozenset[str],

@@ -162,9 +162,8 @@ def _needing_context(src: SourceFile, spans: list, rng: random.Random,
                      workspace: Workspace | None, most: int) -> list:
     """Up to ``most`` spans that only the repository context can answer: the middle uses a
     name found nowhere else in the file but its imports, and the context built for the hole
-    holds it
-    (CrossCodeEval's cut, on training files). Few examples need the context otherwise, and
-    an adapter trained on those learns to ignore it."""
+    holds it (CrossCodeEval's cut, on training files). Few examples need the context
+    otherwise, and an adapter trained on those learns to ignore it."""
     if workspace is None:
         return []
     counts = Counter(_NAME.findall(IMPORT_LINE.sub("", src.text)))
