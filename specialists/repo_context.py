@@ -11,7 +11,8 @@ Three kinds of snippet, in this order, within a budget counted in the model's to
    signatures, a module attribute used as ``module.name``.
 2. **Module outlines**: for a whole module used near the cursor (``utils.x``), its other
    top-level names, one header a line, those sharing words with the code near the cursor
-   first (the hole may be the first use of one).
+   first (the hole may be the first use of one); ranked with the definitions by the
+   module's nearest use, so ``utils.`` at the cursor outranks a name used farther up.
 3. **Similar chunks** from open and recently edited files (:class:`RecentChunks`, a ring
    buffer), scored by identifier overlap (Jaccard) with the lines before the cursor.
 
@@ -147,8 +148,9 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
                        key: str | None, cursor: int | None = None) -> list[Snippet]:
     """Definitions of the workspace names ``doc`` imports that are used in
     ``doc.text[start:end]``, the ones nearest ``cursor`` (default: ``end``) first; then
-    those imported but used nowhere in the file yet; then, for each whole module used
-    there (``utils.x``), an outline of its other names. One snippet per definition.
+    those imported but used nowhere in the file yet (as a whole word: ``S`` is not used by
+    ``Spec``); for each whole module used there (``utils.x``), an outline of its other
+    names, ranked by the module's nearest use. One snippet per definition.
 
     A name a package re-exports (``from .api import load`` in its ``__init__``) is
     described where it is defined. Names in the import statements themselves are not uses.
@@ -177,33 +179,51 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
     for match in _IDENT.finditer(window):
         if match.group(0) in bound and not in_import(match.start()):
             used.append((abs(at - match.start()), match.group(0), ""))
-    used.sort()
+    used.sort(key=lambda use: (use[0], not use[2], use[1]))  # module.name before module
     # then the names imported and used nowhere yet: the user imported them to use them,
-    # and the hole may be their first use (a substring count: cheap on any file)
-    in_imports = "\n".join(sources)
+    # and the hole may be their first use
     named = {name for _, name, _ in used}
-    used += [(0, name, "") for name in bound if name not in named
-             and doc.text.count(name) <= in_imports.count(name)]
-    out, seen, modules = [], set(), {}
+    used += [(0, name, "") for name in bound
+             if name not in named and not _used_outside(doc.text, name, spans)]
+    out, seen = [], set()
+    modules: dict[str, tuple[Outline, int]] = {}  # outlined after their nearest use
     for _, name, attr in used:
         imp = bound[name]
         target = index.resolve(key or me.path, imp)
         if target is None or target.path == key:
             continue
-        if imp.binds_module(target):
-            modules.setdefault(target.path, target)
         hit = _definition(index, target, imp, attr)
-        if hit is None or (hit[0].path, hit[1].name) in seen:
-            continue
-        seen.add((hit[0].path, hit[1].name))
-        out.append(Snippet(hit[0].path, _describe(*hit), "definition"))
+        fresh = hit is not None and (hit[0].path, hit[1].name) not in seen
+        if fresh:
+            seen.add((hit[0].path, hit[1].name))
+            out.append(Snippet(hit[0].path, _describe(*hit), "definition"))
+        if imp.binds_module(target) and target.path not in modules:
+            modules[target.path] = (target, len(out))
     words = (frozenset().union(*map(_name_parts, set(_IDENT.findall(window))))
              if modules else frozenset())
-    for module in modules.values():
+    for module, at in reversed(modules.values()):
         lines = _module_outline(module, words, {n for p, n in seen if p == module.path})
         if lines:
-            out.append(Snippet(module.path, lines, "outline"))
+            out.insert(at, Snippet(module.path, lines, "outline"))
     return out
+
+
+def _used_outside(text: str, name: str, spans: list[tuple[int, int]]) -> bool:
+    """Whether ``name`` occurs in ``text`` as a whole word outside the import statements
+    (``spans``). ``str.find`` and a look at both ends: a regular expression scans the
+    whole text for a name used nowhere, about 4 ms on a 200 kB file, every keystroke."""
+    at = text.find(name)
+    while at >= 0:
+        end = at + len(name)
+        if not (_word_char(text, at - 1) or _word_char(text, end)
+                or any(s <= at < e for s, e in spans)):
+            return True
+        at = text.find(name, end)
+    return False
+
+
+def _word_char(text: str, at: int) -> bool:
+    return 0 <= at < len(text) and (text[at].isalnum() or text[at] in "_$")
 
 
 def _definition(index: WorkspaceIndex, target: Outline, imp: Import,
