@@ -11,8 +11,7 @@ Three kinds of snippet, in this order, within a budget counted in the model's to
    signatures, a module attribute used as ``module.name``.
 2. **Module outlines**: for a whole module used near the cursor (``utils.x``), its other
    top-level names, one header a line, those sharing words with the code near the cursor
-   first (the hole may be the first use of one); ranked with the definitions by the
-   module's nearest use, so ``utils.`` at the cursor outranks a name used farther up.
+   first (the hole may be the first use of one).
 3. **Similar chunks** from open and recently edited files (:class:`RecentChunks`, a ring
    buffer), scored by identifier overlap (Jaccard) with the lines before the cursor.
 
@@ -149,8 +148,8 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
     """Definitions of the workspace names ``doc`` imports that are used in
     ``doc.text[start:end]``, the ones nearest ``cursor`` (default: ``end``) first; then
     those imported but used nowhere in the file yet (as a whole word: ``S`` is not used by
-    ``Spec``); for each whole module used there (``utils.x``), an outline of its other
-    names, ranked by the module's nearest use. One snippet per definition.
+    ``Spec``); then, for each whole module used there (``utils.x``), an outline of its
+    other names. One snippet per definition.
 
     A name a package re-exports (``from .api import load`` in its ``__init__``) is
     described where it is defined. Names in the import statements themselves are not uses.
@@ -179,32 +178,31 @@ def definitions_in_use(doc: Document, start: int, end: int, index: WorkspaceInde
     for match in _IDENT.finditer(window):
         if match.group(0) in bound and not in_import(match.start()):
             used.append((abs(at - match.start()), match.group(0), ""))
-    used.sort(key=lambda use: (use[0], not use[2], use[1]))  # module.name before module
+    used.sort()
     # then the names imported and used nowhere yet: the user imported them to use them,
     # and the hole may be their first use
     named = {name for _, name, _ in used}
     used += [(0, name, "") for name in bound
              if name not in named and not _used_outside(doc.text, name, spans)]
-    out, seen = [], set()
-    modules: dict[str, tuple[Outline, int]] = {}  # outlined after their nearest use
+    out, seen, modules = [], set(), {}
     for _, name, attr in used:
         imp = bound[name]
         target = index.resolve(key or me.path, imp)
         if target is None or target.path == key:
             continue
+        if imp.binds_module(target):
+            modules.setdefault(target.path, target)
         hit = _definition(index, target, imp, attr)
-        fresh = hit is not None and (hit[0].path, hit[1].name) not in seen
-        if fresh:
-            seen.add((hit[0].path, hit[1].name))
-            out.append(Snippet(hit[0].path, _describe(*hit), "definition"))
-        if imp.binds_module(target) and target.path not in modules:
-            modules[target.path] = (target, len(out))
+        if hit is None or (hit[0].path, hit[1].name) in seen:
+            continue
+        seen.add((hit[0].path, hit[1].name))
+        out.append(Snippet(hit[0].path, _describe(*hit), "definition"))
     words = (frozenset().union(*map(_name_parts, set(_IDENT.findall(window))))
              if modules else frozenset())
-    for module, at in reversed(modules.values()):
+    for module in modules.values():
         lines = _module_outline(module, words, {n for p, n in seen if p == module.path})
         if lines:
-            out.insert(at, Snippet(module.path, lines, "outline"))
+            out.append(Snippet(module.path, lines, "outline"))
     return out
 
 

@@ -529,23 +529,6 @@ def test_an_imported_name_used_only_inside_other_words_counts_as_not_used_yet(tm
     assert found == ["S = object()", "def load(fp):"]
 
 
-def test_a_modules_outline_comes_at_its_nearest_use_before_names_used_farther(tmp_path):
-    """The outline of the module used at the cursor outranks the definition of a name used
-    farther up: a tight budget keeps the outline."""
-    root = write(tmp_path, {"pkg/__init__.py": "", "pkg/fields.py": (
-        "class Url:\n    pass\nclass Float:\n    pass\n"),
-        "pkg/schema.py": "class Schema:\n    def dump(self, obj):\n        pass\n"})
-    index = indexed(root)
-    text = ("from pkg import fields\nfrom pkg.schema import Schema\n\n"
-            "s = Schema()\n\n\ndef test_url():\n    f = fields.Url()\n    g = fields.")
-    doc = Document("file:///w/tests/test_fields.py", text, "python")
-    found = definitions_in_use(doc, 0, len(text), index, "tests/test_fields.py")
-    # ``fields.`` at the cursor is its nearest use; Url, described, is not listed again
-    assert [(s.kind, s.lines) for s in found] == [
-        ("outline", ("class Float:",)), ("definition", ("class Url:",)),
-        ("definition", ("class Schema:", "    def dump(self, obj):"))]
-
-
 def test_a_method_used_through_its_class_is_described_with_its_docstring(app_index):
     doc = Document("file:///w/pkg/app.py",
                    "from pkg.models import User\n\nname = User.full_name(u)\n", "python")
