@@ -118,6 +118,10 @@ def report(result: dict) -> None:
         print(f"  editor part where the answer was on the way ({len(answered)} keys): key → "
               f"request p50 {statistics.median(before):.0f} ms, answer → DOM p50 "
               f"{statistics.median(after):.0f} ms")
+    tokens = [k["promptTokens"] for k in shown if k.get("promptTokens")]
+    if tokens:  # the workspace's second module makes these carry repository context
+        print(f"  prompt tokens of the fresh calls: p50 {statistics.median(tokens):.0f}, "
+              f"max {max(tokens)}")
     missing = len(keystrokes) - len(shown)
     if missing:
         print(f"  {missing} keystrokes showed no ghost text (the server answered nothing); "

@@ -21,6 +21,7 @@ from pygls.lsp.server import LanguageServer
 from covey_server import __version__, protocol
 from covey_server.completion_cache import CompletionCache
 from covey_server.config import ServerConfig, debounce_s, load_config
+from covey_server.feedback import Feedback
 from covey_server.scheduler import Scheduler
 from covey_server.workspace import WorkspaceService, WorkspaceState, roots_from
 from covey_specialists import engine
@@ -31,6 +32,7 @@ from covey_specialists.engine import EngineTarget
 from covey_specialists.routing import Router
 from covey_specialists.table import SpecialistsTable, TableError, load_table
 from covey_usage.calls import CallSink, LogSink, ModelCall
+from covey_usage.schema import RETENTION_COLUMNS
 
 log = logging.getLogger("covey.server")
 
@@ -85,6 +87,13 @@ class NotifyingSink:
         else:
             log.info("call %s accepted=%s", call_id, accepted)
 
+    def mark_outcome(self, call_id: str, fields: dict) -> None:
+        mark = getattr(self.inner, "mark_outcome", None)
+        if mark is not None:
+            mark(call_id, fields)
+        else:
+            log.info("call %s: %s", call_id, fields)
+
     def close(self) -> None:
         close = getattr(self.inner, "close", None)
         if close is not None:
@@ -119,6 +128,8 @@ class Session:
     """The engine this session talks to, and whether Covey manages it."""
     workspace: WorkspaceService
     """The workspace index and the ring of recent chunks: repository context."""
+    feedback: Feedback
+    """What became of each suggestion shown, from the edits that follow it."""
     cache: CompletionCache = field(default_factory=CompletionCache)
     """The suggestion last shown per document, reused while the user types into it."""
     notices_shown: set[str] = field(default_factory=set)
@@ -210,12 +221,16 @@ def start_session(ls: CoveyServer, init_options, client_name: str | None = None,
     if baseline_config is not None:  # only a URL the user gave: code never leaves otherwise
         baseline = BaselineClient(baseline_config, sink=sink, client_name="editor")
     encoding = str(ls.workspace.position_encoding or "utf-16")
+    store = DocumentStore(config.max_document_bytes, encoding)
     session = Session(
         config=config, table=table, router=Router(table, client, baseline), sink=sink,
-        store=DocumentStore(config.max_document_bytes, encoding),
+        store=store,
         scheduler=Scheduler(debounce_s(config.debounce_ms, client_name)), engine=target,
         workspace=WorkspaceService(ls, WorkspaceState(config.workspace_index), roots or [],
                                    config.index_rescan_s),
+        feedback=Feedback(sink.mark_outcome, lambda uri: getattr(store.get(uri), "text", None),
+                          dict(zip(RETENTION_COLUMNS, config.retention_horizons_s,
+                                   strict=False))),
     )
     if problems:
         ls.pending_messages.append("Covey settings: " + "; ".join(problems))
@@ -253,6 +268,7 @@ def build_server() -> CoveyServer:
         session = ls.session
         if session is not None:
             session.workspace.stop()
+            session.feedback.close()
             await session.router.aclose()
             await asyncio.to_thread(session.sink.close)
 
@@ -267,7 +283,13 @@ def build_server() -> CoveyServer:
     def did_change(ls: CoveyServer, params: types.DidChangeTextDocumentParams) -> None:
         doc = params.text_document
         session = ls.require_session()
-        changed = session.store.change(doc.uri, doc.version, params.content_changes)
+        def edited(span: tuple[int, int] | None, text: str) -> None:
+            if span is None:
+                session.feedback.replaced(doc.uri)
+            else:
+                session.feedback.edited(doc.uri, *span, text)
+
+        changed = session.store.change(doc.uri, doc.version, params.content_changes, edited)
         if changed is not None:
             session.workspace.changed(changed, params.content_changes)
 
@@ -278,6 +300,7 @@ def build_server() -> CoveyServer:
             queue = features_completion.key(params.text_document.uri, kind)
             session.scheduler.cancel(queue)
             session.cache.forget(queue)
+        session.feedback.closed(params.text_document.uri)
         session.store.close(params.text_document.uri)
         session.workspace.closed(params.text_document.uri)
 

@@ -60,6 +60,10 @@ class ServerConfig:
     definitions and imports, never whole files) so prompts carry the definitions the code
     near the cursor uses. The index stays in the server's memory. Off: no file is read from
     disk; only the documents open in the editor give context."""
+    retention_horizons_s: tuple[float, float, float] = (30.0, 120.0, 300.0)
+    """Seconds after an accept at which the accepted text is looked for, to log whether it
+    was kept (the usage log's ``retained_30s``, ``retained_120s``, ``retained_300s``);
+    tests shorten them."""
     index_rescan_s: float = 30.0
     """Seconds between re-scans of the workspace folders for files changed on disk (only
     those whose mtime changed are read again), for clients that do not report changes

@@ -116,10 +116,14 @@ def register(ls) -> None:
 
     @ls.command(protocol.ACCEPT)
     def accept(ls, *args):
-        ls.require_session().sink.mark_accepted(_arg(args, 0, str, "callId"), True)
+        session = ls.require_session()
+        session.sink.mark_accepted(_arg(args, 0, str, "callId"), True)
+        session.feedback.accepted(args[0])
         return {"callId": args[0], "accepted": True}
 
     @ls.command(protocol.REJECT)
     def reject(ls, *args):
-        ls.require_session().sink.mark_accepted(_arg(args, 0, str, "callId"), False)
+        session = ls.require_session()
+        session.sink.mark_accepted(_arg(args, 0, str, "callId"), False)
+        session.feedback.rejected(args[0])
         return {"callId": args[0], "accepted": False}

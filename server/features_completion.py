@@ -44,6 +44,7 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
     hit = session.cache.lookup(queue, doc.version, doc.text, offset)
     if hit is not None:  # typing through the ghost text, or asked again: no model call
         session.scheduler.cancel(queue)
+        session.feedback.shown(uri, hit.call_id, offset, hit.text)
         return Suggestion(hit.text, hit.call_id, offset)
     trigger = trigger_at(doc, offset)
     if not trigger.call:
@@ -71,6 +72,7 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
     if found is None or not still_current():
         return None
     session.cache.remember(queue, uri, version, doc.text, offset, found.text, found.call_id)
+    session.feedback.shown(uri, found.call_id, offset, found.text)
     return found
 
 

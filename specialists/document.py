@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePath
@@ -197,8 +198,9 @@ class Document:
         return copy
 
     # ------------------------------------------------------------------ changes
-    def replace(self, start: int, end: int, new_text: str) -> None:
-        """Replace ``text[start:end]`` and update the line index and the tree incrementally."""
+    def replace(self, start: int, end: int, new_text: str) -> tuple[int, int]:
+        """Replace ``text[start:end]`` and update the line index and the tree incrementally;
+        returns the span replaced, within the text."""
         new_text = clean(new_text)
         start, end = max(0, min(start, len(self.text))), max(0, min(end, len(self.text)))
         start, end = min(start, end), max(start, end)
@@ -222,6 +224,7 @@ class Document:
         if edit is not None and self._tree is not None:
             self._tree.edit(**edit)
         self._stale = True
+        return start, end
 
     def _track_imports(self, start: int, end: int, new_text: str) -> None:
         """Keep the import list when an edit cannot have changed it: no line it touches
@@ -254,15 +257,17 @@ class Document:
             tail = [s + delta for s in tail]
         self._starts[first:] = inserted + tail
 
-    def apply_change(self, change) -> None:
-        """Apply one LSP content change (a ranged edit or a whole-document replacement)."""
+    def apply_change(self, change) -> tuple[int, int] | None:
+        """Apply one LSP content change (a ranged edit or a whole-document replacement);
+        returns the span it replaced (string offsets before the edit), None for the whole
+        text."""
         rng = getattr(change, "range", None)
         if rng is None:
             self.set_text(change.text)
-            return
+            return None
         start = self.offset_at(rng.start.line, rng.start.character)
         end = self.offset_at(rng.end.line, rng.end.character)
-        self.replace(start, end, change.text)
+        return self.replace(start, end, change.text)
 
     def set_text(self, text: str) -> None:
         text = clean(text)
@@ -329,13 +334,19 @@ class DocumentStore:
         self._docs[uri] = doc
         return doc
 
-    def change(self, uri: str, version: int, changes) -> Document | None:
+    def change(self, uri: str, version: int, changes,
+               on_edit: Callable[[tuple[int, int] | None, str], None] | None = None,
+               ) -> Document | None:
+        """Apply ``changes`` in order; ``on_edit`` hears of each: the span it replaced
+        (None: the whole text) and its text."""
         doc = self._docs.get(uri)
         if doc is None:
             log.warning("change for a document that is not open: %s", uri)
             return None
         for change in changes:
-            doc.apply_change(change)
+            span = doc.apply_change(change)
+            if on_edit is not None:
+                on_edit(span, clean(change.text))
         doc.version = version
         return doc
 

@@ -1,5 +1,5 @@
-"""A self-contained HTML page with inline SVG charts of cost and latency over time
-(no JavaScript, no external files: it opens anywhere, offline)."""
+"""A self-contained HTML page with inline SVG charts of cost, latency and the suggestions
+kept over time (no JavaScript, no external files: it opens anywhere, offline)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 
 def line_chart(title: str, labels: list[str], series: dict[str, list[float | None]],
-               unit: str) -> str:
-    """One SVG line chart; ``series`` maps a name to one value (or None) per label."""
+               unit: str, top: float | None = None) -> str:
+    """One SVG line chart; ``series`` maps a name to one value (or None) per label.
+    ``top``: the y axis's top (default: the largest value)."""
     values = [v for points in series.values() for v in points if v is not None]
-    top = max(values) if values else 1.0
+    if top is None:
+        top = max(values) if values else 1.0
     top = top if top > 0 else 1.0
     inner_w, inner_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
     step = inner_w / max(len(labels) - 1, 1)
@@ -60,6 +62,22 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.0f} {unit}"
 
 
+def _kept(labels: list[str], rows: list[dict]) -> list[str]:
+    """The share of suggestions shown that were kept, and still there after 30 s; none
+    when the editor showed none (eval and CLI calls have no suggestions)."""
+    if not any(r["shown"] for r in rows):
+        return []
+
+    def percent(key: str) -> list[float | None]:
+        return [None if r[key] is None else r[key] * 100 for r in rows]
+
+    return [line_chart("Suggestions kept, of those shown", labels, {
+        "accepted in full": percent("acceptance_full_rate"),
+        "accepted in part": percent("acceptance_partial_rate"),
+        "still there after 30 s": percent("retained_30s_rate"),
+    }, "%", top=100.0)]
+
+
 def page(rows: list[dict], title: str = "Covey usage") -> str:
     """The HTML page for :func:`covey_usage.queries.buckets` rows."""
     labels = [r["bucket"] for r in rows]
@@ -72,7 +90,8 @@ def page(rows: list[dict], title: str = "Covey usage") -> str:
         "p95": [r["latency_p95_ms"] for r in rows],
         "time to first token p50": [r["ttft_p50_ms"] for r in rows],
     }, "ms")
-    body = cost + "\n" + latency if rows else "<p>No calls logged yet.</p>"
+    body = "\n".join([cost, latency, *_kept(labels, rows)]) if rows else (
+        "<p>No calls logged yet.</p>")
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
             "</title></head>\n<body style=\"font-family: sans-serif\">\n"
             f"<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")

@@ -120,12 +120,16 @@ def usage_group(ctx: click.Context, db_path: Path | None, as_json: bool) -> None
 def summary(by: str, since: str | None, task: str | None, client: str | None,
             as_json: bool) -> None:
     """Calls, acceptance, p50/p95 latency, tokens and cost per group, with the savings
-    against the baseline LLM.
+    against the baseline LLM. Where the editor reported what became of its suggestions:
+    how many it showed, the share kept in full and in part, characters accepted per
+    suggestion shown, the share ignored, and how much accepted text was still there after
+    30 s, 2 and 5 minutes (compare adapter versions with --by adapter).
 
     Example:
 
     \b
         covey usage summary --by specialist --since 30d
+        covey usage summary --by adapter --task completion
         covey usage summary --by day --json
     """
     path = _db_path()
@@ -161,17 +165,48 @@ def summary(by: str, since: str | None, task: str | None, client: str | None,
         "per_acc": f"{_money(g['usd_per_accepted'])}/{_money(g['usd_per_accepted_fully'])}",
         "energy": _energy(g),
     } for g in groups]
-    click.echo(_table(shown, [(by, "key"), ("calls", "calls"), ("ok", "ok"),
-                              ("accepted", "accept"), ("ttft p50/p95 ms", "ttft"),
-                              ("latency p50/p95 ms", "latency"), ("tokens in+out", "tokens"),
-                              ("spent marginal", "spent"), ("fully loaded", "fully"),
-                              ("LLM-equivalent", "llm"), ("x cheaper m/f", "ratio"),
-                              ("$/accepted m/f", "per_acc"), ("energy", "energy")]))
+    columns = [(by, "key"), ("calls", "calls"), ("ok", "ok"), ("accepted", "accept")]
+    if any(g["shown"] for g in groups):  # none shown (eval, CLI calls): the table as it was
+        columns += _OUTCOME_COLUMNS
+        for row, group in zip(shown, groups, strict=True):
+            row.update(_outcome_cells(group))
+    columns += [("ttft p50/p95 ms", "ttft"), ("latency p50/p95 ms", "latency"),
+                ("tokens in+out", "tokens"), ("spent marginal", "spent"),
+                ("fully loaded", "fully"), ("LLM-equivalent", "llm"),
+                ("x cheaper m/f", "ratio"), ("$/accepted m/f", "per_acc"), ("energy", "energy")]
+    click.echo(_table(shown, columns))
     click.echo(f"Engine uptime recorded: {uptime['uptime_s'] / 3600:.2f} h in "
                f"{uptime['sessions']} session(s), ${uptime['uptime_usd']:.4f}; fully loaded "
                "spreads its idle time and energy over each day's calls.")
     for line in unpriced:
         click.echo(f"Unpriced: {line}")
+
+
+def _percent(rate) -> str:
+    return _num(None if rate is None else rate * 100, "{:.0f}%")
+
+
+def _horizon(seconds: float) -> str:
+    return f"{seconds / 60:.0f}m" if seconds >= 60 else f"{seconds:.0f}s"
+
+
+_OUTCOME_COLUMNS = [("shown", "shown"), ("kept full/part", "kept"), ("chars/shown", "chars"),
+                    ("ignored", "ignored"),
+                    ("retained " + "/".join(map(_horizon, schema.RETENTION_COLUMNS.values())),
+                     "retained")]
+"""The summary's columns for what became of the suggestions shown."""
+
+
+def _outcome_cells(group: dict) -> dict:
+    return {
+        "shown": group["shown"],
+        "kept": f"{_percent(group['acceptance_full_rate'])}/"
+                f"{_percent(group['acceptance_partial_rate'])}",
+        "chars": _num(group["chars_accepted_per_shown"], "{:.1f}"),
+        "ignored": _percent(group["ignored_share"]),
+        "retained": "/".join(_percent(group[f"{column}_rate"])
+                             for column in schema.RETENTION_COLUMNS),
+    }
 
 
 def _energy(group: dict) -> str:
@@ -269,7 +304,8 @@ def export(fmt: str, since: str | None, task: str | None, output: Path | None) -
 @json_option
 @_friendly
 def chart(output: Path, size: str, since: str | None, task: str | None, as_json: bool) -> None:
-    """An HTML page (inline SVG, no scripts) charting cost and latency over time.
+    """An HTML page (inline SVG, no scripts) charting cost and latency over time, and
+    the share of suggestions kept and retained where the editor reported on them.
 
     Example:
 

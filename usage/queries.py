@@ -16,6 +16,17 @@ Definitions (also in docs/usage-log.md):
 - $ per accepted suggestion = spent $ ÷ accepted calls;
 - unpriced = local calls without a local $ (an unknown device); energy unmeasured = local
   calls without an energy reading (NULL, never 0).
+
+What became of the suggestions (the ``suggestions`` table, joined to each call) counts only
+those the editor was given (``shown_at`` set), "shown":
+
+- full / partial acceptance rate = outcome ``accepted`` / ``partial`` ÷ shown;
+- chars accepted per shown = Σ ``accepted_chars`` ÷ shown;
+- ignored share, rejected share = outcome ``ignored`` / ``rejected`` ÷ shown;
+- shown ms p50 = the median time on screen, over those with a ``shown_ms``;
+- retention rate at each horizon (30 s, 120 s, 300 s) = the mean of the ``retained_*``
+  values that were checked (NULL ones are left out; None when none were);
+- every rate is None when nothing was shown.
 """
 
 from __future__ import annotations
@@ -32,9 +43,11 @@ import sqlite_utils
 
 from covey_usage import schema
 
-GROUPS = ("task", "specialist", "model", "day", "client", "source", "device")
+GROUPS = ("task", "specialist", "model", "adapter", "day", "client", "source", "device")
 STATUSES = ("ok", "cancelled", "error", "timeout", "escalated", "invalid", "withheld")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+SUGGESTION_FIELDS = tuple(c for c in schema.SUGGESTION_COLUMNS if c != "call_id")
+"""The ``suggestions`` columns each fetched call carries (None without a suggestions row)."""
 
 
 class UsageDbError(Exception):
@@ -54,9 +67,20 @@ def open_for_reading(path: Path) -> sqlite_utils.Database | None:
         if not schema.pending_migrations(db):
             return db
         db.close()
-        return schema.open_db(path)
+        return _migrated_or_as_is(path)
     except sqlite3.DatabaseError as exc:
         raise UsageDbError(explain(path, exc)) from None
+
+
+def _migrated_or_as_is(path: Path) -> sqlite_utils.Database:
+    """Migrate ``path``; a file that cannot be written is queried as it is (the queries
+    cope with the tables and columns an older schema lacks)."""
+    try:
+        return schema.open_db(path)
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc) and "read-only" not in str(exc):
+            raise
+        return schema.connect(path, readonly=True)
 
 
 def open_for_writing(path: Path) -> sqlite_utils.Database:
@@ -109,23 +133,36 @@ def fetch_calls(db: sqlite_utils.Database | None, *, since: float | None = None,
                 task: str | None = None, status: str | None = None,
                 client: str | None = None, limit: int | None = None,
                 newest_first: bool = False, columns: str = "*") -> list[dict]:
+    """Calls oldest first (or newest), each with its suggestion's columns
+    (:data:`SUGGESTION_FIELDS`, None without a suggestions row). ``columns`` other than
+    ``*`` is selected as given, from ``calls`` joined to ``suggestions``."""
     if db is None:
         return []
     where, params = [], []
     for column, value in (("task", task), ("status", status), ("client", client)):
         if value:
-            where.append(f"{column} = ?")
+            where.append(f"calls.{column} = ?")
             params.append(value)
     if since is not None:
-        where.append("started_at >= ?")
+        where.append("calls.started_at >= ?")
         params.append(since)
-    sql = f"SELECT {columns} FROM calls"
+    joined = db["suggestions"].exists()  # a file from before m006, opened read-only, lacks it
+    sql = f"SELECT {_selected(columns, joined)} FROM calls"
+    if joined:
+        sql += " LEFT JOIN suggestions ON suggestions.call_id = calls.id"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at " + ("DESC" if newest_first else "ASC")
+    sql += " ORDER BY calls.started_at " + ("DESC" if newest_first else "ASC")
     if limit:
         sql += f" LIMIT {int(limit)}"
     return list(db.query(sql, params))
+
+
+def _selected(columns: str, joined: bool) -> str:
+    if columns != "*":
+        return columns
+    suggestion = [f"suggestions.{c}" if joined else f"NULL AS {c}" for c in SUGGESTION_FIELDS]
+    return ", ".join(["calls.*", *suggestion])
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -207,7 +244,38 @@ def _summary(key: str, rows: list[dict], fully: dict | None = None) -> dict:
         "usd_per_accepted_fully": _ratio(spent_fully, accepted) if accepted else None,
         "unpriced": sum(1 for r in own if r.get("local_cost_usd") is None),
         "energy_unmeasured": sum(1 for r in own if r.get("energy_j") is None),
+        **_outcomes(rows),
     }
+
+
+def _outcomes(rows: list[dict]) -> dict:
+    """What became of the suggestions the editor was given (see the module docstring)."""
+    shown = [r for r in rows if r.get("shown_at") is not None]
+    outcomes = [r.get("outcome") for r in shown]
+
+    def share(count: float) -> float | None:
+        return _ratio(count, len(shown))
+
+    return {
+        "shown": len(shown),
+        "accepted_full": outcomes.count("accepted"),
+        "accepted_partial": outcomes.count("partial"),
+        "acceptance_full_rate": share(outcomes.count("accepted")),
+        "acceptance_partial_rate": share(outcomes.count("partial")),
+        "chars_accepted_per_shown": share(sum(r.get("accepted_chars") or 0 for r in shown)),
+        "ignored_share": share(outcomes.count("ignored")),
+        "rejected_share": share(outcomes.count("rejected")),
+        "shown_ms_p50": percentile([r["shown_ms"] for r in shown
+                                    if r.get("shown_ms") is not None], 50),
+        **{f"{column}_rate": _mean([r.get(column) for r in shown])
+           for column in schema.RETENTION_COLUMNS},
+    }
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of the values that are not None (None when none are)."""
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def unpriced_devices(rows: list[dict]) -> list[str]:
@@ -216,8 +284,15 @@ def unpriced_devices(rows: list[dict]) -> list[str]:
                    and r.get("local_cost_usd") is None and r.get("device")})
 
 
+BUCKET_OUTCOMES = ("shown", "acceptance_full_rate", "acceptance_partial_rate",
+                   "chars_accepted_per_shown",
+                   *(f"{column}_rate" for column in schema.RETENTION_COLUMNS))
+"""The suggestion figures each bucket carries beside its cost and latency."""
+
+
 def buckets(rows: list[dict], size: str = "day") -> list[dict]:
-    """Cost and latency per hour or day, oldest first, for charts."""
+    """Cost, latency and what became of the suggestions per hour or day, oldest first, for
+    charts."""
     width = 10 if size == "day" else 13
     grouped: dict[str, list[dict]] = {}
     for row in rows:
@@ -228,18 +303,22 @@ def buckets(rows: list[dict], size: str = "day") -> list[dict]:
         out.append({"bucket": key, "calls": s["calls"], "spent_usd": s["spent_usd"],
                     "llm_equivalent_usd": s["llm_equivalent_usd"],
                     "latency_p50_ms": s["latency_p50_ms"], "latency_p95_ms": s["latency_p95_ms"],
-                    "ttft_p50_ms": s["ttft_p50_ms"]})
+                    "ttft_p50_ms": s["ttft_p50_ms"],
+                    **{name: s[name] for name in BUCKET_OUTCOMES}})
     return out
 
 
 def prune(db: sqlite_utils.Database, older_than_s: float, *, now: float | None = None,
           dry_run: bool = False) -> int:
-    """Delete calls that started more than ``older_than_s`` ago; returns how many."""
+    """Delete calls that started more than ``older_than_s`` ago, with their suggestions'
+    outcomes; returns how many calls."""
     cutoff = (time.time() if now is None else now) - older_than_s
     count = db.execute("SELECT count(*) FROM calls WHERE started_at < ?", [cutoff]).fetchone()[0]
     if count and not dry_run:
         db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("DELETE FROM suggestions WHERE call_id IN "
+                       "(SELECT id FROM calls WHERE started_at < ?)", [cutoff])
             db.execute("DELETE FROM calls WHERE started_at < ?", [cutoff])
             db.commit()
         except BaseException:

@@ -75,6 +75,29 @@ ENGINE_SESSION_COLUMNS: dict[str, type] = {
 counter (NVML) at its start and stop; ``stopped_at`` is NULL while it runs."""
 
 
+SUGGESTION_COLUMNS: dict[str, type] = {
+    "call_id": str,
+    "shown_at": float,
+    "outcome": str,
+    "detail": str,
+    "shown_ms": float,
+    "accepted_chars": int,
+    "accepted_lines": int,
+    "typed_chars": int,
+    "retained_30s": int,
+    "retained_120s": int,
+    "retained_300s": int,
+}
+"""What became of a suggestion the editor was given, one row per completion call, written
+as it is learned (``covey_server.feedback``): ``outcome`` accepted, partial, typed,
+rejected or ignored (``detail``: superseded, typed-over, closed); how long it was on
+screen; how much of it went in by an accept and how much the user typed; and whether the
+accepted text was still there at each horizon (NULL: not checked)."""
+RETENTION_COLUMNS = {"retained_30s": 30.0, "retained_120s": 120.0, "retained_300s": 300.0}
+"""Each retention column and its horizon in seconds after the accept (Copilot checks at 15,
+30, 120, 300 and 600 s)."""
+
+
 ALL_CALL_COLUMNS = [*M002_COLUMNS, *M004_COLUMNS, *LATER_COLUMNS]
 """The columns of ``calls`` in its order (a fresh database's, and an upgraded one's)."""
 
@@ -107,12 +130,17 @@ def _m005_engine_sessions(db: sqlite_utils.Database) -> None:
     db["engine_sessions"].create_index(["started_at"], if_not_exists=True)
 
 
+def _m006_suggestions(db: sqlite_utils.Database) -> None:
+    db["suggestions"].create(SUGGESTION_COLUMNS, pk="call_id", if_not_exists=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("m001_eval_runs", _m001_eval_runs),
     ("m002_calls", _m002_calls),
     ("m003_indexes", _m003_indexes),
     ("m004_llm_tokens", _add_call_columns(*M004_COLUMNS)),
     ("m005_engine_sessions", _m005_engine_sessions),
+    ("m006_suggestions", _m006_suggestions),
     *[(f"m_calls_{name}", _add_call_columns(name)) for name in LATER_COLUMNS],
 ]
 

@@ -49,10 +49,11 @@ class _Batch:
 
     rows: list[dict] = field(default_factory=list)
     accepted: list[tuple[str, int | None]] = field(default_factory=list)
+    outcomes: list[tuple[str, dict]] = field(default_factory=list)
     runs: list[tuple[str, dict]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.accepted or self.runs)
+        return bool(self.rows or self.accepted or self.outcomes or self.runs)
 
 
 class UsageLog:
@@ -111,6 +112,11 @@ class UsageLog:
         """The editor reports whether the user kept the suggestion (None: unknown)."""
         self._queue.put(("accept", call_id, None if accepted is None else int(bool(accepted))))
 
+    def mark_outcome(self, call_id: str, fields: dict) -> None:
+        """What became of a suggestion (:data:`~covey_usage.schema.SUGGESTION_COLUMNS`,
+        any of them): merged into its ``suggestions`` row as it is learned."""
+        self._queue.put(("outcome", call_id, dict(fields)))
+
     def start_eval_run(self, meta: dict) -> str:
         """Open an eval run; calls made for it carry the returned id as ``eval_run_id``."""
         run_id = new_call_id()
@@ -161,6 +167,8 @@ class UsageLog:
                     self.cost.add(op[1])
                 elif kind == "accept":
                     self._accept(op[1], op[2])
+                elif kind == "outcome":
+                    self._backlog.outcomes.append((op[1], op[2]))
                 elif kind == "run":
                     self._backlog.runs.append((op[1], op[2]))
                 else:  # flush / stop
@@ -235,6 +243,8 @@ class UsageLog:
                                            batch_size=500)
                 for call_id, value in batch.accepted:
                     db.execute("UPDATE calls SET accepted = ? WHERE id = ?", [value, call_id])
+                for call_id, fields in batch.outcomes:
+                    db["suggestions"].upsert({"call_id": call_id, **fields}, pk="call_id")
                 db.commit()
             except BaseException:
                 db.rollback()

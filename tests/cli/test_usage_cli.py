@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from click.testing import CliRunner
 
 from covey_cli import main
@@ -134,9 +135,16 @@ def test_path_and_prune(home_with_calls: Path):
     assert json.loads(invoke("path", "--json").output)["calls"] == 4
     dry = json.loads(invoke("prune", "--older-than", "30d", "--dry-run", "--json").output)
     assert dry == {"deleted": 0, "matched": 1, "dry_run": True}
+    db = sqlite_utils.Database(home_with_calls / "usage.db")
+    db["suggestions"].insert_all({"call_id": r["id"], "outcome": "ignored"}
+                                 for r in db.query("SELECT id FROM calls"))
+    db.close()
     result = invoke("prune", "--older-than", "30d")
     assert result.exit_code == 0 and "Deleted 1 calls" in result.output
     assert json.loads(invoke("path", "--json").output)["calls"] == 3
+    db = sqlite_utils.Database(home_with_calls / "usage.db")
+    assert db["suggestions"].count == 3  # the pruned call's outcome went with it
+    db.close()
 
 
 def test_prices_lists_dated_prices(covey_home: Path):

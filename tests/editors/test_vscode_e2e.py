@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlite_utils
+from helpers.fake_openai import FakeOpenAI, Scripted
 from helpers.vscode import ARTIFACTS, SetupError, build_vsix, drive, install_code_server
 
 pytestmark = [
@@ -96,3 +98,35 @@ def test_engine_down_stays_quiet(code_server, vsix):
     assert result["checks"]["restartOnSettings"] is True
     assert result["checks"]["engineStartCommand"] is True
     assert result["checks"]["usageView"].startswith("Covey usage")
+
+
+def test_word_by_word_accepts_and_retention_reach_the_usage_log(code_server, vsix, tmp_path):
+    """Accept Next Word twice, then type something else: the log shows a partial accept of
+    exactly what VS Code inserted. A Tab accept kept past the first retention horizon, then
+    deleted: retained at the first check, not at the next. The engine is scripted (the
+    mechanism is under test, not what a model says); the horizons are shortened to the
+    driver's KEEP_MS and AFTER_DELETE_MS."""
+    home = tmp_path / "covey-home"
+    home.mkdir()
+    (home / "config.toml").write_text("[server]\nretention_horizons_s = [2.0, 5.0, 6.0]\n")
+    words = ["return", " fib", "(n", " -", " 1)", " +", " fib", "(n", " -", " 2)"]
+    answer = Scripted(tokens=words, logprobs=[-0.05] * len(words))
+    with FakeOpenAI(by_model={"completion": answer}) as fake:
+        result = _drive(["--scenario", "feedback", "--code-server", code_server, "--vsix", vsix,
+                         "--python", sys.executable, "--engine-url", fake.url],
+                        ARTIFACTS.with_name("vscode-e2e-feedback"),
+                        {**os.environ, "COVEY_HOME": str(home), "COVEY_ENGINE_API_KEY": "k"})
+    db = sqlite_utils.Database(home / "usage.db")
+    try:
+        rows = list(db.query("SELECT * FROM suggestions WHERE outcome IS NOT NULL"))
+    finally:
+        db.close()
+    checks = result["checks"]
+    partial = [r for r in rows if r["outcome"] == "partial"]
+    accepted = [r for r in rows if r["outcome"] == "accepted"]
+    assert 0 < len(checks["partialAccepted"]) < len("".join(words))
+    assert [r["accepted_chars"] for r in partial] == [len(checks["partialAccepted"])], rows
+    assert checks["fullAccepted"] == "".join(words)
+    (full,) = accepted
+    assert full["accepted_chars"] == len(checks["fullAccepted"])
+    assert (full["retained_30s"], full["retained_120s"], full["retained_300s"]) == (1, 0, 0)

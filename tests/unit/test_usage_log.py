@@ -87,6 +87,40 @@ def test_acceptance_before_and_after_the_row_is_written(db_path: Path):
     assert accepted == {early.id: 1, late.id: 0}
 
 
+def test_what_became_of_a_suggestion_is_merged_into_its_row_as_it_is_learned(db_path: Path):
+    log = open_usage_log(db_path, meter=False, settle_s=60)
+    call = make_call()
+    log.record(call)
+    log.mark_outcome(call.id, {"shown_at": 1.0})
+    log.mark_outcome(call.id, {"outcome": "partial", "accepted_chars": 8, "accepted_lines": 1})
+    log.flush()
+    log.mark_outcome(call.id, {"retained_30s": 1})
+    log.mark_outcome(call.id, {"retained_120s": 0})
+    log.close()
+    [row] = rows(db_path, "SELECT * FROM suggestions")
+    assert row == {**dict.fromkeys(schema.SUGGESTION_COLUMNS), "call_id": call.id,
+                   "shown_at": 1.0, "outcome": "partial", "accepted_chars": 8,
+                   "accepted_lines": 1, "retained_30s": 1, "retained_120s": 0}
+
+
+def test_a_database_from_before_m006_keeps_its_rows_and_gains_suggestions(db_path: Path):
+    log = open_usage_log(db_path, meter=False, settle_s=0)
+    kept = make_call()
+    log.record(kept)
+    log.close()
+    db = sqlite_utils.Database(db_path)  # as the previous Covey left it: no m006
+    db["suggestions"].drop()
+    db.execute("DELETE FROM _covey_migrations WHERE name = 'm006_suggestions'")
+    db.conn.commit()
+    db.close()
+    log = open_usage_log(db_path, meter=False, settle_s=0)
+    log.mark_outcome(kept.id, {"outcome": "accepted"})
+    log.close()
+    assert [r["id"] for r in rows(db_path)] == [kept.id]
+    assert rows(db_path, "SELECT call_id, outcome FROM suggestions") == [
+        {"call_id": kept.id, "outcome": "accepted"}]
+
+
 def test_eval_runs_and_their_calls(db_path: Path):
     import json
 

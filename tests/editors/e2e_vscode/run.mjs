@@ -12,7 +12,9 @@
 // listens and checks that completions stay quiet and that a changed setting restarts the
 // server with it. --scenario latency times --keystrokes keystrokes (at least 20) from the
 // key press to visible ghost text, each split into model, server and editor parts (see
-// latencyScenario). Screenshots go to --artifacts.
+// latencyScenario). --scenario feedback accepts a scripted suggestion word by word and
+// another in full, then deletes it (the server's inferred outcomes land in the usage log,
+// which the Python side reads). Screenshots go to --artifacts.
 //
 //   node tests/editors/e2e_vscode/run.mjs --code-server BIN --vsix covey.vsix --python PY \
 //        --engine-url http://127.0.0.1:8733 [--artifacts artifacts/vscode-e2e] [--port 0]
@@ -57,8 +59,8 @@ for (const required of needed) {
     process.exit(2);
   }
 }
-if (!['editing', 'start-failure', 'engine-down', 'latency'].includes(opt.scenario)) {
-  console.error(`run.mjs: --scenario must be editing, start-failure, engine-down or latency, not ${opt.scenario}`);
+if (!['editing', 'start-failure', 'engine-down', 'latency', 'feedback'].includes(opt.scenario)) {
+  console.error(`run.mjs: --scenario must be editing, start-failure, engine-down, latency or feedback, not ${opt.scenario}`);
   process.exit(2);
 }
 
@@ -88,11 +90,33 @@ async function freePort() {
 // Python fixture: a function to document and the start of one for ghost text.
 const SOURCE = `import math
 
+from units import Point, to_metres
+
 
 def circle_area(radius):
     return math.pi * radius ** 2
 
 
+`;
+// A second module of the workspace: shapes.py imports from it, so every completion there
+// carries repository context (the definitions of names imported and not used yet), as it
+// would in a real project.
+const UNITS = `"""Units and small geometry helpers."""
+
+
+def to_metres(feet: float) -> float:
+    """Feet to metres."""
+    return feet * 0.3048
+
+
+class Point:
+    """A point in the plane."""
+
+    def __init__(self, x: float, y: float):
+        self.x, self.y = x, y
+
+    def distance_to(self, other: "Point") -> float:
+        return ((self.x - other.x) ** 2 + (self.y - other.y) ** 2) ** 0.5
 `;
 // Where to ask for ghost text: type `type`, then time the keystroke `last`. `finish`
 // completes the line when the model had nothing to say there.
@@ -117,6 +141,7 @@ function makeDirs() {
   for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
   fs.mkdirSync(path.join(dirs.userData, 'User'), { recursive: true });
   fs.writeFileSync(path.join(dirs.workspace, 'shapes.py'), SOURCE);
+  fs.writeFileSync(path.join(dirs.workspace, 'units.py'), UNITS);
   const settings = {
     'editor.inlineSuggest.enabled': true,
     // Keep the suggest widget out of the way so Tab means "accept the ghost text".
@@ -839,6 +864,7 @@ async function timeKeystroke(page, logFile, key) {
   m.roundTripMs = served.roundTripMs;
   m.modelLatencyMs = m.modelCalled ? call.latencyMs : 0;
   m.ttftMs = m.modelCalled ? call.ttftMs : null;
+  m.promptTokens = m.modelCalled ? call.promptTokens : null;
   m.editorBeforeMs = served.sentAt - keyAt;
   m.editorAfterMs = shown.t - served.answeredAt;
   // The editor may show the rest of the suggestion the key typed into before the server
@@ -919,9 +945,75 @@ async function latencyScenario(page, dirs, result) {
     `only ${shownCount()} of ${result.keystrokes.length} keystrokes showed ghost text (wanted ${wanted})`);
 }
 
+// The feedback scenario keeps a Tab-accepted suggestion this long, deletes it, and waits
+// this long: the test sets the server's retention horizons to 2, 5 and 6 s, so the first
+// check finds the text and the later ones do not.
+const KEEP_MS = 3000;
+const AFTER_DELETE_MS = 5000;
+
+/** The text a line gained at the cursor between two saves of the file, after the new line
+ * and indentation Enter added: what an accept inserted. */
+function insertedAfter(before, after) {
+  check(after.startsWith(before), 'the text before the cursor changed');
+  return after.slice(before.length).replace(/^\n[ \t]*/, '');
+}
+
+/**
+ * What the server infers from the edits that follow a suggestion, against the test's
+ * scripted engine (the same answer every time): accept one word by word (Accept Next Word,
+ * Ctrl+Right) and then type something else, a partial accept; accept one with Tab, keep it
+ * past the first retention horizon, then delete it. The Python side reads the usage log;
+ * result.checks holds what the editor inserted and when.
+ */
+async function feedbackScenario(page, dirs, result) {
+  await waitFor('the Covey status bar item to show a live engine', async () => {
+    const text = await statusText(page);
+    return /Engine: (up|remote)/.test(text) ? text : '';
+  });
+  const logFile = coveyLogFile(dirs);
+  check(logFile, 'no Covey output channel log file found');
+  const ghostAfter = async (line) => {
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type(line, { delay: 30 });
+    const before = await saveAndRead(page, dirs);
+    const seen = inlineResponses(fs.readFileSync(logFile, 'utf8')).length;
+    await page.keyboard.press('Enter');
+    check(await waitForGhost(page, logFile, seen), `no ghost text after ${JSON.stringify(line)}`);
+    return before;
+  };
+
+  let before = await ghostAfter('def fib(n):');
+  for (let i = 0; i < 2; i++) {
+    await page.keyboard.press('Control+ArrowRight');  // Accept Next Word
+    await sleep(400);
+  }
+  result.checks.partialAccepted = insertedAfter(before, await saveAndRead(page, dirs));
+  log(`accepted word by word: ${JSON.stringify(result.checks.partialAccepted)}`);
+  await page.keyboard.press('Escape');
+  await page.keyboard.type('  # mine', { delay: 30 });  // then the user goes their own way
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Shift+Home');
+  await page.keyboard.press('Delete');
+
+  before = await ghostAfter('def fib2(n):');
+  await page.keyboard.press('Tab');
+  await sleep(300);
+  result.checks.fullAccepted = insertedAfter(before, await saveAndRead(page, dirs));
+  result.checks.acceptedAt = Date.now();
+  log(`accepted with Tab: ${JSON.stringify(result.checks.fullAccepted)}`);
+  await sleep(KEEP_MS);
+  await page.keyboard.press('Shift+Home');  // the user deletes it
+  await page.keyboard.press('Delete');
+  await saveAndRead(page, dirs);
+  result.checks.deletedAt = Date.now();
+  await sleep(AFTER_DELETE_MS);  // past the next horizons
+}
+
 const SCENARIOS = {
   editing: editingScenario, 'start-failure': startFailureScenario, 'engine-down': engineDownScenario,
-  latency: latencyScenario,
+  latency: latencyScenario, feedback: feedbackScenario,
 };
 
 async function main() {
