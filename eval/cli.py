@@ -202,6 +202,11 @@ def _print_run(result: dict) -> Console:
                    "unfiltered precision by this much.")
 @click.option("--min-shown", type=click.IntRange(min=1), default=10, show_default=True,
               help="Show threshold: only recommend points that still show this many answers.")
+@click.option("--from-usage", is_flag=True,
+              help="Only the show threshold, from your own use: the editor's completions in "
+                   "the usage log, right meaning kept (accepted in full or part, or typed, "
+                   "and not removed). Asks no model.")
+@click.option("--since", help="With --from-usage: calls since a duration (30d) or a date.")
 @click.option("--show-only", is_flag=True,
               help="Only the show threshold: ask the specialist alone (no baseline answers, "
                    "no routing curve).")
@@ -210,8 +215,8 @@ def _print_run(result: dict) -> Console:
               help="Also write the HTML report (with the curve) to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep as JSON.")
 def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, margin,
-                  min_shown, show_only, concurrency, workers, engine_url, engine_key, baseline_url,
-                  baseline_model, baseline_api, output, as_json):
+                  min_shown, from_usage, since, show_only, concurrency, workers, engine_url,
+                  engine_key, baseline_url, baseline_model, baseline_api, output, as_json):
     """Vary the routing thresholds: quality against cost, from never to always-baseline.
 
     Collects the specialist's and the baseline's answers once (with log-probs and
@@ -231,11 +236,16 @@ def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, 
         covey eval sweep --suite humaneval-sl --limit 50 -o sweep.html
         covey eval sweep --from-run last --metric edit_similarity --points 5
         covey eval sweep --suite humaneval-sl --limit 100 --show-only --points 19
+        covey eval sweep --from-usage --since 30d
     """
     from covey_eval import session, sweep
 
-    if bool(suite_name) == bool(from_run):
-        raise click.ClickException("give either --suite (a new sweep) or --from-run (replay)")
+    if sum(map(bool, (suite_name, from_run, from_usage))) != 1:
+        raise click.ClickException("give one of --suite (a new sweep), --from-run (replay) "
+                                   "or --from-usage (your own accepts and rejects)")
+    if from_usage:
+        _sweep_from_usage(since, points, margin, min_shown, as_json)
+        return
     if from_run:
         try:
             result = store.load_run(from_run)
@@ -274,6 +284,35 @@ def sweep_command(suite_name, from_run, limit, seed, points, tolerance, metric, 
     except (session.SessionError, sandbox.IsolationUnavailable, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     _show_sweep(result, output, as_json)
+
+
+def _sweep_from_usage(since: str | None, points: int, margin: float, min_shown: int,
+                      as_json: bool) -> None:
+    from covey_eval import sweep
+    from covey_settings import home
+    from covey_usage import queries
+
+    try:
+        start = queries.parse_since(since) if since else None
+        db = queries.open_for_reading(home.usage_db_path())
+        try:
+            calls = queries.fetch_calls(db, since=start, task="completion", client="editor")
+        finally:
+            if db is not None:
+                db.close()
+    except (ValueError, queries.UsageDbError) as exc:
+        raise click.ClickException(str(exc)) from None
+    show = sweep.from_usage(calls, points=points, margin=margin, min_shown=min_shown)
+    if as_json:
+        click.echo(json.dumps(show, indent=2, default=str))
+        return
+    out = Console()
+    if not show["points"][0]["n"]:
+        out.print("No completion in the usage log has an outcome yet: use the editor a while.")
+        return
+    out.print(render.show_table({"sweep": {"show": show}}))
+    out.print("Only suggestions that were shown have an outcome: this can raise the "
+              "threshold in use, never tell whether a lower one would do.")
 
 
 def _show_sweep(result: dict, output: str | None, as_json: bool, replay: bool = False) -> None:

@@ -29,6 +29,7 @@ coverage for a stated gain in precision, and the margin says how much.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from covey_eval import metrics
@@ -184,13 +185,14 @@ def _answered(row: dict) -> bool:
     return row.get("status") == "ok" and bool(row.get("answer"))
 
 
-def show_point(rows: list[dict], threshold: float | None) -> dict:
+def show_point(rows: list[dict], threshold: float | None,
+               is_right: Callable[[dict], bool] = lambda r: bool(right(r))) -> dict:
     """Coverage and precision when the router's show filter sits at ``threshold`` (None:
     off), replayed with its own :func:`~covey_specialists.routing.withhold_reason`."""
     spec = Specialist(key="sweep", min_show_logprob=OFF if threshold is None else threshold)
     shown = [r for r in rows if _answered(r)
              and withhold_reason(spec, r.get("mean_logprob")) is None]
-    right_ = sum(bool(right(r)) for r in shown)
+    right_ = sum(is_right(r) for r in shown)
     n = len(rows)
     return {"threshold": threshold, "shown": len(shown), "right": right_, "n": n,
             "coverage": len(shown) / n if n else None,
@@ -225,10 +227,39 @@ def recommend_show(points: list[dict], margin: float, min_shown: int) -> int | N
 
 
 def show_sweep(rows: list[dict], *, points: int = 9, margin: float = 0.1,
-               min_shown: int = 10) -> dict:
+               min_shown: int = 10, is_right: Callable[[dict], bool] | None = None,
+               right_means: str = " or ".join(RIGHT)) -> dict:
     """Precision against coverage over the specialist's ``rows`` (one per task): the
     unfiltered point first, then thresholds at quantiles; and the recommended one."""
-    evaluated = [show_point(rows, None)] + [show_point(rows, t)
-                                            for t in show_thresholds(rows, points)]
+    judge = {} if is_right is None else {"is_right": is_right}
+    evaluated = [show_point(rows, t, **judge)
+                 for t in [None, *show_thresholds(rows, points)]]
     return {"points": evaluated, "recommended": recommend_show(evaluated, margin, min_shown),
-            "margin": margin, "min_shown": min_shown, "right_means": " or ".join(RIGHT)}
+            "margin": margin, "min_shown": min_shown, "right_means": right_means}
+
+
+KEPT = ("accepted", "partial", "typed")
+"""Outcomes of a suggestion the user kept (in full, in part, or by typing it)."""
+
+
+def usage_rows(calls: list[dict]) -> list[dict]:
+    """The editor's completion calls from the usage log whose suggestion has an outcome,
+    as rows :func:`show_sweep` reads: their mean log-prob, and ``kept`` when the user kept
+    it and did not remove it by the first retention check. Only what was shown has an
+    outcome, so these can only tell how far to raise the threshold in use, not lower it."""
+    out = []
+    for call in calls:
+        if call.get("shown_at") is None or call.get("outcome") is None:
+            continue
+        kept = call["outcome"] in KEPT and call.get("retained_30s") != 0
+        out.append({"status": "ok", "answer": "shown", "mean_logprob": call.get("mean_logprob"),
+                    "kept": kept})
+    return out
+
+
+def from_usage(calls: list[dict], *, points: int = 9, margin: float = 0.1,
+               min_shown: int = 10) -> dict:
+    """:func:`show_sweep` over the user's own history: right means kept."""
+    return show_sweep(usage_rows(calls), points=points, margin=margin, min_shown=min_shown,
+                      is_right=lambda r: r["kept"],
+                      right_means="kept: accepted in full or part, or typed, and not removed")

@@ -107,9 +107,10 @@ def test_report_and_table_mark_the_recommended_point_and_name_the_stand_in():
 def test_sweep_cli_needs_a_suite_or_a_run(covey_home):
     from covey_cli import main
 
-    for args in ([], ["--suite", "humaneval-sl", "--from-run", "last"]):
+    for args in ([], ["--suite", "humaneval-sl", "--from-run", "last"],
+                 ["--from-run", "last", "--from-usage"]):
         out = CliRunner().invoke(main, ["eval", "sweep", *args])
-        assert out.exit_code == 1 and "either --suite" in out.output
+        assert out.exit_code == 1 and "give one of --suite" in out.output
     out = CliRunner().invoke(main, ["eval", "sweep", "--from-run", "last"])
     assert out.exit_code == 1 and out.output.startswith("Error: no usage database")
 
@@ -182,3 +183,46 @@ def test_show_table_marks_the_recommended_threshold():
     assert table.row_count == len(result["sweep"]["show"]["points"])
     cells = list(table.columns[0].cells)
     assert cells[0] == "off" and sum(c.startswith("★") for c in cells) == 1
+
+
+def test_the_show_threshold_from_the_users_own_accepts_and_rejects(covey_home):
+    """``--from-usage``: the editor's completions with an outcome; kept (accepted, partial,
+    typed, and not removed by the first retention check) is right. Sure ones kept, unsure
+    ones not: raising the threshold above the unsure ones is recommended."""
+    import json
+    import time
+
+    from helpers.calls import make_call
+
+    from covey_eval.cli import eval_group
+    from covey_usage import open_usage_log
+
+    log = open_usage_log(covey_home / "usage.db", meter=False, settle_s=0)
+    history = [(-0.1, "accepted", None), (-0.2, "partial", 1), (-0.3, "typed", None),
+               (-0.4, "accepted", 0),  # removed within 30 s: not kept
+               (-1.5, "ignored", None), (-1.8, "rejected", None), (-2.0, "ignored", None),
+               (-2.2, "ignored", None)]
+    for mean, outcome, retained in history:
+        call = make_call(client="editor", mean_logprob=mean, started_at=time.time() - 60)
+        log.record(call)
+        log.mark_outcome(call.id, {"shown_at": time.time(), "outcome": outcome,
+                                   "retained_30s": retained})
+    log.record(make_call(client="eval", mean_logprob=-3.0))  # not the user's: left out
+    log.close()
+    result = CliRunner().invoke(eval_group, ["sweep", "--from-usage", "--points", "3",
+                                             "--margin", "0.5", "--min-shown", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    show = json.loads(result.output)
+    off = show["points"][0]
+    assert (off["threshold"], off["shown"], off["right"]) == (None, 8, 3)
+    best = show["points"][show["recommended"]]
+    assert best["threshold"] > -0.4 and best["precision"] == 1.0
+    table = CliRunner().invoke(eval_group, ["sweep", "--from-usage", "--min-shown", "2"])
+    assert "kept" in table.output and "never tell whether a lower one" in table.output
+
+
+def test_from_usage_with_no_history_says_so(covey_home):
+    from covey_eval.cli import eval_group
+
+    result = CliRunner().invoke(eval_group, ["sweep", "--from-usage"])
+    assert result.exit_code == 0 and "has an outcome yet" in result.output
