@@ -12,6 +12,7 @@ from pathlib import Path, PurePath
 
 from covey_eval.repo import HELD_OUT_PACKAGES
 from covey_specialists.tasks import task_module
+from covey_training.dataset import USAGE_WEIGHT
 
 PSF_NOTICE = (
     "Training examples were derived from the CPython standard library, "
@@ -46,8 +47,8 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         f"(Python {platform.python_version()})",
         f"- Split: `{dataset.get('split')}` files only ({dataset.get('files')} files); "
         "held-out modules are chosen by `covey_eval.splits.is_heldout` and never trained on",
-        f"- Examples: {dataset.get('examples')} ({dataset.get('from_usage', 0)} from accepted "
-        "suggestions in the usage log)",
+        f"- Examples: {dataset.get('examples')} ({dataset.get('from_usage', 0)} accepted and "
+        f"kept suggestions from the usage log, each counted {USAGE_WEIGHT} times)",
         f"- Scrubbing: {json.dumps(dataset.get('scrub', {}))} (secrets drop the example; "
         "emails are replaced)",
         f"- Near-duplicates dropped (normalised target and nearby code): "

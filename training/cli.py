@@ -113,8 +113,9 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
         except Exception as exc:  # a locked or damaged log must not stop training
             click.echo(f"usage log skipped: {exc}", err=True)
         else:
-            click.echo(f"usage log: {stats.used} accepted suggestion(s) with text "
-                       f"({stats.without_text} without stored text)", err=True)
+            click.echo(f"usage log: {stats.used} accepted and kept suggestion(s) with text "
+                       f"({stats.without_text} without stored text, {stats.removed} removed "
+                       "after the accept)", err=True)
     out_dir = out_dir or home.covey_home() / "training" / task / time.strftime("%Y%m%d-%H%M%S")
     try:
         cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank,

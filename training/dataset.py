@@ -143,6 +143,10 @@ def raw_examples(task: str, sources, seed: int, per_file: int | None = None,
         yield from build(src, rng, per_file, budget)
 
 
+USAGE_WEIGHT = 3
+"""Times each of the user's accepted-and-kept suggestions is in the train split: their own
+code, chosen by them, outweighs code mined from packages."""
+
 GATE_ONLY_META = ("base_prompt",)
 """Meta the gate reads from held-out examples only: left out of training examples, which
 halves their size and the scrubbing time at 100k examples."""
@@ -270,9 +274,11 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
     if split == "train" and balance is not None:  # the user's accepted edits are never cut
         examples, info.mix = balance(examples, random.Random(f"{seed}:balance"))
     if usage_examples:
-        before = len(examples)
-        examples.extend(scrubbed(usage_examples, report))
-        info.from_usage = len(examples) - before
+        kept = list(scrubbed(usage_examples, report))
+        info.from_usage = len(kept)
+        if split == "train":  # the user's own kept code outweighs mined code
+            kept = kept * USAGE_WEIGHT
+        examples.extend(kept)
     rng = random.Random(seed)
     rng.shuffle(examples)
     if limit is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from covey_specialists.tasks import completion as prompts
-from covey_training.dataset import build_dataset
+from covey_training.dataset import USAGE_WEIGHT, build_dataset
 from covey_training.usage_data import accepted_examples
 from covey_usage import open_usage_log
 from covey_usage.calls import ModelCall, new_call_id
@@ -46,10 +46,31 @@ def test_only_accepted_rows_with_text_in_the_served_format_are_used(tmp_path):
     assert examples[0].target == "3.14159 * r * r<|endoftext|>"
     assert examples[0].prompt == good.prompt_text
 
-    # the dataset scrubs them like any other example: the planted key never gets through
+    # the dataset scrubs them like any other example: the planted key never gets through;
+    # what is kept counts USAGE_WEIGHT times in training
     data, info = build_dataset("completion", [tmp_path / "empty"], usage_examples=examples)
     assert info.from_usage == 1 and info.scrub["dropped"] == {"aws-access-key": 1}
     assert SECRET not in "".join(ex.to_json() for ex in data)
+    assert [ex.source for ex in data] == [f"usage:{good.id}"] * USAGE_WEIGHT
+
+
+def test_the_servers_outcomes_decide_and_text_removed_later_is_left_out(tmp_path):
+    """A full accept the server inferred counts even without covey.accept; one whose text
+    was gone at a retention check does not; a partial accept does not (the stored answer is
+    more than the user kept)."""
+    db = tmp_path / "usage.db"
+    inferred, removed, partial = (_call(_fim(f"v{i} = "), str(i)) for i in range(3))
+    usage = open_usage_log(db, store_text=True, meter=False, settle_s=0)
+    for call, fields in ((inferred, {"outcome": "accepted", "retained_30s": 1}),
+                         (removed, {"outcome": "accepted", "retained_30s": 1,
+                                    "retained_120s": 0}),
+                         (partial, {"outcome": "partial"})):
+        usage.record(call)
+        usage.mark_outcome(call.id, fields)
+    usage.close()
+    examples, stats = accepted_examples("completion", db)
+    assert [ex.source for ex in examples] == [f"usage:{inferred.id}"]
+    assert (stats.accepted, stats.removed) == (2, 1)
 
 
 def test_rows_without_stored_text_are_counted_not_used(tmp_path):
