@@ -3,7 +3,9 @@ that follow it, so every LSP editor reports it (Neovim as much as VS Code):
 
 - text inserted at the cursor that continues the suggestion: one character at a time (or a
   new line and its indent) is the user typing it; more at once is an accept (Tab, or VS
-  Code's Accept Next Word and Accept Next Line: an accept in part);
+  Code's Accept Next Word and Accept Next Line: an accept in part). Once part of it was
+  accepted, a one-character step counts as accepted too: Accept Next Word takes a lone
+  space or bracket as a word of its own (VS Code inserted "return", then " ");
 - any other edit at the cursor ends it (typed over), as does a new suggestion for the same
   document (superseded) or closing it; ``covey.accept`` and ``covey.reject`` say so outright.
 
@@ -116,7 +118,8 @@ class Feedback:
             return
         at, rest = held.cursor, held.rest
         if start == end == at and new_text and rest.startswith(new_text):
-            if len(new_text) == 1 or (new_text[0] == "\n" and not new_text.strip()):
+            step = len(new_text) == 1 or (new_text[0] == "\n" and not new_text.strip())
+            if step and not held.accepted:
                 held.typed += len(new_text)
             else:
                 held.accepted += len(new_text)

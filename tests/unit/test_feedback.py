@@ -67,6 +67,16 @@ def test_accepting_word_by_word_then_leaving_is_a_partial_accept():
     assert (reports["c1"]["accepted_chars"], reports["c1"]["accepted_lines"]) == (8, 1)
 
 
+def test_after_a_word_is_accepted_a_one_character_step_is_accepted_too():
+    """VS Code's Accept Next Word inserted "return", then " " on its own."""
+    feedback, doc, reports, _ = tracker()
+    show(feedback)
+    doc.edit(AT, AT, "total")
+    doc.edit(AT + 5, AT + 5, " ")
+    doc.edit(AT + 6, AT + 6, "x")
+    assert (reports["c1"]["accepted_chars"], reports["c1"]["typed_chars"]) == (6, 0)
+
+
 def test_a_whole_accept_over_two_lines_and_the_command():
     feedback, doc, reports, _ = tracker()
     show(feedback)
