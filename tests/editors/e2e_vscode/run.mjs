@@ -98,6 +98,7 @@ def circle_area(radius):
 
 
 `;
+const CIRCLE_AREA_LINE = SOURCE.split('\n').findIndex((l) => l.startsWith('def circle_area'));
 // A second module of the workspace: shapes.py imports from it, so every completion there
 // carries repository context (the definitions of names imported and not used yet), as it
 // would in a real project.
@@ -471,7 +472,7 @@ async function editingScenario(page, dirs, result) {
 
   // "Generate docstring" on circle_area: the code-action menu, chosen with the keyboard.
   await page.keyboard.press('Control+Home');
-  for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
+  for (let i = 0; i < CIRCLE_AREA_LINE; i++) await page.keyboard.press('ArrowDown');
   await chooseCodeAction(page, /Generate docstring/, '4-code-actions');
   const docAt = Date.now();
   await waitFor('the docstring edit', async () => (await page.locator('.tab.active.dirty').count()) > 0, waitMs, 100);
@@ -490,7 +491,7 @@ async function editingScenario(page, dirs, result) {
   // re-sends covey.refactor with it (the middleware). Checked in the LSP trace, since an
   // untuned model's rewrite may rightly be refused by the server's validation.
   await page.keyboard.press('Control+Home');
-  for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
+  for (let i = 0; i < CIRCLE_AREA_LINE; i++) await page.keyboard.press('ArrowDown');
   for (let i = 0; i < 2; i++) await page.keyboard.press('Shift+ArrowDown');
   await chooseCodeAction(page, /Refactor selection/);
   await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20_000 });
