@@ -51,6 +51,30 @@ def _relative_to_library(path: Path) -> Path:
 
 def is_heldout(module_path: str | Path) -> bool:
     """True if this file belongs to the eval's held-out set (training must skip it)."""
-    key = split_key(module_path)
+    return _held(split_key(module_path))
+
+
+def repository_key(rel: str) -> str:
+    """Within one repository the unit is the module under its top-level folder
+    (``toolz/itertoolz``, ``tests/test_api``; a ``src/`` layout looked through; a
+    subpackage goes whole): by top-level name alone, a repository's one package would fall
+    wholly on one side."""
+    parts = list(PurePosixPath(rel).parts)
+    if len(parts) > 1 and parts[0] == "src":
+        parts = parts[1:]
+    parts = parts[:2]
+    if parts and parts[-1].endswith(".py"):
+        parts[-1] = parts[-1][:-3]
+    return "/".join(parts)
+
+
+def is_heldout_in_repository(rel: str) -> bool:
+    """True if this file of a repository (``rel`` relative to its root) is held out from
+    training on that repository (:func:`repository_key`). A top-level module gets the
+    answer :func:`is_heldout` gives."""
+    return _held(repository_key(rel))
+
+
+def _held(key: str) -> bool:
     digest = hashlib.sha256(f"{SALT}:{key}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % 100 < HELDOUT_PERCENT

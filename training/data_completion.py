@@ -42,7 +42,7 @@ from covey_specialists.repo_context import Workspace, build, estimate_tokens, ne
 from covey_specialists.tasks import completion
 from covey_specialists.workspace import WorkspaceIndex, walk
 from covey_training.examples import Example
-from covey_training.sources import SourceFile, is_held_out
+from covey_training.sources import SourceFile, held_out
 
 MAX_MIDDLE_CHARS = 320
 MAX_BLOCK_LINES = 6
@@ -259,7 +259,7 @@ def package_index(folder: Path, base: Path, train_only: bool = False) -> Workspa
     index = WorkspaceIndex(roots=[Path(base)])
     for path in walk(Path(folder)):
         key = path.relative_to(base).as_posix()
-        if not (train_only and is_held_out(key)):
+        if not (train_only and held_out(base, key)):
             index.add_file(path, key)
     _INDEXES[cache_key] = index
     while len(_INDEXES) > INDEXES_HELD:

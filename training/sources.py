@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from covey_eval.splits import is_heldout
+from covey_eval.splits import is_heldout, is_heldout_in_repository, stdlib_root
 
 SKIP_DIRS = {"site-packages", "__pycache__", "test", "tests", "idlelib", "lib2to3",
              "turtledemo", "ensurepip", "encodings", "venv", ".git", ".venv", "node_modules"}
@@ -44,6 +44,17 @@ def is_held_out(rel: str) -> bool:
     return bool(is_heldout(rel))
 
 
+def held_out(base: Path, rel: str) -> bool:
+    """Whether the file ``rel`` (relative to ``base``) is held out: in a repository the user
+    named, by module within it (:func:`covey_eval.splits.is_heldout_in_repository`), so
+    training on it keeps some of its own modules to be judged on; in the standard library
+    and installed packages, the eval's split (:func:`is_held_out`)."""
+    base = Path(base).resolve()
+    if base == stdlib_root().resolve() or base.name in ("site-packages", "dist-packages"):
+        return is_held_out(rel)
+    return is_heldout_in_repository(rel)
+
+
 def iter_source_paths(roots: list[Path], split: str = "train") -> Iterator[tuple[Path, str]]:
     """(base, rel) of the Python files under ``roots`` in the requested split, in a stable
     order, without reading them (so workers can parse them in parallel)."""
@@ -58,7 +69,7 @@ def iter_source_paths(roots: list[Path], split: str = "train") -> Iterator[tuple
             inside = path.relative_to(root if root.is_dir() else base)
             if any(part in SKIP_DIRS for part in Path(inside).parts[:-1]):
                 continue
-            held = is_held_out(rel)
+            held = held_out(base, rel)
             if (split == "train" and held) or (split == "heldout" and not held):
                 continue
             yield base, rel

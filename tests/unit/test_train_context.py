@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from covey_eval.splits import is_heldout
+from covey_eval.splits import is_heldout_in_repository
 from covey_specialists.document import Document
 from covey_specialists.repo_context import Workspace
 from covey_specialists.table import load_table
@@ -147,7 +147,11 @@ def test_a_file_without_workspace_imports_has_no_context(tmp_path):
 
 
 def _names(heldout: bool, n: int) -> list[str]:
-    found = [f"pkg{i}" for i in range(500) if is_heldout(f"pkg{i}/x.py") == heldout]
+    """Packages whose files (``__init__``, ``pricing``, ``cart``) all fall on one side of a
+    repository's split (by module within it)."""
+    found = [f"pkg{i}" for i in range(5000)
+             if all(is_heldout_in_repository(f"pkg{i}/{m}.py") == heldout
+                    for m in ("__init__", "pricing", "cart"))]
     return found[:n]
 
 
@@ -176,7 +180,7 @@ def test_the_held_out_split_is_unchanged_and_never_reaches_a_training_prompt(tmp
     assert files == {ex.source.rsplit(":", 1)[0] for ex in without}
     assert files == {rel for _, rel in iter_source_paths(roots, "train")
                      if not rel.endswith("__init__.py")}
-    assert not any(is_heldout(f) for f in files)
+    assert not any(is_heldout_in_repository(f) for f in files)
     # the same spans: context changes prompts, not which code is trained on
     assert sorted(ex.source for ex in with_context) == sorted(ex.source for ex in without)
     assert info.repo_context["examples"] > 0
@@ -185,7 +189,7 @@ def test_the_held_out_split_is_unchanged_and_never_reaches_a_training_prompt(tmp
     # (the held-out definition is in use: with every file, serving's index, it shows)
     everything, _ = build_dataset("completion", roots, split="all", per_file=40, workers=1)
     assert any(f"# {held_pkgs[0]}/pricing.py" in ex.prompt for ex in everything
-               if not is_heldout(ex.source))
+               if not is_heldout_in_repository(ex.source.rsplit(":", 1)[0]))
 
 
 def test_the_stdlib_and_packages_use_the_top_level_package_the_user_their_root(tmp_path):
