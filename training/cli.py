@@ -44,8 +44,10 @@ from covey_usage.output import echo_json
                    "package, as the editor's are served (the gate's too).")
 @click.option("--init-adapter", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Start from this LoRA adapter's weights (same rank) instead "
-              "of a fresh LoRA, e.g. specialists/adapters/completion to continue the shipped "
-              "one; the card records it.")
+              "of a fresh LoRA; the card records it. Default with REPOS: the adapter in use, "
+              "so training on one repository keeps what it knew.")
+@click.option("--fresh", is_flag=True,
+              help="Start from a fresh LoRA, even when training on REPOS.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data and init.")
 @click.option("--threads", type=click.IntRange(0), default=1, show_default=True,
               help="torch CPU threads (0: torch's default).")
@@ -67,7 +69,8 @@ from covey_usage.output import echo_json
 @click.option("--no-register", is_flag=True, help="Train and gate only.")
 @click.option("--json", "as_json", is_flag=True, help="Output a JSON summary.")
 def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_accum, max_len,
-                  pack, use_packages, per_file, data_only, repo_context, init_adapter, seed,
+                  pack, use_packages, per_file, data_only, repo_context, init_adapter, fresh,
+                  seed,
                   threads, device, limit, base_path, out_dir, gate_examples, engine_url,
                   engine_key, force, no_register, as_json) -> None:
     """Fine-tune the TASK specialist's LoRA adapter on REPOS (default: the installed
@@ -105,6 +108,9 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
     except engine.EngineError as exc:
         raise click.ClickException(f"{exc}; the gate compares a new adapter with it") from None
     roots = list(repos) or default_roots()
+    init_adapter, note = starting_adapter(init_adapter, fresh, bool(repos), previous, rank)
+    if note:
+        click.echo(note, err=True)
     usage_examples = []
     if use_usage and home.usage_db_path().exists():
         from covey_training.usage_data import accepted_examples
@@ -191,6 +197,24 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
                        f"[{c['lo']:+.3f}, {c['hi']:+.3f}] ({c['level']:.0%} paired bootstrap, "
                        f"n={c['n']}) — {'better' if c['better'] else 'not shown better'}")
     click.echo(f"{summary['registered'] or out_dir}: {summary['message']}")
+
+
+def starting_adapter(init_adapter: Path | None, fresh: bool, on_repos: bool,
+                     in_use: Path | None, rank: int) -> tuple[Path | None, str]:
+    """The adapter training starts from, and a line saying why when it is not the one
+    asked for: the one given; else, training on the user's repositories, the adapter in
+    use (of the same rank), so it keeps what it knew; else a fresh LoRA."""
+    import json
+
+    if init_adapter is not None:
+        return init_adapter, ""
+    if fresh or not on_repos or in_use is None:
+        return None, ""
+    in_use_rank = json.loads((in_use / "adapter_config.json").read_text()).get("r")
+    if in_use_rank != rank:
+        return None, (f"starting from a fresh LoRA: the adapter in use has rank {in_use_rank}, "
+                      f"not {rank}")
+    return in_use, f"starting from the adapter in use ({in_use})"
 
 
 def _data_line(data: dict) -> str:

@@ -35,10 +35,10 @@ def test_cli_refuses_an_adapter_that_does_not_improve(covey_home, tmp_path):
     base = base_model.prepare_default_model()
     repo = tiny_repo(tmp_path / "repo")
     out = tmp_path / "run"
-    # lr 0: the adapter's B matrices stay zero, so it is exactly the base model
+    # lr 0 and a fresh LoRA: the adapter's B matrices stay zero, so it is exactly the base
     result = CliRunner().invoke(main, [
         "train", "completion", str(repo), "--steps", "1", "--lr", "0", "--gate-examples", "3",
-        "--base", str(base), "--out", str(out), "--no-usage", "--json"])
+        "--base", str(base), "--out", str(out), "--no-usage", "--fresh", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
     # the lr-0 adapter is the untuned base sent FIM markers it never learned; the gate's

@@ -246,3 +246,21 @@ def test_holes_only_the_context_answers_are_chosen_first(tmp_path):
     assert "# def apply_discount(price: float, rate: float) -> float:\n" in needy[0].prompt
     assert not any(ex.meta["needs_context"] for ex in _by_file(examples, "shop/lonely.py"))
     assert info.repo_context["needing_it"] == sum(ex.meta["needs_context"] for ex in examples)
+
+
+def test_training_on_a_repository_continues_the_adapter_in_use(tmp_path):
+    """Today's adapter keeps what it knew: with REPOS, training starts from it (same rank),
+    unless --fresh, another --init-adapter, or a rank it cannot start from says otherwise."""
+    from covey_training.cli import starting_adapter
+
+    in_use = tmp_path / "v3"
+    in_use.mkdir()
+    (in_use / "adapter_config.json").write_text('{"r": 8}')
+    given = tmp_path / "other"
+    assert starting_adapter(None, False, True, in_use, 8)[0] == in_use
+    assert starting_adapter(given, False, True, in_use, 8) == (given, "")
+    assert starting_adapter(None, True, True, in_use, 8) == (None, "")
+    assert starting_adapter(None, False, False, in_use, 8) == (None, "")  # the stdlib recipe
+    assert starting_adapter(None, False, True, None, 8) == (None, "")  # the untuned base
+    start, note = starting_adapter(None, False, True, in_use, 16)
+    assert start is None and "rank 8, not 16" in note
