@@ -55,15 +55,16 @@ def is_heldout(module_path: str | Path) -> bool:
 
 
 def repository_key(rel: str) -> str:
-    """Within one repository the unit is the module under its top-level folder
-    (``toolz/itertoolz``, ``tests/test_api``; a ``src/`` layout looked through; a
-    subpackage goes whole): by top-level name alone, a repository's one package would fall
-    wholly on one side."""
+    """Within one repository the unit is the module (``toolz/itertoolz``,
+    ``tests/test_api``; a package's ``__init__`` is the package; a ``src/`` layout looked
+    through): by top-level name alone, a repository's one package would fall wholly on one
+    side, and by subpackage one large subpackage (sqlglot's 70 dialects) would."""
     parts = list(PurePosixPath(rel).parts)
     if len(parts) > 1 and parts[0] == "src":
         parts = parts[1:]
-    parts = parts[:2]
-    if parts and parts[-1].endswith(".py"):
+    if parts and parts[-1] == "__init__.py":
+        parts = parts[:-1]
+    elif parts and parts[-1].endswith(".py"):
         parts[-1] = parts[-1][:-3]
     return "/".join(parts)
 

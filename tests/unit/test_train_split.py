@@ -22,13 +22,13 @@ def test_training_holds_out_exactly_the_files_the_eval_holds_out():
 
 def test_a_repository_is_split_by_module_within_it(tmp_path):
     """By top-level name alone a repository's one package falls wholly on one side; inside
-    a repository the unit is the module under its top-level folder (a ``src/`` layout
-    looked through, a subpackage whole), so training on it keeps modules to judge it on."""
+    a repository the unit is the module (a ``src/`` layout looked through), so training on
+    it keeps modules of its own to judge it on."""
     from covey_eval.splits import is_heldout_in_repository, repository_key
 
     assert [repository_key(p) for p in ("src/pkg/core.py", "pkg/sub/deep/x.py", "setup.py",
-                                        "tests/test_core.py")] == [
-        "pkg/core", "pkg/sub", "setup", "tests/test_core"]
+                                        "tests/test_core.py", "pkg/sub/__init__.py")] == [
+        "pkg/core", "pkg/sub/deep/x", "setup", "tests/test_core", "pkg/sub"]
     repo = tmp_path / "repo"
     for i in range(40):
         path = repo / "src" / "pkg" / f"mod_{i}.py"
