@@ -46,7 +46,8 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
         f"- Roots: {', '.join(portable_roots(dataset.get('roots', []), sources))} "
         f"(Python {platform.python_version()})",
         f"- Split: `{dataset.get('split')}` files only ({dataset.get('files')} files); "
-        "held-out modules are chosen by `covey_eval.splits.is_heldout` and never trained on",
+        "held-out modules are chosen by `covey_eval.splits.is_heldout` (in a repository "
+        "named on the command line, `is_heldout_in_repository`) and never trained on",
         f"- Examples: {dataset.get('examples')} ({dataset.get('from_usage', 0)} accepted and "
         f"kept suggestions from the usage log, each counted {USAGE_WEIGHT} times)",
         f"- Scrubbing: {json.dumps(dataset.get('scrub', {}))} (secrets drop the example; "
