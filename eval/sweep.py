@@ -185,8 +185,12 @@ def _answered(row: dict) -> bool:
     return row.get("status") == "ok" and bool(row.get("answer"))
 
 
+def _scored_right(row: dict) -> bool:
+    return bool(right(row))
+
+
 def show_point(rows: list[dict], threshold: float | None,
-               is_right: Callable[[dict], bool] = lambda r: bool(right(r))) -> dict:
+               is_right: Callable[[dict], bool] = _scored_right) -> dict:
     """Coverage and precision when the router's show filter sits at ``threshold`` (None:
     off), replayed with its own :func:`~covey_specialists.routing.withhold_reason`."""
     spec = Specialist(key="sweep", min_show_logprob=OFF if threshold is None else threshold)
@@ -227,12 +231,11 @@ def recommend_show(points: list[dict], margin: float, min_shown: int) -> int | N
 
 
 def show_sweep(rows: list[dict], *, points: int = 9, margin: float = 0.1,
-               min_shown: int = 10, is_right: Callable[[dict], bool] | None = None,
+               min_shown: int = 10, is_right: Callable[[dict], bool] = _scored_right,
                right_means: str = " or ".join(RIGHT)) -> dict:
     """Precision against coverage over the specialist's ``rows`` (one per task): the
     unfiltered point first, then thresholds at quantiles; and the recommended one."""
-    judge = {} if is_right is None else {"is_right": is_right}
-    evaluated = [show_point(rows, t, **judge)
+    evaluated = [show_point(rows, t, is_right)
                  for t in [None, *show_thresholds(rows, points)]]
     return {"points": evaluated, "recommended": recommend_show(evaluated, margin, min_shown),
             "margin": margin, "min_shown": min_shown, "right_means": right_means}

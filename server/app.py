@@ -81,18 +81,18 @@ class NotifyingSink:
             watch(url, api_key)
 
     def mark_accepted(self, call_id: str, accepted: bool | None) -> None:
-        mark = getattr(self.inner, "mark_accepted", None)
-        if mark is not None:
-            mark(call_id, accepted)
-        else:
-            log.info("call %s accepted=%s", call_id, accepted)
+        self._mark("mark_accepted", call_id, accepted)
 
     def mark_outcome(self, call_id: str, fields: dict) -> None:
-        mark = getattr(self.inner, "mark_outcome", None)
+        self._mark("mark_outcome", call_id, fields)
+
+    def _mark(self, method: str, call_id: str, value) -> None:
+        """Pass a later fact about a call to the log; a sink without it (only logs) logs it."""
+        mark = getattr(self.inner, method, None)
         if mark is not None:
-            mark(call_id, fields)
+            mark(call_id, value)
         else:
-            log.info("call %s: %s", call_id, fields)
+            log.info("call %s %s: %s", call_id, method, value)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)
