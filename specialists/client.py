@@ -124,6 +124,7 @@ class EngineClient:
             body["frequency_penalty"] = spec.frequency_penalty
         if logprobs:
             body["logprobs"] = 1
+        body.update(spec.extra_body)
         body.update(extra_body or {})
         stops = tuple(body.get("stop") or ())
         started = time.perf_counter()

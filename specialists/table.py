@@ -72,6 +72,9 @@ class Specialist:
     """Most tokens one answer may have."""
     stop: tuple[str, ...] = ()
     """Stop sequences."""
+    extra_body: dict = field(default_factory=dict)
+    """Engine-specific request fields added to every call, e.g. vLLM's ``top_k``,
+    ``min_p``, ``repetition_penalty`` or ``ignore_eos``; they override Covey's own."""
     timeout_s: float = 10.0
     """How long a call may take before it is abandoned."""
     max_prompt_chars: int = 3000

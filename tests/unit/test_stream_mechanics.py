@@ -102,6 +102,17 @@ async def test_the_frequency_penalty_is_sent_only_when_set(covey_home):
     assert "frequency_penalty" not in plain
 
 
+async def test_a_user_tables_extra_body_reaches_every_request(covey_home):
+    (covey_home / "specialists.toml").write_text(
+        "[specialists.completion]\nextra_body = { top_k = 20, temperature = 0.5 }\n")
+    with FakeOpenAI(script=[Scripted(tokens=["x"])]) as fake:
+        async with EngineClient(fake.url, sink=Collect()) as client:
+            await client.complete(spec(), BLOCK)
+        body = fake.completions()[0].wait().body
+    # engine-specific fields are added, and the user's override Covey's own
+    assert (body["top_k"], body["temperature"]) == (20, 0.5)
+
+
 async def test_cancelling_closes_the_stream_and_reports_once(covey_home):
     answer = Scripted(tokens=["    x"], endless=" = 1", pause_s=0.01)
     with FakeOpenAI(script=[answer]) as fake:
