@@ -257,7 +257,7 @@ async def _engine_client(table, settings, usage):
 def _check_adapters_served(table, served: list[str], url: str, kinds) -> None:
     """A specialist's adapter the engine does not serve would be measured as errors (or,
     with a fallback, as the base under the specialist's name): refuse, and say why."""
-    missing = sorted(s.served_name for s in table.specialists.values()
+    missing = sorted(s.served_name for s in table.served_specialists()
                      if s.task in kinds and s.adapter and served
                      and s.served_name not in served)
     if missing:

@@ -34,6 +34,7 @@ from covey_eval.execute import run_check, validator
 from covey_eval.tasks import Task
 from covey_specialists.baseline import BaselineClient, ask
 from covey_specialists.client import EngineClient
+from covey_specialists.document import fs_path
 from covey_specialists.repo_context import Workspace
 from covey_specialists.routing import Router, Served
 from covey_specialists.table import Specialist, SpecialistsTable
@@ -95,7 +96,7 @@ def _plan(task: Task, table: SpecialistsTable, workspace: WorkspaceFor | None = 
     module = task_module(task.kind)
     doc, where = module.eval_target(task)
     try:
-        return module.plan(doc, where, table.for_task(task.kind),
+        return module.plan(doc, where, table.for_task(task.kind, fs_path(doc.uri)),
                            workspace=workspace(task) if workspace else None)
     except EditError:
         return None
@@ -197,7 +198,7 @@ class BaselineSystem(System):
         planned = _plan(task, self.table, self.workspace)
         if planned is None:
             return Answer("", extra={"status": "error", "shown": 0.0})
-        spec = self.table.for_task(task.kind)
+        spec = self.table.for_task(task.kind, fs_path(planned.doc.uri))
         reply, raw = await ask(self.client, spec, planned.prompt, language=task.language,
                                eval_run_id=self.run_id)
         extra = {"invalid_reason": None} if self.signals else {}

@@ -63,7 +63,7 @@ def models_list(as_json: bool) -> None:
     rows = base_model.list_models()
     specs = [{"specialist": s.key, "task": s.task, "base": s.base, "adapter": s.adapter or "-",
               "prompt_format": s.prompt_format, "served_as": s.served_name}
-             for s in table.specialists.values()]
+             for s in table.served_specialists()]
     if as_json:
         echo_json({"models": rows, "specialists": specs})
         return

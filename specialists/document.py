@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePath
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 
 import tree_sitter
 import tree_sitter_javascript
@@ -120,6 +122,14 @@ def _line_starts(text: str, base: int = 0) -> list[int]:
         starts.append(base + i + 1)
         i = find("\n", i + 1)
     return starts
+
+
+def fs_path(uri: str) -> str | None:
+    """The file's path for a ``file:`` URI; None for any other scheme (untitled, remote)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    return url2pathname(unquote(parsed.path))
 
 
 class Document:

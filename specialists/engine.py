@@ -388,7 +388,7 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None,
     except ModelError as exc:
         raise EngineError(str(exc)) from None
     adapters = {}
-    for spec in table.specialists.values():
+    for spec in table.served_specialists():
         path = resolve_adapter(spec)
         if path is not None:
             adapters[spec.key] = path
@@ -566,7 +566,7 @@ def status(table: SpecialistsTable) -> EngineStatus:
     st.specialists = {
         s.key: {"task": s.task, "model": s.served_name, "adapter": s.adapter,
                 "served": s.served_name in st.models}
-        for s in table.specialists.values()
+        for s in table.served_specialists()
     }
     return st
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from covey_specialists.baseline import BaselineClient, BaselineReply, ask
 from covey_specialists.client import EngineAnswer, EngineClient
-from covey_specialists.document import Document
+from covey_specialists.document import Document, fs_path
 from covey_specialists.followup import finish_answer
 from covey_specialists.repo_context import Workspace
 from covey_specialists.table import Specialist, SpecialistsTable
@@ -420,13 +420,6 @@ class Served:
             return None
 
 
-@dataclass(frozen=True)
-class Route:
-    specialist: Specialist
-    model: str
-    """The served model name sent to the engine."""
-
-
 class Router:
     def __init__(self, table: SpecialistsTable, client: EngineClient,
                  baseline: BaselineClient | None = None):
@@ -435,10 +428,6 @@ class Router:
         self.baseline = baseline
         self.served_models: list[str] = []
         """What the engine serves, from ``/v1/models``; empty until known."""
-
-    def route(self, task: str) -> Route:
-        spec = self.table.for_task(task)
-        return Route(spec, self.model_for(spec))
 
     def model_for(self, spec: Specialist) -> str:
         """The specialist's served name; an engine that does not serve it gets its base.
@@ -467,7 +456,7 @@ class Router:
         from ``workspace`` in the specialist's share of the engine's window, counted in the
         engine's tokens where known; raises
         :class:`~covey_specialists.tasks.common.EditError` when there is nothing to ask."""
-        spec = self.table.for_task(task)
+        spec = self.table.for_task(task, fs_path(doc.uri))
         if workspace is not None:
             window = self.client.window
             length = window.max_model_len if window else self.table.engine.max_model_len
@@ -497,7 +486,7 @@ class Router:
         """:meth:`serve` for a plan already made (a caller that reports a plan's errors
         before it reaches for the engine)."""
         module = task_module(task)
-        spec = self.table.for_task(task)
+        spec = self.table.for_task(task, fs_path(plan.doc.uri))
         if model is None:
             if not self.served_models and spec.routing != "always-baseline":
                 await self.refresh_models()

@@ -8,10 +8,12 @@ by :mod:`covey_settings.layers`). Validation errors name the file, the key and t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import os
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from covey_settings import Layered, home, layer, structure
 from covey_specialists.tasks import NAMES
@@ -49,6 +51,16 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class WorkspaceAdapter:
+    """An adapter that serves one workspace folder only (``covey train TASK REPO``)."""
+
+    root: str
+    """The folder: files under it get ``adapter`` instead of the specialist's own."""
+    adapter: str
+    """As the specialist's ``adapter``: a path, a registered name or ``builtin:NAME``."""
+
+
+@dataclass(frozen=True)
 class Specialist:
     key: str
     """The specialist's name: its key in the table and its served model name."""
@@ -83,6 +95,9 @@ class Specialist:
     """Share of the engine's context window given to context from other files of the
     workspace (definitions in use, similar chunks; :mod:`covey_specialists.repo_context`);
     0 sends none."""
+    workspaces: tuple[WorkspaceAdapter, ...] = ()
+    """Adapters for single workspace folders; a file under one is served by it (the
+    innermost folder wins), with every other setting of this specialist."""
     routing: str = "never"
     """Escalation policy (issue: small-model-first routing); ``never`` keeps calls local."""
     min_mean_logprob: float = -1.0
@@ -102,6 +117,37 @@ class Specialist:
         """The OpenAI ``model`` field that selects this specialist in the engine."""
         return self.key if self.adapter else "base"
 
+    def for_path(self, path: str | None) -> Specialist:
+        """This specialist as it serves the file at ``path``: with the adapter of the
+        innermost workspace folder holding it, under its own key (``completion@myrepo``,
+        the engine's name for it and the usage log's); itself when no folder holds it."""
+        if not path or not self.workspaces:
+            return self
+        holding = [n for n, ws in enumerate(self.workspaces) if _holds(ws.root, path)]
+        if not holding:
+            return self
+        return self.workspace_variants()[max(holding,
+                                             key=lambda n: len(self.workspaces[n].root))]
+
+    def workspace_variants(self) -> list[Specialist]:
+        """One specialist per workspace adapter, in order, each under a distinct key."""
+        names = [PurePath(ws.root).name or "root" for ws in self.workspaces]
+        return [dataclasses.replace(
+                    self, key=f"{self.key}@{name}" + (f"-{n}" if names.count(name) > 1 else ""),
+                    adapter=ws.adapter, workspaces=())
+                for n, (name, ws) in enumerate(zip(names, self.workspaces, strict=True))]
+
+
+@functools.lru_cache(maxsize=256)
+def _root_forms(root: str) -> tuple[str, ...]:
+    """The folder as written and as resolved (an editor may open it through a link)."""
+    written = os.path.normpath(os.path.expanduser(root))
+    return tuple({written, os.path.realpath(written)})
+
+
+def _holds(root: str, path: str) -> bool:
+    return any(PurePath(path).is_relative_to(form) for form in _root_forms(root))
+
 
 @dataclass(frozen=True)
 class SpecialistsTable:
@@ -109,11 +155,17 @@ class SpecialistsTable:
     specialists: dict[str, Specialist] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
 
-    def for_task(self, task: str) -> Specialist:
+    def for_task(self, task: str, path: str | None = None) -> Specialist:
+        """The task's specialist; for a file at ``path``, as it serves that file (its
+        workspace's adapter, if it has one: :meth:`Specialist.for_path`)."""
         for spec in self.specialists.values():
             if spec.task == task:
-                return spec
+                return spec.for_path(path)
         raise TableError(f"{', '.join(self.sources)}: no specialist serves task {task!r}")
+
+    def served_specialists(self) -> list[Specialist]:
+        """Every specialist the engine serves: the table's, and each workspace adapter's."""
+        return [v for s in self.specialists.values() for v in (s, *s.workspace_variants())]
 
     def with_overrides(self, overrides: dict[str, dict]) -> SpecialistsTable:
         """A copy with per-specialist field overrides (e.g. from editor settings)."""
@@ -184,6 +236,9 @@ def _check(spec: Specialist, origin) -> None:
         fail("routing", f"{spec.routing!r} is not one of {', '.join(ROUTING_POLICIES)}")
     if spec.max_tokens <= 0:
         fail("max_tokens", "must be positive")
+    for ws in spec.workspaces:
+        if not os.path.isabs(os.path.expanduser(ws.root)):
+            fail("workspaces", f"root {ws.root!r} is not an absolute path")
     if spec.timeout_s <= 0:
         fail("timeout_s", "must be positive")
     if not 0.0 <= spec.temperature <= 2.0:

@@ -67,16 +67,20 @@ from covey_usage.output import echo_json
               help="API key for --engine-url.")
 @click.option("--force", is_flag=True, help="Register even if the gate shows no improvement.")
 @click.option("--no-register", is_flag=True, help="Train and gate only.")
+@click.option("--everywhere", is_flag=True,
+              help="Serve the adapter in every workspace, not only in the REPOS trained on "
+                   "(always so without REPOS).")
 @click.option("--json", "as_json", is_flag=True, help="Output a JSON summary.")
 def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_accum, max_len,
                   pack, use_packages, per_file, data_only, repo_context, init_adapter, fresh,
                   seed,
                   threads, device, limit, base_path, out_dir, gate_examples, engine_url,
-                  engine_key, force, no_register, as_json) -> None:
+                  engine_key, force, no_register, everywhere, as_json) -> None:
     """Fine-tune the TASK specialist's LoRA adapter on REPOS (default: the installed
     Python standard library) plus accepted suggestions from the usage log; gate it on
-    held-out modules against the untuned base; register it as a new version and load it
-    into the running engine.
+    held-out modules against the untuned base and the adapter in use; register it as a
+    new version and load it into the running engine. An adapter trained on REPOS serves
+    files under them only, unless --everywhere.
 
     Example:
 
@@ -93,9 +97,11 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
     from covey_training.lora import TrainConfig
     from covey_training.sources import default_roots
 
+    workspaces = [Path(r).resolve() for r in repos] if repos and not everywhere else []
     try:
         table = load_table()
-        spec = table.for_task(task)
+        # the adapter a new one would replace: the repository's own, if it has one
+        spec = table.for_task(task, str(workspaces[0]) if workspaces else None)
     except TableError as exc:
         raise click.ClickException(str(exc)) from None
     if base_path is None and not data_only:
@@ -173,8 +179,10 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
     elif gate_ok or force:
         target = engine.resolve(table.engine)
         running = engine.status(table).state == "up" if target.managed else True
-        version, message = pipeline.register(task, spec.key, out_dir,
-                                             target.url if running else "", target.api_key)
+        general = table.for_task(task)
+        version, message = pipeline.register(task, general.key, out_dir,
+                                             target.url if running else "", target.api_key,
+                                             workspaces=workspaces)
         summary["registered"], summary["message"] = str(version), message
     else:
         beaten = " and ".join(f"the {'untuned base' if c['other'] == 'base' else 'adapter in use'}"

@@ -156,12 +156,21 @@ def run_gate(req: TrainRequest, adapter_dir: Path | None = None) -> dict:
 
 
 def register(task: str, specialist_key: str, adapter_dir: Path, engine_url: str = "",
-             engine_key: str = "") -> tuple[Path, str]:
-    """Store a new version, point the user table at it, hot-load it if an engine is up."""
+             engine_key: str = "", workspaces: list[Path] | None = None) -> tuple[Path, str]:
+    """Store a new version, point the user table at it (for files under ``workspaces``
+    only, when given), hot-load it if an engine is up."""
     version = registry.store_version(task, adapter_dir)
-    registry.point_table_at(specialist_key, version)
+    if workspaces:
+        for root in workspaces:
+            registry.point_workspace_at(specialist_key, root, version)
+        spec = load_table().specialists[specialist_key]
+        names = [spec.for_path(str(root)).key for root in workspaces]
+    else:
+        registry.point_table_at(specialist_key, version)
+        names = [specialist_key]
     message = "engine not running: the adapter is used from the next `covey engine up`"
     if engine_url:
-        ok, detail = registry.hot_load(engine_url, engine_key, specialist_key, version)
-        message = f"loaded into the engine as {specialist_key!r}" if ok else detail
+        loaded = [registry.hot_load(engine_url, engine_key, name, version) for name in names]
+        failed = [detail for ok, detail in loaded if not ok]
+        message = failed[0] if failed else f"loaded into the engine as {', '.join(names)}"
     return version, message

@@ -55,6 +55,22 @@ def point_table_at(specialist_key: str, adapter_path: Path, user_file: Path | No
     user_file = user_file or home.user_specialists_file()
     data = tomllib.loads(user_file.read_text()) if user_file.exists() else {}
     data.setdefault("specialists", {}).setdefault(specialist_key, {})["adapter"] = str(adapter_path)
+    return _write_table(user_file, data)
+
+
+def point_workspace_at(specialist_key: str, root: Path, adapter_path: Path,
+                       user_file: Path | None = None) -> Path:
+    """Serve ``adapter_path`` for files under ``root`` only: add (or replace) the folder's
+    entry in ``[specialists.<key>].workspaces`` of the user's table."""
+    user_file = user_file or home.user_specialists_file()
+    data = tomllib.loads(user_file.read_text()) if user_file.exists() else {}
+    spec = data.setdefault("specialists", {}).setdefault(specialist_key, {})
+    others = [ws for ws in spec.get("workspaces", []) if ws.get("root") != str(root)]
+    spec["workspaces"] = [*others, {"root": str(root), "adapter": str(adapter_path)}]
+    return _write_table(user_file, data)
+
+
+def _write_table(user_file: Path, data: dict) -> Path:
     user_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = user_file.with_suffix(".toml.tmp")
     tmp.write_text("# Covey user specialists table (overrides the shipped one key by key).\n"
@@ -64,7 +80,8 @@ def point_table_at(specialist_key: str, adapter_path: Path, user_file: Path | No
 
 
 def dumps_toml(data: dict, prefix: str = "") -> str:
-    """TOML for the table's shape: nested tables of strings, numbers, booleans and lists."""
+    """TOML for the table's shape: nested tables of strings, numbers, booleans, and lists
+    of those or of inline tables."""
     scalars, tables = [], []
     for key, value in data.items():
         if isinstance(value, dict):
@@ -93,6 +110,8 @@ def _value(value) -> str:
         return f'"{escaped}"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. one of a specialist's workspaces
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 

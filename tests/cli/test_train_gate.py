@@ -69,3 +69,23 @@ def test_cli_refuses_an_adapter_that_does_not_improve(covey_home, tmp_path):
     from covey_specialists.engine import resolve_adapter
     assert resolve_adapter(spec) == version
     assert registry.next_version_dir("completion").name == "v2"
+
+
+@pytest.mark.slow
+def test_an_adapter_trained_on_a_repository_serves_that_repository_only(covey_home, tmp_path):
+    from covey_specialists import base_model
+    from covey_specialists.table import load_table
+
+    base = base_model.prepare_default_model()
+    repo = tiny_repo(tmp_path / "repo")
+    result = CliRunner().invoke(main, [
+        "train", "completion", str(repo), "--steps", "1", "--gate-examples", "0", "--force",
+        "--base", str(base), "--out", str(tmp_path / "run"), "--no-usage", "--fresh", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    version = covey_home / "adapters" / "completion" / "v1"
+    assert summary["registered"] == str(version)
+    table = load_table()
+    assert table.for_task("completion").adapter == "builtin:completion"  # elsewhere: as before
+    served = table.for_task("completion", str(repo.resolve() / "pkg" / "mod.py"))
+    assert (served.key, served.adapter) == ("completion@repo", str(version))

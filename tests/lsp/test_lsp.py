@@ -307,6 +307,30 @@ async def test_superseded_and_cancelled_requests_are_answered_and_their_streams_
 
 
 
+async def test_a_workspace_adapter_serves_only_the_files_under_its_folder(tmp_path):
+    """``covey train completion REPO`` registers its adapter for REPO only: a file under
+    the folder is served by it (its own served name, its own usage rows), any other by the
+    general specialist."""
+    repo = tmp_path / "repo"
+    with FakeOpenAI("unused", models=["base", "completion", "completion@repo"],
+                    by_model={"completion": "general()\n", "completion@repo": "own()\n"}) as fake:
+        c = await start_client({"engine": {"url": fake.url}, "debounceMs": 0, "specialists": {
+            "completion": {"workspaces": [{"root": str(repo), "adapter": str(tmp_path)}]}}})
+        try:
+            shown = []
+            for uri in ((repo / "pkg" / "a.py").as_uri(), (tmp_path / "b.py").as_uri()):
+                open_doc(c, uri, "x = \n")
+                result = await c.text_document_inline_completion_async(inline_params(uri, 0, 4))
+                shown.append([i.insert_text for i in result.items])
+            await asyncio.sleep(0.2)
+        finally:
+            await stop_client(c)
+        models = [r.wait().body["model"] for r in fake.completions()]
+    assert shown == [["own()"], ["general()"]]
+    assert models == ["completion@repo", "completion"]
+    assert [call.specialist for call in c.calls] == ["completion@repo", "completion"]
+
+
 async def test_typing_through_the_ghost_text_reuses_it_without_a_model_call(scripted):
     scripted.fake.reply = "sum(items)\n"
     uri = "file:///tmp/cache.py"
