@@ -34,6 +34,10 @@ from covey_usage.output import echo_json
 @click.option("--packages", "use_packages", is_flag=True,
               help="Also train on installed packages whose licence is MIT, BSD, Apache-2.0, "
                    "PSF or ISC (listed in the model card).")
+@click.option("--generic-share", type=click.FloatRange(0, 0.9), default=0.25,
+              show_default=True,
+              help="With REPOS: share of the training set drawn from the standard library, so "
+                   "the adapter keeps what it knew (0: the repositories only).")
 @click.option("--per-file", type=click.IntRange(1), default=None,
               help="Examples per source file (default: 6 completion, 4 doc, 4 refactor).")
 @click.option("--data-only", is_flag=True,
@@ -72,10 +76,10 @@ from covey_usage.output import echo_json
                    "(always so without REPOS).")
 @click.option("--json", "as_json", is_flag=True, help="Output a JSON summary.")
 def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_accum, max_len,
-                  pack, use_packages, per_file, data_only, repo_context, init_adapter, fresh,
-                  seed,
-                  threads, device, limit, base_path, out_dir, gate_examples, engine_url,
-                  engine_key, force, no_register, everywhere, as_json) -> None:
+                  pack, use_packages, generic_share, per_file, data_only, repo_context,
+                  init_adapter, fresh, seed, threads, device, limit, base_path, out_dir,
+                  gate_examples, engine_url, engine_key, force, no_register, everywhere,
+                  as_json) -> None:
     """Fine-tune the TASK specialist's LoRA adapter on REPOS (default: the installed
     Python standard library) plus accepted suggestions from the usage log; gate it on
     held-out modules against the untuned base and the adapter in use; register it as a
@@ -147,6 +151,7 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
     request = pipeline.TrainRequest(
         task=task, roots=roots, base_model=base_path, out_dir=out_dir, config=cfg,
         usage_examples=usage_examples, source_sets=source_sets, per_file=per_file,
+        generic_share=generic_share if repos else 0.0,
         limit=limit, data_only=data_only, repo_context=repo_context,
         gate_examples=gate_examples,
         engine_url=engine_url, engine_key=engine_key,
@@ -231,7 +236,9 @@ def _data_line(data: dict) -> str:
             f"{data['seconds']} s; {data['duplicates']} near-duplicates dropped; "
             f"decontamination removed {d.get('removed', 0)} (13-grams shared with "
             f"{', '.join(d.get('against', {})) or 'no eval suite'}) from {d.get('files', 0)} "
-            f"file(s); scrubbing dropped {sum(data['scrub'].get('dropped', {}).values())}")
+            f"file(s); scrubbing dropped {sum(data['scrub'].get('dropped', {}).values())}"
+            + (f"; {g['examples']} of them generic ({g['source']}, share {g['share']:.0%})"
+               if (g := data.get("generic")) else ""))
 
 
 def _command_line(task: str, repos) -> str:

@@ -7,6 +7,7 @@ examples kept: pick spans → drop near-duplicates → drop examples overlapping
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import random
@@ -32,6 +33,9 @@ class SourceSet:
     licence: str
     roots: tuple[Path, ...]
     version: str = ""
+    max_files: int | None = None
+    """A seeded sample of this many of its files (the generic share of a repository's
+    training set); None: every file."""
 
 
 def stdlib_set() -> SourceSet:
@@ -77,6 +81,9 @@ class DatasetInfo:
     """Definitions each of the builder's rules kept or dropped (before sampling per file)."""
     mix: dict = field(default_factory=dict)
     """Per kind of example (refactor: codemod), [found, kept] after rebalancing."""
+    generic: dict = field(default_factory=dict)
+    """Training on repositories: the ``share`` asked of generic code and the ``examples``
+    it gave (from ``source``); empty when none was mixed in."""
     repo_context: dict = field(default_factory=dict)
     """For a task whose builder takes a workspace (completion): ``examples`` whose prompt
     holds context from other files of their package, their ``share`` of all, the
@@ -219,14 +226,16 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
                   usage_examples: list[Example] | None = None,
                   source_sets: list[SourceSet] | None = None,
                   ngrams: EvalNgrams | None = None, decontaminate: bool = True,
-                  workers: int | None = None,
-                  repo_context: bool = True) -> tuple[list[Example], DatasetInfo]:
+                  workers: int | None = None, repo_context: bool = True,
+                  generic_share: float = 0.0) -> tuple[list[Example], DatasetInfo]:
     """Cleaned examples for ``task`` from the ``split`` of files under ``roots`` (or the
     named ``source_sets``). Training data is decontaminated against the eval suites unless
     ``decontaminate`` is False (``ngrams`` replaces the installed suites' text). Files are
     read by ``workers`` processes (default: one per CPU). With ``repo_context``, a task
     whose builder takes a workspace (:func:`uses_context`) gets each file's package as
-    its workspace (:func:`context_package`); the split is the same either way."""
+    its workspace (:func:`context_package`); the split is the same either way. With
+    ``generic_share``, that share of the training set comes from the standard library's
+    training files, so an adapter trained on one repository keeps what it knew."""
     started = time.monotonic()
     balance = getattr(data_module(task), "balance", None)  # also: the task is known
     sets = list(source_sets or []) + (repo_sets(roots) if roots else [])
@@ -250,8 +259,7 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
         budget, _, counted = data_module(task).context_budget()
     jobs = [(task, base, rel, seed, per_file, split, n,
              context_package(s, Path(root), base, rel) if context else None)
-            for n, s in enumerate(sets) for root in s.roots
-            for base, rel in iter_source_paths([root], split)]
+            for n, s in enumerate(sets) for root, base, rel in _files(s, split, seed)]
     files, counts = [0] * len(sets), [0] * len(sets)
     # one pool for every source set: forking per set would cost more than small sets take
     for n, result in _file_results(jobs, workers):
@@ -273,6 +281,13 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
     info.duplicates = dedupe.dropped
     if split == "train" and balance is not None:  # the user's accepted edits are never cut
         examples, info.mix = balance(examples, random.Random(f"{seed}:balance"))
+    if split == "train" and generic_share > 0:
+        generic, generic_info = _generic(task, len(examples), generic_share, seed, per_file,
+                                         ngrams, workers, repo_context)
+        info.generic = {"share": generic_share, "examples": len(generic),
+                        "source": generic_info.sources[0]["name"] if generic_info.sources else ""}
+        info.sources += generic_info.sources
+        examples.extend(generic)
     if usage_examples:
         kept = list(scrubbed(usage_examples, report))
         info.from_usage = len(kept)
@@ -294,6 +309,34 @@ def build_dataset(task: str, roots: list[Path] | None = None, split: str = "trai
     info.scrub = report.as_dict()
     info.seconds = round(time.monotonic() - started, 1)
     return examples, info
+
+
+def _files(source_set: SourceSet, split: str, seed: int) -> list[tuple[Path, Path, str]]:
+    """(root, base, rel) of the set's files in ``split``; a seeded sample of them when the
+    set has ``max_files``."""
+    files = [(root, base, rel) for root in source_set.roots
+             for base, rel in iter_source_paths([root], split)]
+    if source_set.max_files is not None and len(files) > source_set.max_files:
+        files = random.Random(f"{seed}:{source_set.name}").sample(files, source_set.max_files)
+    return files
+
+
+def _generic(task: str, own: int, share: float, seed: int, per_file: int | None,
+             ngrams: EvalNgrams | None, workers: int,
+             repo_context: bool) -> tuple[list[Example], DatasetInfo]:
+    """Generic examples to make up ``share`` of a training set with ``own`` examples of the
+    user's code: from as many standard library training files, at most."""
+    if not 0 < share < 1:
+        raise ValueError(f"the generic share must be between 0 and 1, got {share}")
+    want = round(own * share / (1 - share))
+    if want == 0:
+        return [], DatasetInfo(task=task, split="train", roots=[])
+    sample = dataclasses.replace(stdlib_set(), max_files=want)
+    examples, info = build_dataset(task, source_sets=[sample], seed=seed, per_file=per_file,
+                                   ngrams=ngrams, decontaminate=ngrams is not None,
+                                   workers=workers, repo_context=repo_context)
+    info.sources[0]["examples"] = min(want, len(examples))
+    return examples[:want], info
 
 
 def _merge(total: ScrubReport, part: ScrubReport) -> None:

@@ -34,6 +34,9 @@ class TrainRequest:
     source_sets: list = field(default_factory=list)
     """Extra training code (installed packages) beside ``roots``; the gate uses ``roots``."""
     per_file: int | None = None
+    generic_share: float = 0.0
+    """Share of the training set from the standard library's training files (training on
+    the user's repositories: so the adapter keeps what it knew); the gate uses ``roots``."""
     limit: int | None = None
     data_only: bool = False
     """Build and describe the dataset, then stop (no model is loaded)."""
@@ -89,7 +92,8 @@ def run(req: TrainRequest, progress: Callable[[int, int, float], None] | None = 
                                    limit=req.limit, per_file=req.per_file,
                                    usage_examples=req.usage_examples,
                                    source_sets=req.source_sets,
-                                   repo_context=req.repo_context)
+                                   repo_context=req.repo_context,
+                                   generic_share=req.generic_share)
     if not examples:
         raise ValueError(f"no {req.task} training examples found under "
                          f"{', '.join(map(str, req.roots))}")

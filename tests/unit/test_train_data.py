@@ -275,3 +275,22 @@ def test_dict_comprehension_codemod_preserves_behaviour():
     # key and value both call something: their order would change
     assert codemods.dict_comprehension(code.replace("out[w] = i * 2", "out[f(w)] = g(i)")) \
         is None
+
+
+def test_training_on_a_repository_mixes_in_a_share_of_generic_code(tmp_path):
+    """``covey train completion REPO`` keeps what the adapter knew: a share of the
+    training set comes from a seeded sample of the standard library's training files."""
+    from helpers.train_repo import tiny_repo
+
+    from covey_training.dataset import build_dataset
+
+    repo = tiny_repo(tmp_path / "repo", train=4, held=1)
+    kwargs = {"decontaminate": False, "workers": 1}
+    own, _ = build_dataset("completion", [repo], **kwargs)
+    mixed, info = build_dataset("completion", [repo], generic_share=0.5, **kwargs)
+    again, _ = build_dataset("completion", [repo], generic_share=0.5, **kwargs)
+    generic = [ex for ex in mixed if ex.source not in {o.source for o in own}]
+    assert len(own) > 0 and len(generic) == len(own)  # half of the set
+    assert not any((repo / ex.source.split(":")[0]).exists() for ex in generic)
+    assert info.generic == {"share": 0.5, "examples": len(own), "source": "cpython-stdlib"}
+    assert [ex.source for ex in again] == [ex.source for ex in mixed]  # seeded
