@@ -169,7 +169,7 @@ class Feedback:
         if held is None:
             return
         whole = not held.rest
-        if rejected:
+        if rejected and not held.accepted:  # after part was accepted, the rest dismissed
             outcome = "rejected"
         elif held.commanded or (whole and held.accepted):
             outcome = "accepted"
@@ -182,7 +182,9 @@ class Feedback:
         accepted = len(held.text) - held.typed if outcome == "accepted" else held.accepted
         inserted = held.text[held.typed:held.typed + accepted] if accepted else ""
         self.report(held.call_id, {
-            "outcome": outcome, "detail": why if outcome == "ignored" else "",
+            "outcome": outcome,
+            "detail": why if outcome == "ignored" else "rejected" if rejected and
+            outcome == "partial" else "",
             "shown_ms": round((self.clock() - held.shown_at) * 1000, 1),
             "accepted_chars": accepted,
             "accepted_lines": inserted.count("\n") + 1 if inserted else 0,

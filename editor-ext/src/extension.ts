@@ -1,6 +1,7 @@
 // Wires the parts together; the logic lives in the modules it imports.
 import * as vscode from 'vscode';
 import { importProblem } from './diagnose';
+import { dismiss } from './dismiss';
 import { FailureReporter } from './faults';
 import { createLanguageClient } from './languageClient';
 import { Methods, ServerCommands, UsageSummary } from './protocol';
@@ -11,6 +12,8 @@ import { ServerController } from './serverController';
 import { UsagePanel } from './usagePanel';
 
 const PYTHON_EXTENSION = 'ms-python.python';
+/** Bound to Escape while ghost text shows (package.json). */
+const DISMISS = 'covey.dismissSuggestion';
 
 let controller: ServerController | undefined;
 
@@ -91,6 +94,25 @@ export function activate(context: vscode.ExtensionContext): { controller: Server
     vscode.commands.registerCommand(SHOW_USAGE, () => usage.show()),
     vscode.commands.registerCommand(SHOW_LOG, () => channel.show(true)),
     vscode.commands.registerCommand('covey.restartServer', () => server.restart()),
+    vscode.commands.registerCommand(DISMISS, () =>
+      dismiss(
+        {
+          hide: () => vscode.commands.executeCommand('editor.action.inlineSuggest.hide'),
+          activeDocument: () => {
+            const doc = vscode.window.activeTextEditor?.document;
+            return doc && { uri: doc.uri.toString(), version: doc.version };
+          },
+          reject: (callId) => {
+            const tokens = new vscode.CancellationTokenSource();
+            return server
+              .executeServerCommand(ServerCommands.reject, [callId], tokens.token)
+              .catch((error) => channel.warn(`${ServerCommands.reject} failed: ${message(error)}`))
+              .finally(() => tokens.dispose());
+          },
+        },
+        server.shown,
+      ),
+    ),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (SERVER_KEYS.some((key) => event.affectsConfiguration(`covey.${key}`))) {
         channel.info('settings changed; restarting the server');

@@ -1,12 +1,15 @@
-// Client-side hooks into the language client: ask for a refactor instruction, and keep
-// inline completions quiet while the engine is down.
+// Client-side hooks into the language client: ask for a refactor instruction, keep
+// inline completions quiet while the engine is down, and note what each one showed.
 import type { Middleware } from 'vscode-languageclient/node';
+import { ShownSuggestions } from './dismiss';
 import { EngineState, ServerCommands } from './protocol';
 
 export interface MiddlewareDeps {
   /** Asks the user what the refactor should do; undefined when they cancel. */
   askInstruction(): PromiseLike<string | undefined>;
   engineState(): EngineState | undefined;
+  /** Where each document's last suggestion is kept, for a later dismissal. */
+  shown?: ShownSuggestions;
 }
 
 type Next = (command: string, args: unknown[]) => unknown;
@@ -31,12 +34,14 @@ export async function executeCommand(
 export function createMiddleware(deps: MiddlewareDeps): Middleware {
   return {
     executeCommand: (command, args, next) => executeCommand(deps, command, args, next),
-    provideInlineCompletionItems: (document, position, context, token, next) => {
+    provideInlineCompletionItems: async (document, position, context, token, next) => {
       // The server would answer nothing anyway; skip the round trip.
       if (deps.engineState() === 'down') {
         return null;
       }
-      return next(document, position, context, token);
+      const answer = await next(document, position, context, token);
+      deps.shown?.record(document.uri.toString(), document.version, answer);
+      return answer;
     },
   };
 }

@@ -2,6 +2,7 @@
 // stop, route Covey's notifications to the status bar, and report faults once.
 import * as vscode from 'vscode';
 import { startFailureMessage } from './diagnose';
+import { ShownSuggestions } from './dismiss';
 import { FailureReporter, RestartPolicy } from './faults';
 import { MiddlewareDeps } from './middleware';
 import {
@@ -87,6 +88,8 @@ export class ServerController {
   private engineTimer: ReturnType<typeof setInterval> | undefined;
   private usageTokens = new vscode.CancellationTokenSource();
   private readonly policy = new RestartPolicy();
+  /** Each document's last suggestion, so Escape can report it rejected (`dismiss.ts`). */
+  readonly shown = new ShownSuggestions();
 
   constructor(private readonly deps: ControllerDeps) {}
 
@@ -155,6 +158,7 @@ export class ServerController {
       middleware: {
         askInstruction: () => deps.askInstruction(),
         engineState: () => this.engine?.state,
+        shown: this.shown,
       },
       onClosed: () => this.onClosed(),
     });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ShownSuggestions } from '../src/dismiss';
 import { createMiddleware, executeCommand, MiddlewareDeps } from '../src/middleware';
 import { EngineState } from '../src/protocol';
 
@@ -48,26 +49,34 @@ describe('executeCommand middleware', () => {
 });
 
 describe('inline completion middleware', () => {
-  const call = (state: EngineState | undefined) => {
+  const call = async (state: EngineState | undefined, shown?: ShownSuggestions) => {
     let asked = 0;
-    const middleware = createMiddleware(deps(undefined, state));
+    const middleware = createMiddleware({ ...deps(undefined, state), shown });
+    const answer = [{ insertText: 'x', command: { command: 'covey.accept', arguments: ['call-7'] } }];
     const next = () => {
       asked += 1;
-      return [];
+      return answer;
     };
-    // The document/position/context/token are passed through untouched.
-    const result = middleware.provideInlineCompletionItems!(
-      {} as never, {} as never, {} as never, {} as never, next as never,
+    const document = { uri: { toString: () => 'file:///a.py' }, version: 4 };
+    // The position/context/token are passed through untouched.
+    const result = await middleware.provideInlineCompletionItems!(
+      document as never, {} as never, {} as never, {} as never, next as never,
     );
     return { result, asked };
   };
 
-  it('stays quiet while the engine is down', () => {
-    expect(call('down')).toEqual({ result: null, asked: 0 });
+  it('stays quiet while the engine is down', async () => {
+    expect(await call('down')).toEqual({ result: null, asked: 0 });
   });
 
-  it('asks the server otherwise', () => {
-    expect(call('up').asked).toBe(1);
-    expect(call(undefined).asked).toBe(1);
+  it('asks the server otherwise', async () => {
+    expect((await call('up')).asked).toBe(1);
+    expect((await call(undefined)).asked).toBe(1);
+  });
+
+  it('notes the call behind what it shows, at the document version', async () => {
+    const shown = new ShownSuggestions();
+    await call('up', shown);
+    expect(shown.take('file:///a.py', 4)).toBe('call-7');
   });
 });

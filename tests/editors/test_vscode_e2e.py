@@ -102,8 +102,9 @@ def test_engine_down_stays_quiet(code_server, vsix):
 
 def test_word_by_word_accepts_and_retention_reach_the_usage_log(code_server, vsix, tmp_path):
     """Accept Next Word twice, then type something else: the log shows a partial accept of
-    exactly what VS Code inserted. A Tab accept kept past the first retention horizon, then
-    deleted: retained at the first check, not at the next. The engine is scripted (the
+    exactly what VS Code inserted. Escape over the next suggestion: rejected. A Tab accept
+    kept past the first retention horizon, then deleted: retained at the first check, not
+    at the next. The engine is scripted (the
     mechanism is under test, not what a model says); the horizons are shortened to the
     driver's KEEP_MS and AFTER_DELETE_MS."""
     home = tmp_path / "covey-home"
@@ -130,3 +131,7 @@ def test_word_by_word_accepts_and_retention_reach_the_usage_log(code_server, vsi
     (full,) = accepted
     assert full["accepted_chars"] == len(checks["fullAccepted"])
     assert (full["retained_30s"], full["retained_120s"], full["retained_300s"]) == (1, 0, 0)
+    # Escape over ghost text: only the extension knows it, and the log has it as rejected
+    assert checks["dismissed"] is True
+    assert [(r["outcome"], r["accepted_chars"]) for r in rows
+            if r["outcome"] == "rejected"] == [("rejected", 0)], rows

@@ -67,6 +67,15 @@ def test_accepting_word_by_word_then_leaving_is_a_partial_accept():
     assert (reports["c1"]["accepted_chars"], reports["c1"]["accepted_lines"]) == (8, 1)
 
 
+def test_dismissing_the_rest_after_a_word_is_accepted_keeps_the_partial_accept():
+    feedback, doc, reports, _ = tracker()
+    show(feedback)
+    doc.edit(AT, AT, "total ")  # Accept Next Word
+    feedback.rejected("c1")      # then Escape
+    assert (reports["c1"]["outcome"], reports["c1"]["detail"]) == ("partial", "rejected")
+    assert reports["c1"]["accepted_chars"] == 6
+
+
 def test_after_a_word_is_accepted_a_one_character_step_is_accepted_too():
     """VS Code's Accept Next Word inserted "return", then " " on its own."""
     feedback, doc, reports, _ = tracker()

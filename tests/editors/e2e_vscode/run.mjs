@@ -962,8 +962,8 @@ function insertedAfter(before, after) {
 /**
  * What the server infers from the edits that follow a suggestion, against the test's
  * scripted engine (the same answer every time): accept one word by word (Accept Next Word,
- * Ctrl+Right) and then type something else, a partial accept; accept one with Tab, keep it
- * past the first retention horizon, then delete it. The Python side reads the usage log;
+ * Ctrl+Right) and then type something else, a partial accept; dismiss one with Escape, a
+ * reject; accept one with Tab, keep it past the first retention horizon, then delete it. The Python side reads the usage log;
  * result.checks holds what the editor inserted and when.
  */
 async function feedbackScenario(page, dirs, result) {
@@ -995,6 +995,13 @@ async function feedbackScenario(page, dirs, result) {
   await page.keyboard.press('Escape');
   await page.keyboard.press('Enter');
   await page.keyboard.press('Enter');
+  await page.keyboard.press('Shift+Home');
+  await page.keyboard.press('Delete');
+
+  await ghostAfter('def fib3(n):');
+  await page.keyboard.press('Escape');  // dismissed: Covey's Escape binding rejects it
+  await waitFor('the ghost text to go', async () => (await ghostText(page)) === '');
+  result.checks.dismissed = true;
   await page.keyboard.press('Shift+Home');
   await page.keyboard.press('Delete');
 
