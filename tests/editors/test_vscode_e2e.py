@@ -104,9 +104,8 @@ def test_word_by_word_accepts_and_retention_reach_the_usage_log(code_server, vsi
     """Accept Next Word twice, then type something else: the log shows a partial accept of
     exactly what VS Code inserted. Escape over the next suggestion: rejected. A Tab accept
     kept past the first retention horizon, then deleted: retained at the first check, not
-    at the next. The engine is scripted (the
-    mechanism is under test, not what a model says); the horizons are shortened to the
-    driver's KEEP_MS and AFTER_DELETE_MS."""
+    at the next. The engine is scripted (the mechanism is under test, not what a model
+    says); the horizons are shortened to the driver's KEEP_MS and AFTER_DELETE_MS."""
     home = tmp_path / "covey-home"
     home.mkdir()
     (home / "config.toml").write_text("[server]\nretention_horizons_s = [2.0, 5.0, 6.0]\n")
