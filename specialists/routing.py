@@ -429,6 +429,15 @@ class Router:
         self.served_models: list[str] = []
         """What the engine serves, from ``/v1/models``; empty until known."""
 
+    def specialist(self, task: str, doc: Document) -> Specialist:
+        """The task's specialist for ``doc``: with its workspace's adapter, unless the
+        engine is known not to serve that one (loaded since, or by another engine), then
+        the general adapter rather than the bare base."""
+        spec = self.table.for_task(task, fs_path(doc.uri))
+        if self.served_models and spec.served_name not in self.served_models:
+            return self.table.for_task(task)
+        return spec
+
     def model_for(self, spec: Specialist) -> str:
         """The specialist's served name; an engine that does not serve it gets its base.
 
@@ -456,7 +465,7 @@ class Router:
         from ``workspace`` in the specialist's share of the engine's window, counted in the
         engine's tokens where known; raises
         :class:`~covey_specialists.tasks.common.EditError` when there is nothing to ask."""
-        spec = self.table.for_task(task, fs_path(doc.uri))
+        spec = self.specialist(task, doc)
         if workspace is not None:
             window = self.client.window
             length = window.max_model_len if window else self.table.engine.max_model_len
@@ -486,10 +495,11 @@ class Router:
         """:meth:`serve` for a plan already made (a caller that reports a plan's errors
         before it reaches for the engine)."""
         module = task_module(task)
-        spec = self.table.for_task(task, fs_path(plan.doc.uri))
+        spec = self.specialist(task, plan.doc)
         if model is None:
             if not self.served_models and spec.routing != "always-baseline":
                 await self.refresh_models()
+                spec = self.specialist(task, plan.doc)
             model = self.model_for(spec)
         withhold = None
         if module.SHOWS_ONLY_SURE and filters_unsure(spec):

@@ -331,6 +331,22 @@ async def test_a_workspace_adapter_serves_only_the_files_under_its_folder(tmp_pa
     assert [call.specialist for call in c.calls] == ["completion@repo", "completion"]
 
 
+async def test_a_workspace_adapter_the_engine_lacks_gives_way_to_the_general_one(tmp_path):
+    repo = tmp_path / "repo"
+    with FakeOpenAI("unused", models=["base", "completion"],
+                    by_model={"completion": "general()\n", "base": "bare()\n"}) as fake:
+        c = await start_client({"engine": {"url": fake.url}, "debounceMs": 0, "specialists": {
+            "completion": {"workspaces": [{"root": str(repo), "adapter": str(tmp_path)}]}}})
+        try:
+            uri = (repo / "a.py").as_uri()
+            open_doc(c, uri, "x = \n")
+            result = await c.text_document_inline_completion_async(inline_params(uri, 0, 4))
+        finally:
+            await stop_client(c)
+        models = [r.wait().body["model"] for r in fake.completions()]
+    assert [i.insert_text for i in result.items] == ["general()"] and models == ["completion"]
+
+
 async def test_typing_through_the_ghost_text_reuses_it_without_a_model_call(scripted):
     scripted.fake.reply = "sum(items)\n"
     uri = "file:///tmp/cache.py"
