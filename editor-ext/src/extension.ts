@@ -102,13 +102,7 @@ export function activate(context: vscode.ExtensionContext): { controller: Server
             const doc = vscode.window.activeTextEditor?.document;
             return doc && { uri: doc.uri.toString(), version: doc.version };
           },
-          reject: (callId) => {
-            const tokens = new vscode.CancellationTokenSource();
-            return server
-              .executeServerCommand(ServerCommands.reject, [callId], tokens.token)
-              .catch((error) => channel.warn(`${ServerCommands.reject} failed: ${message(error)}`))
-              .finally(() => tokens.dispose());
-          },
+          reject: (callId) => server.notifyServer(ServerCommands.reject, [callId]),
         },
         server.shown,
       ),

@@ -127,6 +127,14 @@ export class ServerController {
     return this.request('workspace/executeCommand', { command, arguments: args }, token);
   }
 
+  /** A server command whose answer nobody waits for (accept, reject): a failure is logged. */
+  notifyServer(command: string, args: unknown[]): Promise<unknown> {
+    const tokens = new vscode.CancellationTokenSource();
+    return this.executeServerCommand(command, args, tokens.token)
+      .catch((e) => this.deps.log.warn(`${command} failed: ${String(e)}`))
+      .finally(() => tokens.dispose());
+  }
+
   async dispose(): Promise<void> {
     await this.stop();
     this.usageTokens.dispose();
@@ -232,12 +240,7 @@ export class ServerController {
         continue;
       }
       this.disposables.push(
-        this.deps.registerCommand(command, (...args: unknown[]) => {
-          const tokens = new vscode.CancellationTokenSource();
-          return this.executeServerCommand(command, args, tokens.token)
-            .catch((e) => this.deps.log.warn(`${command} failed: ${String(e)}`))
-            .finally(() => tokens.dispose());
-        }),
+        this.deps.registerCommand(command, (...args: unknown[]) => this.notifyServer(command, args)),
       );
     }
   }
