@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the tests need (Python env, Neovim, code-server + Chromium, the
-# extension's node modules), then run lint, the Python suite and the extension's tests.
+# extension's node modules, two real code tokenizers), then run lint, the Python suite and the extension's tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -16,6 +16,7 @@ if ! command -v nvim >/dev/null 2>&1; then
 fi
 scripts/install-code-server.sh
 scripts/build-extension.sh
+scripts/fetch-test-tokenizers.sh
 
 log "ruff"
 ruff check .

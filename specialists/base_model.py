@@ -144,13 +144,32 @@ def _convert(gguf: Path, out: Path) -> None:
 
 
 def resolve_base(name: str) -> str:
-    """The model folder or id the engine loads for a table's ``base`` value."""
+    """The model folder or id the engine loads for a table's ``base`` value: the default
+    model, a base registered with ``covey models add``, else the value itself."""
     if name == "default":
         target = default_model_dir()
         if not (target / MANIFEST).is_file():
             raise ModelError("the default model is not prepared; run `covey models prepare`")
         return str(target)
-    return name
+    folder = registered_folder(name)
+    if folder is None:
+        return name
+    if not folder.is_dir():
+        raise ModelError(f"base {name!r} was registered from {folder}, which is gone; "
+                         f"run `covey models add` again")
+    return str(folder)
+
+
+def registered_folder(name: str) -> Path | None:
+    """The folder a base registered as ``name`` points at, or None for an unregistered one."""
+    record = home.models_dir() / name / MANIFEST
+    if "/" in name or name in (".", "..") or not record.is_file():
+        return None
+    try:
+        path = json.loads(record.read_text()).get("path")
+    except (OSError, ValueError):
+        return None
+    return Path(path) if isinstance(path, str) else None
 
 
 def list_models() -> list[dict]:
@@ -159,13 +178,19 @@ def list_models() -> list[dict]:
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if not folder.is_dir() or folder.name.endswith(".partial"):
             continue
+        pointed = registered_folder(folder.name)
         try:
             manifest = verify(folder)
-            status = "ok"
+            status = "ok" if pointed is None or pointed.is_dir() else f"{pointed} is gone"
         except ModelError as exc:
             manifest, status = {}, str(exc)
-        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-        rows.append({"name": folder.name, "path": str(folder), "status": status,
-                     "size_mb": round(size / 1e6, 1), "source": manifest.get("source", ""),
-                     "prepared_at": manifest.get("prepared_at", "")})
+        weights = pointed if pointed is not None and pointed.is_dir() else folder
+        size = sum(p.stat().st_size for p in weights.iterdir() if p.is_file())
+        rows.append({"name": folder.name, "path": str(weights), "status": status,
+                     "size_mb": round(size / 1e6, 1),
+                     "source": manifest.get("source", "registered" if pointed else ""),
+                     "prepared_at": manifest.get("prepared_at",
+                                                 manifest.get("registered_at", "")),
+                     "fim_format": manifest.get("fim_format", ""),
+                     "context_length": manifest.get("context_length", 0)})
     return rows

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import subprocess
 import time
 
 import click
 
-from covey_specialists import base_model, engine
-from covey_specialists.table import TableError, load_table
+from covey_specialists import base_model, engine, model_registry
+from covey_specialists.table import TableError, load_table, shipped_specialists
+from covey_specialists.user_table import read_user_table, write_user_table
 from covey_usage.output import echo_json
 
 
@@ -50,6 +53,118 @@ def models_prepare(force: bool) -> None:
     click.echo(f"{verb} {path} in {time.perf_counter() - started:.1f}s")
 
 
+@models_group.command("add")
+@click.argument("source")
+@click.option("--name", default="", help="The name the table's `base` uses (default: the "
+              "folder's name, lower-cased).")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def models_add(source: str, name: str, as_json: bool) -> None:
+    """Register a local Hugging Face model folder (or a model id the local Hugging Face
+    cache holds) as a base for the specialists. Nothing is copied or downloaded: Covey
+    checks that vLLM serves its architecture and reads its context length, its own
+    fill-in-the-middle and repository tokens, and the layers LoRA trains.
+    `covey models use NAME` then serves it.
+
+    Example:
+
+        covey models add ~/models/Qwen2.5-Coder-1.5B --name qwen-coder-1.5b
+    """
+    try:
+        card = model_registry.add(source, name)
+    except base_model.ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(card.as_dict())
+        return
+    fim = (f"{card.fim_format} ({', '.join(card.fim_tokens)})" if card.fim_tokens else
+           f"{card.fim_format} (no FIM tokens: markers the completion adapter learns)")
+    click.echo(f"registered {card.name}: {card.architecture}, context {card.context_length} "
+               f"tokens, vocabulary {card.vocab_size}\n  FIM: {fim}\n  repository tokens: "
+               f"{', '.join(card.repo_tokens.values()) or 'none'}\n  LoRA targets: "
+               f"{', '.join(card.target_modules)}\nserve it with `covey models use {card.name}`")
+
+
+@models_group.command("use")
+@click.argument("name")
+def models_use(name: str) -> None:
+    """Serve every specialist on the base NAME (`default` for the embedded model): one
+    setting in your table. The completion prompt takes the base's own FIM format; an
+    adapter trained on another base is set aside (the untuned base serves until you run
+    `covey train`), and the shipped adapters come back with `default`. Restart the engine
+    to apply.
+
+    Example:
+
+        covey models use qwen-coder-1.5b && covey engine down && covey engine up
+    """
+    try:
+        changes = switch_base(name)
+    except (base_model.ModelError, TableError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in changes:
+        click.echo(line)
+    click.echo(f"specialists now use base {name}; restart the engine "
+               "(`covey engine down && covey engine up`) to serve it")
+
+
+def switch_base(name: str) -> list[str]:
+    """Point every specialist of the user's table at the base ``name``; what changed, a
+    line each."""
+    if name == "default":
+        fmt = model_registry.LEARNED_FORMAT
+    else:
+        card = model_registry.registered(name)
+        if card is None:
+            raise base_model.ModelError(f"no base is registered as {name!r}; run `covey "
+                                        "models add PATH --name NAME` first")
+        fmt = card.fim_format
+    shipped = shipped_specialists()
+    current = table_or_exit()
+    user_file, data = read_user_table()
+    lines = []
+    for spec in current.specialists.values():
+        entry = data.setdefault("specialists", {}).setdefault(spec.key, {})
+        entry["base"] = name
+        if spec.task == "completion" and spec.prompt_format != fmt:
+            entry["prompt_format"] = fmt
+            lines.append(f"{spec.key}: prompt format {spec.prompt_format} -> {fmt}")
+        keep = _adapter_for(spec, name, shipped.get(spec.key))
+        if keep != spec.adapter:
+            entry["adapter"] = keep
+            untuned = f"(none: the untuned base, until `covey train {spec.task}`)"
+            lines.append(f"{spec.key}: adapter {spec.adapter or '(none)'} -> {keep or untuned}")
+            # a show threshold is calibrated on one adapter's answers: none for another
+            original = shipped.get(spec.key)
+            entry["min_show_logprob"] = (original.min_show_logprob if original and
+                                         keep == original.adapter else -math.inf)
+        if spec.workspaces:
+            entry["workspaces"] = [{"root": ws.root, "adapter": ws.adapter}
+                                   for ws in spec.workspaces if _fits(ws.adapter, spec, name)]
+            for ws in spec.workspaces:
+                if not _fits(ws.adapter, spec, name):
+                    lines.append(f"{spec.key}: the adapter for {ws.root} was trained on "
+                                 "another base; set aside")
+    write_user_table(user_file, data)
+    return lines
+
+
+def _adapter_for(spec, base: str, shipped) -> str:
+    """The adapter a specialist keeps on ``base``: its own if it was trained on that base,
+    else the shipped one if that was, else none."""
+    for candidate in (spec.adapter, shipped.adapter if shipped else ""):
+        if candidate and _fits(candidate, spec, base):
+            return candidate
+    return ""
+
+
+def _fits(adapter: str, spec, base: str) -> bool:
+    try:
+        engine.resolve_adapter(dataclasses.replace(spec, adapter=adapter, base=base))
+    except engine.EngineError:
+        return False
+    return True
+
+
 @models_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 def models_list(as_json: bool) -> None:
@@ -70,10 +185,13 @@ def models_list(as_json: bool) -> None:
     if not rows:
         click.echo("no prepared models; run `covey models prepare`")
     for row in rows:
-        click.echo(f"{row['name']}  {row['size_mb']} MB  {row['status']}  {row['path']}")
+        detail = (f"  {row['fim_format']}, context {row['context_length']}"
+                  if row["fim_format"] else "")
+        click.echo(f"{row['name']}  {row['size_mb']} MB  {row['status']}  {row['path']}{detail}")
     for spec in specs:
-        click.echo(f"  {spec['specialist']:<11} task={spec['task']:<10} adapter={spec['adapter']}"
-                   f"  format={spec['prompt_format']}  served as {spec['served_as']!r}")
+        click.echo(f"  {spec['specialist']:<11} task={spec['task']:<10} base={spec['base']}"
+                   f"  adapter={spec['adapter']}  format={spec['prompt_format']}"
+                   f"  served as {spec['served_as']!r}")
 
 
 @click.group("engine")

@@ -33,7 +33,7 @@ import httpx
 import psutil
 
 from covey_settings import home
-from covey_specialists import vllm_cpu_lora
+from covey_specialists import model_registry, vllm_cpu_lora
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.engine_guard import ROUTES_ENV
 from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
@@ -274,7 +274,24 @@ def resolve_adapter(spec: Specialist) -> Path | None:
     if not (path / "adapter_config.json").is_file():
         raise EngineError(f"specialist {spec.key!r}: adapter {ref!r} not found at {path} "
                           "(no adapter_config.json)")
+    check_adapter_base(spec, path)
     return path
+
+
+def check_adapter_base(spec: Specialist, path: Path) -> None:
+    """Refuse an adapter trained on another base than the specialist's: its weights would
+    not fit, or would fit and mean nothing."""
+    try:
+        recorded = json.loads((path / "adapter_config.json").read_text()).get(
+            "base_model_name_or_path") or ""
+    except (OSError, ValueError):
+        raise EngineError(f"specialist {spec.key!r}: {path}/adapter_config.json is not "
+                          "readable JSON") from None
+    if recorded and not model_registry.same_base(recorded, spec.base):
+        raise EngineError(
+            f"specialist {spec.key!r}: adapter {spec.adapter!r} was trained on {recorded}, "
+            f"not on the base {model_registry.base_name(spec.base)}; train one for this base "
+            f"(`covey train {spec.task}`) or set its adapter to \"\" to serve the untuned base")
 
 
 # ------------------------------------------------------------------ start / stop

@@ -180,6 +180,12 @@ def shipped_table_text() -> str:
     return resources.files("covey_specialists").joinpath("specialists.toml").read_text()
 
 
+def shipped_specialists() -> dict[str, Specialist]:
+    """The specialists as Covey ships them, without the user's overrides."""
+    return _specialists(layer(shipped=(shipped_table_text(), "specialists.toml (shipped)"),
+                              error=TableError))
+
+
 def load_table(user_file: Path | None = None) -> SpecialistsTable:
     """The shipped table, the user's override file if it exists, then the environment."""
     layered = layer(shipped=(shipped_table_text(), "specialists.toml (shipped)"),

@@ -95,7 +95,7 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
         covey train completion --packages --per-file 24 --data-only
     """
     from covey_settings import home
-    from covey_specialists import base_model, engine
+    from covey_specialists import base_model, engine, model_registry
     from covey_specialists.table import TableError, load_table
     from covey_training import pipeline
     from covey_training.lora import TrainConfig
@@ -108,11 +108,13 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
         spec = table.for_task(task, str(workspaces[0]) if workspaces else None)
     except TableError as exc:
         raise click.ClickException(str(exc)) from None
-    if base_path is None and not data_only:
-        try:
+    base = str(base_path) if base_path is not None else spec.base
+    try:
+        if base_path is None and not data_only:
             base_path = Path(base_model.resolve_base(spec.base))
-        except base_model.ModelError as exc:
-            raise click.ClickException(str(exc)) from None
+        targets = model_registry.target_modules(base) if not data_only else ()
+    except base_model.ModelError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         previous = engine.resolve_adapter(spec)  # the adapter a new one would replace
     except engine.EngineError as exc:
@@ -137,7 +139,9 @@ def train_command(task, repos, use_usage, steps, rank, lr, batch_tokens, grad_ac
         cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank,
                           batch_tokens=batch_tokens, grad_accum=grad_accum, max_len=max_len,
                           pack=pack, seed=seed, threads=threads, device=device,
-                          init_adapter=str(init_adapter or ""))
+                          init_adapter=str(init_adapter or ""),
+                          base_name=model_registry.base_name(base),
+                          **({"target_modules": targets} if targets else {}))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     source_sets = []

@@ -55,8 +55,6 @@ _TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|\d+|\S")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 NEEDY_TRIES = 8
 """Spans per file whose context is built to find those that need it (each build ~0.3 ms)."""
-PROMPT_FORMAT = "fim-smol"
-"""The served format examples are built in (the table's ``prompt_format``)."""
 COUNTS_HELD = 8192
 """Rendered snippets whose token count a process remembers."""
 INDEXES_HELD = 4
@@ -197,7 +195,7 @@ def _example(src: SourceFile, kind: str, start: int, end: int, budget: int,
     repo = repo_context(prefix, suffix, src.rel, workspace)
     built = completion.training_example(prefix, middle, suffix,
                                         KIND_FAMILY[kind] in MULTILINE_FAMILIES, src.rel, budget,
-                                        PROMPT_FORMAT, repo)
+                                        served_format(), repo)
     return Example(task=completion.NAME, prompt=built.prompt, target=built.target,
                    source=f"{src.rel}:{start}-{end}",
                    meta={"kind": kind, "repo_context": bool(repo), **built.meta})
@@ -206,7 +204,7 @@ def _example(src: SourceFile, kind: str, start: int, end: int, budget: int,
 # ----------------------------------------------------------------------------- context
 
 def repo_context(prefix: str, suffix: str, key: str, workspace: Workspace | None,
-                 fmt: str = PROMPT_FORMAT) -> str:
+                 fmt: str = "") -> str:
     """The context :func:`covey_specialists.tasks.completion.plan` renders for a cursor at
     the end of ``prefix`` in the document ``prefix + suffix`` (the hole emptied, as the
     editor holds the file before the user types); empty without a workspace."""
@@ -214,7 +212,16 @@ def repo_context(prefix: str, suffix: str, key: str, workspace: Workspace | None
         return ""
     doc = Document(f"file:///{key}", prefix + suffix, "python")
     snippets = build(doc, *near_cursor(doc, len(prefix)), workspace)
-    return render(snippets, fmt, doc.language or "python")
+    return render(snippets, fmt or served_format(), doc.language or "python")
+
+
+@functools.cache
+def served_format() -> str:
+    """The format examples are built in: the completion specialist's ``prompt_format`` in
+    the table, as serving builds its prompts. Once per process."""
+    from covey_specialists.table import load_table
+
+    return load_table().for_task(completion.NAME).prompt_format
 
 
 @functools.cache

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from covey_specialists.model_registry import DEFAULT_BASE_NAME, DEFAULT_TARGET_MODULES
 from covey_training.examples import Example
 
 log = logging.getLogger("covey.train")
 
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 MAX_RANK = 16
 
 
@@ -58,6 +58,10 @@ class TrainConfig:
     """A LoRA adapter folder (peft format, same rank, alpha and target modules) whose
     weights training starts from instead of a fresh LoRA (continue the shipped adapter);
     empty: a fresh one. A checkpoint in the work folder still wins (resume)."""
+    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
+    """The base's linear layers LoRA trains (``model_registry.target_modules``)."""
+    base_name: str = DEFAULT_BASE_NAME
+    """The base the adapter records as its own; the engine refuses it on any other."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.rank <= MAX_RANK:
@@ -225,7 +229,7 @@ def attach_lora(model, cfg: TrainConfig):
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0,
-                      target_modules=TARGET_MODULES, bias="none", task_type="CAUSAL_LM")
+                      target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
 
 
@@ -243,7 +247,7 @@ def load_init_adapter(model, folder: Path, cfg: TrainConfig) -> int:
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read the adapter to start from in {folder}: {exc}") from None
     found = (config.get("r"), config.get("lora_alpha"), sorted(config.get("target_modules") or []))
-    wanted = (cfg.rank, cfg.alpha, sorted(TARGET_MODULES))
+    wanted = (cfg.rank, cfg.alpha, sorted(cfg.target_modules))
     if found != wanted:
         raise ValueError(f"the adapter in {folder} has rank {found[0]}, alpha {found[1]} and "
                          f"targets {found[2]}; training uses rank {wanted[0]}, alpha "
@@ -402,7 +406,7 @@ def train(examples: list[Example], base_model: Path, out_dir: Path, cfg: TrainCo
             progress(step + 1, cfg.steps, losses[-1])
 
     model.save_pretrained(str(out_dir), safe_serialization=True)
-    _finish_adapter(out_dir)
+    _finish_adapter(out_dir, cfg.base_name)
     seen = sum(len(row) for b in batches for row in b)
     window = max(1, min(10, len(losses) // 4))
     return TrainResult(steps=cfg.steps, examples_seen=seen, tokens_seen=tokens_seen,
@@ -435,7 +439,7 @@ def _save_checkpoint(model, optimizer, out_dir: Path, step: int, losses: list[fl
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _finish_adapter(out_dir: Path) -> None:
+def _finish_adapter(out_dir: Path, base_name: str) -> None:
     """Store weights in bf16 (half the size; the engine serves bf16) and make the config
     portable: no machine-local base path, a sorted target module list."""
     import torch
@@ -446,7 +450,7 @@ def _finish_adapter(out_dir: Path) -> None:
     save_file({k: v.to(torch.bfloat16).contiguous() for k, v in state.items()}, str(weights))
     path = out_dir / "adapter_config.json"
     config = json.loads(path.read_text())
-    config["base_model_name_or_path"] = "SmolLM2-135M-Instruct"
+    config["base_model_name_or_path"] = base_name
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import tomllib
 from pathlib import Path
 
 from covey_settings import home
+from covey_specialists.user_table import read_user_table, write_user_table
 
 log = logging.getLogger("covey.train.registry")
 
@@ -52,67 +52,20 @@ def store_version(task: str, adapter_dir: Path) -> Path:
 
 def point_table_at(specialist_key: str, adapter_path: Path, user_file: Path | None = None) -> Path:
     """Set ``[specialists.<key>].adapter`` in the user's table, keeping every other setting."""
-    user_file = user_file or home.user_specialists_file()
-    data = tomllib.loads(user_file.read_text()) if user_file.exists() else {}
+    user_file, data = read_user_table(user_file)
     data.setdefault("specialists", {}).setdefault(specialist_key, {})["adapter"] = str(adapter_path)
-    return _write_table(user_file, data)
+    return write_user_table(user_file, data)
 
 
 def point_workspace_at(specialist_key: str, root: Path, adapter_path: Path,
                        user_file: Path | None = None) -> Path:
     """Serve ``adapter_path`` for files under ``root`` only: add (or replace) the folder's
     entry in ``[specialists.<key>].workspaces`` of the user's table."""
-    user_file = user_file or home.user_specialists_file()
-    data = tomllib.loads(user_file.read_text()) if user_file.exists() else {}
+    user_file, data = read_user_table(user_file)
     spec = data.setdefault("specialists", {}).setdefault(specialist_key, {})
     others = [ws for ws in spec.get("workspaces", []) if ws.get("root") != str(root)]
     spec["workspaces"] = [*others, {"root": str(root), "adapter": str(adapter_path)}]
-    return _write_table(user_file, data)
-
-
-def _write_table(user_file: Path, data: dict) -> Path:
-    user_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = user_file.with_suffix(".toml.tmp")
-    tmp.write_text("# Covey user specialists table (overrides the shipped one key by key).\n"
-                   + dumps_toml(data))
-    tmp.replace(user_file)
-    return user_file
-
-
-def dumps_toml(data: dict, prefix: str = "") -> str:
-    """TOML for the table's shape: nested tables of strings, numbers, booleans, and lists
-    of those or of inline tables."""
-    scalars, tables = [], []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        else:
-            scalars.append(f"{_key(key)} = {_value(value)}")
-    out = "\n".join(scalars) + ("\n" if scalars else "")
-    for key, value in tables:
-        name = f"{prefix}.{_key(key)}" if prefix else _key(key)
-        has_scalars = any(not isinstance(v, dict) for v in value.values())
-        out += (f"\n[{name}]\n" if has_scalars else "") + dumps_toml(value, name)
-    return out
-
-
-def _key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _value(key)
-
-
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):  # an inline table, e.g. one of a specialist's workspaces
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    return write_user_table(user_file, data)
 
 
 def hot_load(url: str, api_key: str, served_name: str, adapter_path: Path,

@@ -23,8 +23,12 @@ from covey_specialists.document import Document, encode, offset_of_byte
 SMOL_FIM = ("<issue_start>", "<issue_comment>", "<issue_closed>")
 QWEN_FIM = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 STARCODER_FIM = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
-FIM_MARKERS = {"fim-smol": SMOL_FIM, "fim-qwen": QWEN_FIM, "fim-starcoder": STARCODER_FIM}
-ALL_MARKERS = tuple(m for markers in FIM_MARKERS.values() for m in markers) + (
+DEEPSEEK_FIM = ("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>")
+CODELLAMA_FIM = ("<PRE> ", " <SUF>", " <MID>")  # its paper's spacing around the tokens
+FIM_MARKERS = {"fim-smol": SMOL_FIM, "fim-qwen": QWEN_FIM, "fim-starcoder": STARCODER_FIM,
+               "fim-deepseek": DEEPSEEK_FIM, "fim-codellama": CODELLAMA_FIM}
+"""Prefix, suffix and middle markers of each fill-in-the-middle format."""
+ALL_MARKERS = tuple(m.strip() for markers in FIM_MARKERS.values() for m in markers) + (
     "<|endoftext|>", "<|im_end|>", "<|im_start|>", "<file_sep>",
 )
 

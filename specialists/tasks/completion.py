@@ -36,12 +36,14 @@ from covey_specialists.tasks.common import (
 from covey_specialists.tasks.protocol import Where
 
 NAME = "completion"
-FORMATS = {"prefix", "fim-smol", "fim-qwen", "fim-starcoder"}
+FORMATS = {"prefix", *FIM_MARKERS}
 FAIR_BASE_FORMAT = "prefix"
 """The untuned base model's fair prompt: it was never taught FIM markers."""
 END_OF_TARGET = "<|endoftext|>"
-SERVED_PROMPT_START = SMOL_FIM[1]
-"""How a prompt in the served format (``fim-smol``, suffix first) starts."""
+SERVED_PROMPT_START = (SMOL_FIM[1], *(m[0] for f, m in FIM_MARKERS.items() if f != "fim-smol"),
+                       *FILE_SEPARATORS.values())
+"""How a prompt in a served format starts: ``fim-smol`` suffix first, the others with their
+prefix marker, or with other files behind the model's file separator."""
 CHAT_SYSTEM = (
     "You fill in missing code. The user shows a file with the cursor marked <CURSOR>. "
     "Reply with only the code that belongs at the cursor — no explanation, no fences.")
@@ -441,7 +443,8 @@ def gate_postprocess(prompt_text: str, meta: dict, raw: str) -> str:
     prefix = meta.get("prefix_tail", "")
     fair_base = not prompt_text.startswith(SERVED_PROMPT_START)
     lead = editor_indent(prefix) if fair_base else ""
-    prompt = Prompt(NAME, FAIR_BASE_FORMAT if fair_base else "fim-smol", prompt_text,
+    # the served format's name does not matter here: post-processing reads only the meta
+    prompt = Prompt(NAME, FAIR_BASE_FORMAT if fair_base else "served", prompt_text,
                     {"prefix": prefix, "suffix": meta.get("suffix_head", ""),
                      "multiline": meta.get("multiline", False), "lead": lead})
     return postprocess_completion(raw, prompt)
