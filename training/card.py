@@ -11,6 +11,7 @@ import sysconfig
 from pathlib import Path, PurePath
 
 from covey_eval.repo import HELD_OUT_PACKAGES
+from covey_specialists.model_registry import DEFAULT_BASE_NAME
 from covey_specialists.tasks import task_module
 from covey_training.dataset import USAGE_WEIGHT
 
@@ -26,6 +27,15 @@ CPU_SIZED = ("- Trained on a CPU, at the size that fits there. The GPU-size run 
              "remains to be done.")
 
 
+def _purpose(task: str, base: str) -> str:
+    if base == DEFAULT_BASE_NAME:
+        return (f"A LoRA adapter for {base} (Apache-2.0) that teaches "
+                f"{task_module(task).CARD_TEXT}.")
+    return (f"A LoRA adapter for the base `{base}` (registered with `covey models add`; "
+            f"its licence is the model's own) that teaches the {task} task in the prompt "
+            "format the specialists table gives it. The engine refuses it on any other base.")
+
+
 def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result: dict,
                gate: dict | None, command: str) -> Path:
     stdlib = (any(s["name"] == "cpython-stdlib" for s in dataset.get("sources", []))
@@ -36,8 +46,7 @@ def write_card(out_dir: Path, task: str, dataset: dict, train_cfg: dict, result:
     lines = [
         f"# Covey {task} adapter",
         "",
-        "A LoRA adapter for SmolLM2-135M-Instruct (Apache-2.0) that teaches "
-        f"{task_module(task).CARD_TEXT}.",
+        _purpose(task, train_cfg.get("base_name") or DEFAULT_BASE_NAME),
         "Load it in vLLM with `--enable-lora --lora-modules NAME=PATH` "
         f"(rank {train_cfg['rank']}, so `--max-lora-rank` ≥ {train_cfg['rank']}).",
         "",

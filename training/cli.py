@@ -23,8 +23,9 @@ from covey_usage.output import echo_json
 @click.option("--rank", type=click.IntRange(1, 16), default=8, show_default=True,
               help="LoRA rank (the engine serves up to 16).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate.")
-@click.option("--batch-tokens", type=click.IntRange(0), default=1024, show_default=True,
-              help="Tokens per micro-batch (0: sized from free GPU memory).")
+@click.option("--batch-tokens", type=click.IntRange(0), default=0, show_default=True,
+              help="Tokens per micro-batch; 0 sizes it to the device: 1,024 on a CPU, from "
+                   "the free memory on a GPU (bf16 there).")
 @click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True,
               help="Micro-batches per optimizer step.")
 @click.option("--max-len", type=click.IntRange(64), default=640, show_default=True,

@@ -53,6 +53,8 @@ async def test_an_own_code_model_is_served_trained_and_answers_with_its_own_fim_
                               "adapter_config.json").read_text())
         assert adapter["base_model_name_or_path"] == f"tiny-{family}"
         assert sorted(adapter["target_modules"]) == card["target_modules"]
+        card_text = (covey_home / "adapters" / "completion" / "v1" / "README.md").read_text()
+        assert f"A LoRA adapter for the base `tiny-{family}`" in card_text
 
         calls = await _complete_in(repo / "mod_new.py", covey_home)
         target = engine.resolve(load_table().engine)
