@@ -9,7 +9,7 @@ import time
 
 import click
 
-from covey_specialists import base_model, engine, model_registry
+from covey_specialists import base_model, engine, model_registry, team
 from covey_specialists.table import TableError, load_table, shipped_specialists
 from covey_specialists.user_table import read_user_table, write_user_table
 from covey_usage.output import echo_json
@@ -210,18 +210,35 @@ def engine_group() -> None:
 @click.option("--all-cores", is_flag=True,
               help="CPU engine: the model computes on every core, for batch jobs such as "
                    "`covey eval run --concurrency 8`. The editor is faster without it.")
-def engine_up(port: int | None, no_wait: bool, all_cores: bool) -> None:
+@click.option("--tensor-parallel-size", type=click.IntRange(1), default=None,
+              help="Split the model across this many GPUs (vLLM's flag of that name).")
+@click.option("--pipeline-parallel-size", type=click.IntRange(1), default=None,
+              help="Pipeline stages, e.g. one per node (vLLM's flag of that name).")
+@click.option("--data-parallel-size", type=click.IntRange(1), default=None,
+              help="Copies of the model in this engine (vLLM's flag of that name).")
+def engine_up(port: int | None, no_wait: bool, all_cores: bool,
+              tensor_parallel_size: int | None, pipeline_parallel_size: int | None,
+              data_parallel_size: int | None) -> None:
     """Start one vLLM process serving the base model and every specialist's adapter,
     on 127.0.0.1 with a random API key checked on every route. Refuses a second instance,
-    and a non-loopback host unless [engine] allow_remote = true.
+    and a non-loopback host unless [engine] allow_remote = true. A team engine
+    (docs/team.md) adds TLS ([engine] ssl_certfile, ssl_keyfile), one key per user
+    (`covey engine keys add`) and the parallelism settings.
 
     Example:
 
         covey engine up --port 8800
 
         covey engine up --all-cores   # for a long eval while you are not typing
+
+        covey engine up --tensor-parallel-size 2   # a model split over two GPUs
     """
     table = table_or_exit()
+    parallel = {name: value for name, value in (
+        ("tensor_parallel_size", tensor_parallel_size),
+        ("pipeline_parallel_size", pipeline_parallel_size),
+        ("data_parallel_size", data_parallel_size)) if value is not None}
+    table = dataclasses.replace(table, engine=dataclasses.replace(table.engine, **parallel))
     started = time.perf_counter()
     try:
         st = engine.up(table, wait=not no_wait, port=port, all_cores=all_cores)
@@ -280,6 +297,95 @@ def engine_status(as_json: bool) -> None:
         click.echo(f"model cores: {st.model_cores}")
     if st.reason:
         click.echo(f"reason: {st.reason}")
+
+
+@engine_group.group("keys")
+def engine_keys() -> None:
+    """One key per user of a team engine: added and revoked while it runs.
+
+    Example:
+
+        covey engine keys add alice
+    """
+
+
+@engine_keys.command("add")
+@click.argument("user")
+def engine_keys_add(user: str) -> None:
+    """Make a key for USER and print it, once: only its digest is kept. The running engine
+    accepts it from the next request on. USER sets it as COVEY_ENGINE_API_KEY beside the
+    engine's URL (docs/team.md).
+
+    Example:
+
+        covey engine keys add alice@example.org
+    """
+    try:
+        click.echo(team.add_key(user))
+    except team.TeamError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@engine_keys.command("revoke")
+@click.argument("user")
+def engine_keys_revoke(user: str) -> None:
+    """Revoke USER's key: the running engine refuses it from the next request on.
+
+    Example:
+
+        covey engine keys revoke alice@example.org
+    """
+    try:
+        team.revoke_key(user)
+    except team.TeamError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked {user}'s key")
+
+
+@engine_keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def engine_keys_list(as_json: bool) -> None:
+    """The users who hold a key, and when it was made.
+
+    Example:
+
+        covey engine keys list --json
+    """
+    try:
+        rows = team.list_keys()
+    except team.TeamError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows or [{"user": "(no team keys; the engine's own key only)", "added_at": ""}]:
+        click.echo(f"{row['user']}  {row['added_at']}".rstrip())
+
+
+@engine_group.command("requests")
+@click.option("--since-hours", type=float, default=None, help="Only the last N hours.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def engine_requests(since_hours: float | None, as_json: bool) -> None:
+    """Who used the engine: requests, model calls, errors and tokens per user (`owner` is
+    the engine's own key), from the engine's request log, to split its cost.
+
+    Example:
+
+        covey engine requests --since-hours 168
+    """
+    since = time.time() - since_hours * 3600 if since_hours else 0.0
+    rows = team.request_summary(since)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"no requests recorded in {team.requests_file()}")
+    total = sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows) or 1
+    for r in rows:
+        tokens = r["prompt_tokens"] + r["completion_tokens"]
+        click.echo(f"{r['user']:<24} {r['requests']:>7} requests  {r['model_calls']:>7} model "
+                   f"calls  {r['errors']:>5} errors  {r['prompt_tokens']:>10} prompt + "
+                   f"{r['completion_tokens']:>9} completion tokens  {tokens / total:6.1%}")
 
 
 @engine_group.command("logs")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from covey_settings import tls
 from covey_specialists.context_window import ContextWindow, PromptTooLong
 from covey_specialists.sse import sse_chunks
 from covey_specialists.table import Specialist
@@ -65,7 +66,7 @@ class EngineClient:
             watch(self.base_url, api_key)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers,
+            base_url=self.base_url, headers=headers, verify=tls.verify_for(self.base_url),
             timeout=httpx.Timeout(None, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )

@@ -32,10 +32,10 @@ from stat import S_IMODE
 import httpx
 import psutil
 
-from covey_settings import home
-from covey_specialists import model_registry, vllm_cpu_lora
+from covey_settings import home, tls
+from covey_specialists import model_registry, team, vllm_cpu_lora
 from covey_specialists.base_model import ModelError, resolve_base
-from covey_specialists.engine_guard import ROUTES_ENV
+from covey_specialists.engine_guard import REQUEST_LOG_ENV, ROUTES_ENV, TEAM_KEYS_ENV
 from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
 from covey_usage import sessions
 from covey_usage.energy import energy_counter_now
@@ -169,8 +169,9 @@ def resolve(settings: EngineSettings, *, url: str = "", key: str = "",
                             managed=False)
     state = _read_state()
     port = state.get("port", settings.port)
-    return EngineTarget(_local_url(state.get("host", settings.host), port), key or api_key(),
-                        managed=True)
+    tls_on = state.get("tls", bool(settings.ssl_certfile))
+    return EngineTarget(_local_url(state.get("host", settings.host), port, tls_on),
+                        key or api_key(), managed=True)
 
 
 def remote_url(table: SpecialistsTable) -> str:
@@ -178,11 +179,12 @@ def remote_url(table: SpecialistsTable) -> str:
     return table.engine.url.strip().rstrip("/")
 
 
-def _local_url(host: str, port: int) -> str:
+def _local_url(host: str, port: int, tls_on: bool = False) -> str:
     """The URL that reaches an engine bound to ``host``: a wildcard bind is reached on
     loopback."""
     connect = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    return f"http://[{connect}]:{port}" if ":" in connect else f"http://{connect}:{port}"
+    scheme = "https" if tls_on else "http"
+    return f"{scheme}://[{connect}]:{port}" if ":" in connect else f"{scheme}://{connect}:{port}"
 
 
 def is_loopback(host: str) -> bool:
@@ -352,7 +354,13 @@ def build_command(table: SpecialistsTable, model_path: str, port: int,
             "--max-loras", str(len(adapters) + 1)]
     if adapters:
         cmd += ["--lora-modules", *(f"{name}={path}" for name, path in adapters.items())]
-    return cmd
+    settings = table.engine
+    if settings.ssl_certfile:
+        cmd += ["--ssl-certfile", settings.ssl_certfile, "--ssl-keyfile", settings.ssl_keyfile]
+    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+        if getattr(settings, name) > 1:
+            cmd += [f"--{name.replace('_', '-')}", str(getattr(settings, name))]
+    return cmd + list(settings.extra_args)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -409,6 +417,10 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None,
         path = resolve_adapter(spec)
         if path is not None:
             adapters[spec.key] = path
+    for path in filter(None, (table.engine.ssl_certfile, table.engine.ssl_keyfile,
+                              table.engine.ssl_ca_file)):
+        if not os.access(path, os.R_OK):
+            raise EngineError(f"cannot read {path} (TLS, [engine] in the specialists table)")
     os.chmod(home.engine_dir(), 0o700)
     key = api_key(create=True)
     if exposure and len(key) < REMOTE_KEY_MIN_CHARS:
@@ -423,6 +435,8 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None,
     env = dict(os.environ)
     env["VLLM_API_KEY"] = key  # kept out of the process list; the guard reads it too
     env[ROUTES_ENV] = str(routes_file())
+    env[TEAM_KEYS_ENV] = str(team.keys_file())  # the team's keys, re-read as they change
+    env[REQUEST_LOG_ENV] = str(team.requests_file())
     env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(table.engine.cpu_kv_cache_gib))
     if device == "cpu":
@@ -434,12 +448,18 @@ def up(table: SpecialistsTable, *, wait: bool = True, port: int | None = None,
     with log_file().open("w") as logfh:
         proc = subprocess.Popen(cmd, stdout=logfh, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    tls_on = bool(table.engine.ssl_certfile)
     _write_state({"pid": proc.pid, "port": port, "host": table.engine.host,
                   "started_at": time.time(), "device": device, "lora": mode,
-                  "model_cores": cores,
+                  "model_cores": cores, "tls": tls_on,
                   "model": model_path,
                   "adapters": {k: str(v) for k, v in adapters.items()}, "command": cmd})
-    _session_started(_local_url(table.engine.host, port), proc.pid, device)
+    url = _local_url(table.engine.host, port, tls_on)
+    if tls_on:  # Covey's own calls verify the engine against its certificate
+        tls.remember_managed(url, table.engine.ssl_ca_file or table.engine.ssl_certfile)
+    else:
+        tls.forget_managed()
+    _session_started(url, proc.pid, device)
     if not wait:
         return status(table)
     return wait_until_up(table, proc)
@@ -469,7 +489,7 @@ def wait_until_up(table: SpecialistsTable, proc: subprocess.Popen | None = None)
 
 def _healthy(url: str, key: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=1.0,
+        return httpx.get(f"{url}/health", timeout=1.0, verify=tls.verify_for(url),
                          headers={"Authorization": f"Bearer {key}"}).status_code == 200
     except httpx.HTTPError:
         return False
@@ -621,7 +641,7 @@ def _status(table: SpecialistsTable) -> EngineStatus:
 
 def _served_models(url: str, key: str) -> list[str] | None:
     try:
-        response = httpx.get(f"{url}/v1/models", timeout=2.0,
+        response = httpx.get(f"{url}/v1/models", timeout=2.0, verify=tls.verify_for(url),
                              headers={"Authorization": f"Bearer {key}"} if key else {})
     except httpx.HTTPError:
         return None

@@ -48,6 +48,23 @@ class EngineSettings:
     """How long ``covey engine up`` waits for the engine to answer."""
     allow_remote: bool = False
     """Let a non-loopback ``host`` expose the engine to the network (key still required)."""
+    ssl_certfile: str = ""
+    """Serve over TLS with this certificate (PEM; vLLM's ``--ssl-certfile``), with
+    ``ssl_keyfile``; empty: plain HTTP (fine on loopback)."""
+    ssl_keyfile: str = ""
+    """The certificate's private key (vLLM's ``--ssl-keyfile``)."""
+    ssl_ca_file: str = ""
+    """The CA that signed ``ssl_certfile``, for Covey's own calls to the engine it started;
+    empty: the certificate itself (self-signed)."""
+    tensor_parallel_size: int = 1
+    """GPUs one copy of the model is split across (vLLM's ``--tensor-parallel-size``)."""
+    pipeline_parallel_size: int = 1
+    """Pipeline stages, e.g. one per node (vLLM's ``--pipeline-parallel-size``)."""
+    data_parallel_size: int = 1
+    """Copies of the model in one engine (vLLM's ``--data-parallel-size``)."""
+    extra_args: tuple[str, ...] = ()
+    """More vLLM command-line arguments, passed as they are (e.g. ``["--max-num-seqs",
+    "64"]``); Covey's own come first, so a repeated flag here wins."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,13 @@ def load_table(user_file: Path | None = None) -> SpecialistsTable:
                     env={"COVEY_ENGINE_URL": "engine.url"}, error=TableError)
     engine = structure(EngineSettings, _part(layered, "engine"), error=TableError,
                        prefix=("engine",))
+    if bool(engine.ssl_certfile) != bool(engine.ssl_keyfile):
+        raise TableError(f"{' + '.join(layered.sources)}: engine.ssl_certfile and "
+                         "engine.ssl_keyfile go together (TLS needs both)")
+    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+        if getattr(engine, name) < 1:
+            raise TableError(f"{layered.origin(('engine', name))}: engine.{name}: must be "
+                             "1 or more")
     if not 0 < engine.port <= 65535:
         raise TableError(f"{layered.origin(('engine', 'port'))}: engine.port: {engine.port} "
                          "is not a TCP port")

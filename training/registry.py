@@ -14,7 +14,7 @@ import re
 import shutil
 from pathlib import Path
 
-from covey_settings import home
+from covey_settings import home, tls
 from covey_specialists.user_table import read_user_table, write_user_table
 
 log = logging.getLogger("covey.train.registry")
@@ -77,7 +77,7 @@ def hot_load(url: str, api_key: str, served_name: str, adapter_path: Path,
     body = {"lora_name": served_name, "lora_path": str(adapter_path), "load_inplace": True}
     try:
         resp = httpx.post(f"{url.rstrip('/')}/v1/load_lora_adapter", json=body,
-                          headers=headers, timeout=timeout_s)
+                          headers=headers, timeout=timeout_s, verify=tls.verify_for(url))
     except httpx.HTTPError as exc:
         return False, f"engine at {url} not reachable ({exc.__class__.__name__})"
     if resp.status_code == 404 and '"Not Found"' in resp.text:  # the route itself is absent

@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from covey_settings import tls
+
 log = logging.getLogger("covey.energy")
 
 
@@ -212,7 +214,7 @@ class ServedTokens:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s,
-                                  transport=transport)
+                                  transport=transport, verify=tls.verify_for(self.url))
         self._retry_s = retry_s
         self._quiet_until = 0.0
 
