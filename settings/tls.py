@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 
 from covey_settings import home
 
@@ -30,13 +31,19 @@ def forget_managed() -> None:
     managed_file().unlink(missing_ok=True)
 
 
-def verify_for(url: str) -> str | bool:
+def verify_for(url: str) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for the engine at ``url``."""
     if not url.startswith("https:"):
         return True
     try:
         managed = json.loads(managed_file().read_text())
-        if managed.get("url") == url.rstrip("/"):
-            return managed["ca_file"]
+        ca_file = managed["ca_file"] if managed.get("url") == url.rstrip("/") else ""
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return os.environ.get(CA_FILE_ENV) or True
+        ca_file = ""
+    ca_file = ca_file or os.environ.get(CA_FILE_ENV, "")
+    if not ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError):  # the calls then fail verification, with that reason
+        return True

@@ -60,6 +60,7 @@ class KeyGuard:
                                "without a key")
         self.app = app
         self._key = _digest(key.encode())
+        self._owner_header = b"Bearer " + key.encode()
         self._routes_file = os.environ.get(ROUTES_ENV, "")
         self._team = TeamKeys(os.environ.get(TEAM_KEYS_ENV, ""))
         self._log = RequestLog(os.environ.get(REQUEST_LOG_ENV, ""))
@@ -89,6 +90,11 @@ class KeyGuard:
             await self.app(scope, receive, send)
             return
         user = self.user(scope)
+        if user not in (None, OWNER):
+            # vLLM checks its own key again on /v1: a team member's passes as the owner's
+            scope = dict(scope, headers=[
+                (name, self._owner_header if name.lower() == b"authorization" else value)
+                for name, value in scope.get("headers") or ()])
         if user is None:
             await _refuse(kind, send)
         elif kind == "http" and self._log.path and scope.get("path") not in UNLOGGED_PATHS:

@@ -20,7 +20,13 @@ USAGE = b'{"usage": {"prompt_tokens": 120, "completion_tokens": 7}}'
 
 
 class _Answering:
+    """An app that, like vLLM on /v1, wants the engine's own key."""
+
     async def __call__(self, scope, receive, send) -> None:
+        if (b"authorization", f"Bearer {OWNER_KEY}".encode()) not in scope["headers"]:
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for part in (b'data: {"choices": []}\n\n', b"data: " + USAGE + b"\n\n"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
