@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -38,3 +39,18 @@ def test_readme_quick_start_commands_exist():
     assert "\ndemo:" in makefile and "\ntest:" in makefile
     ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_every_command_in_the_team_guide_exists_and_names_what_runs_it():
+    """docs/team.md: each ``covey …`` command is a real one, and each file its table names
+    as running a command exists."""
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "team.md").read_text()
+    names = {" ".join(path) for path, _ in _commands(main, ("covey",))}
+    used = {m.group(1) for m in re.finditer(r"^(covey(?: [a-z-]+)+)", text, re.M)}
+    assert used, "no commands found"
+    for line in used:
+        words = line.split()
+        assert any(" ".join(words[:n]) in names for n in range(3, len(words) + 1)), line
+    runners = set(re.findall(r"((?:tests|benchmarks)/[\w/]+\.py)", text))
+    assert runners and all((root / r).is_file() for r in runners), runners

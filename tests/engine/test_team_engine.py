@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 
 import httpx
@@ -86,4 +87,4 @@ async def _type(client, user: str) -> None:
 
 def _models_status(url: str, key: str, cert: str) -> int:
     return httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"},
-                     verify=cert, timeout=10).status_code
+                     verify=ssl.create_default_context(cafile=cert), timeout=10).status_code

@@ -106,13 +106,15 @@ def test_a_user_name_that_cannot_be_told_apart_is_refused(covey_home, bad):
 def test_tls_and_parallelism_reach_the_vllm_command(covey_home, tmp_path):
     (covey_home / "specialists.toml").write_text(
         f'[engine]\nssl_certfile = "{tmp_path}/c.pem"\nssl_keyfile = "{tmp_path}/k.pem"\n'
-        'tensor_parallel_size = 2\nextra_args = ["--max-num-seqs", "32"]\n')
+        'tensor_parallel_size = 2\ngpu_memory_utilization = 0.9\n'
+        'extra_args = ["--max-num-seqs", "32"]\n')
     table = load_table()
     cmd = engine.build_command(table, "/model", 8733, {}, "cuda")
     assert cmd[cmd.index("--ssl-certfile") + 1] == f"{tmp_path}/c.pem"
     assert cmd[cmd.index("--ssl-keyfile") + 1] == f"{tmp_path}/k.pem"
     assert cmd[cmd.index("--tensor-parallel-size") + 1] == "2"
     assert "--pipeline-parallel-size" not in cmd
+    assert cmd[cmd.index("--gpu-memory-utilization") + 1] == "0.9"
     assert cmd[-2:] == ["--max-num-seqs", "32"]
     assert engine.resolve(table.engine).url == "https://127.0.0.1:8733"
 
