@@ -5,6 +5,7 @@ serving them is tests/engine/test_own_model.py."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -47,6 +48,22 @@ def test_models_add_reads_the_fim_and_repository_tokens_from_the_tokenizer(covey
     listed = CliRunner().invoke(main, ["models", "list", "--json"])
     row = next(r for r in json.loads(listed.output)["models"] if r["name"] == f"tiny-{family}")
     assert (row["path"], row["status"], row["fim_format"]) == (str(folder), "ok", f"fim-{family}")
+
+
+def test_a_model_id_in_the_local_hugging_face_cache_is_registered_without_a_download(
+        covey_home, tiny_model, tmp_path, monkeypatch):
+    family, folder = tiny_model
+    cache = tmp_path / "hf-cache"
+    snapshot = cache / "models--someone--tiny-coder" / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # read when imported
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a download would fail, not hang
+    card = _add("someone/tiny-coder", "cached")
+    assert (card["path"], card["fim_format"]) == (str(snapshot), f"fim-{family}")
 
 
 def test_a_fim_format_is_detected_only_where_its_markers_are_single_tokens():
