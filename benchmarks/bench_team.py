@@ -31,6 +31,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 from lsprotocol import types
@@ -47,6 +48,8 @@ from covey_specialists import base_model, engine, team  # noqa: E402
 from covey_specialists.table import load_table  # noqa: E402
 
 SOURCE = Path(textwrap.__file__).read_text().splitlines(keepends=True)
+ERROR_STATUSES = ("error", "timeout")
+"""Calls the server logged as failed (``cancelled`` ones were superseded by a keystroke)."""
 FIRST_LINE = 120
 """Where the first session's stretch starts; each next one starts 20 lines further."""
 
@@ -61,16 +64,15 @@ async def session(n: int, url: str, key: str, ca_file: str, until: float, cps: f
     uri = f"file:///bench/user{n}/textwrap.py"
     text = "".join(SOURCE[:first] + ["\n"] * 200 + SOURCE[first:])
     open_doc(client, uri, text)
-    latencies, pending, failed = [], [], 0
+    latencies, pending, failed = [], [], []
     version, row = 1, first
 
     async def ask(pressed: float, line: int, col: int) -> None:
-        nonlocal failed
         try:
             result = await client.text_document_inline_completion_async(
                 inline_params(uri, line, col))
-        except Exception:  # noqa: BLE001 - any failure counts as an error
-            failed += 1
+        except Exception as exc:  # noqa: BLE001 - any failure counts as an error
+            failed.append(type(exc).__name__)
             return
         if result is not None and result.items:
             latencies.append((time.perf_counter() - pressed) * 1000)
@@ -95,9 +97,9 @@ async def session(n: int, url: str, key: str, ca_file: str, until: float, cps: f
         await asyncio.sleep(0.5)  # the last calls' notifications
     finally:
         await stop_client(client)
-    logged_errors = sum(call.status in ("error", "timeout") for call in client.calls)
-    return {"latencies": latencies, "requests": len(pending), "failed": failed,
-            "logged_errors": logged_errors}
+    statuses = Counter(call.status for call in client.calls)
+    return {"latencies": latencies, "requests": len(pending), "failed": Counter(failed),
+            "statuses": statuses}
 
 
 def run(tls_on: bool, sessions: int, seconds: float, cps: float, think: float) -> dict:
@@ -138,7 +140,10 @@ def summarise(results: list[dict]) -> dict:
     return {"p50": statistics.median(every) if every else float("nan"),
             "p95": _p95(every), "answers": len(every),
             "requests": sum(r["requests"] for r in results),
-            "errors": sum(r["failed"] + r["logged_errors"] for r in results),
+            "errors": sum((r["failed"] + Counter({k: v for k, v in r["statuses"].items()
+                                                  if k in ERROR_STATUSES})
+                           for r in results), Counter()),
+            "calls": sum((r["statuses"] for r in results), Counter()),
             "fairness": max(p95s) / statistics.median(p95s) if p95s else float("nan"),
             "sessions_answered": len(p95s)}
 
@@ -174,8 +179,10 @@ def main() -> None:
         f = run(tls_on, args.sessions, args.seconds, args.cps, args.think)
         print(f"{'TLS  ' if tls_on else 'plain'}: keystroke-to-answer p50 {f['p50']:.0f} ms, "
               f"p95 {f['p95']:.0f} ms over {f['answers']} answers to {f['requests']} "
-              f"requests; errors {f['errors']}; slowest session's p95 / median session's "
-              f"{f['fairness']:.2f}x ({f['sessions_answered']} sessions answered)")
+              f"requests; errors {sum(f['errors'].values())} {dict(f['errors'])}; slowest "
+              f"session's p95 / median session's {f['fairness']:.2f}x "
+              f"({f['sessions_answered']} sessions answered); model calls by status "
+              f"{dict(f['calls'])}")
 
 
 if __name__ == "__main__":

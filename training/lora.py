@@ -373,7 +373,7 @@ def train(examples: list[Example], base_model: Path, out_dir: Path, cfg: TrainCo
     ckpt = _latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
         state = json.loads((ckpt / "state.json").read_text())
-        if state.get("config") == asdict(cfg):
+        if state.get("config") == json.loads(json.dumps(asdict(cfg))):  # as stored
             set_peft_model_state_dict(model, load_file(str(ckpt / "adapter_model.safetensors")))
             optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
             start_step, losses = state["step"], state["losses"]
