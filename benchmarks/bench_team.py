@@ -34,14 +34,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from lsprotocol import types
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 SCRATCH = Path(tempfile.mkdtemp(prefix="covey-bench-team-"))
 os.environ["COVEY_HOME"] = str(SCRATCH / "owner")  # before Covey reads its home
 
-from helpers.lsp_client import inline_params, open_doc, start_client, stop_client  # noqa: E402
+from helpers.lsp_client import (  # noqa: E402
+    inline_params,
+    open_doc,
+    start_client,
+    stop_client,
+    type_at,
+)
 from helpers.net import free_port  # noqa: E402
 
 from covey_specialists import base_model, engine, team  # noqa: E402
@@ -83,12 +87,7 @@ async def session(n: int, url: str, key: str, ca_file: str, until: float, cps: f
                 break
             for col, char in enumerate(line.rstrip("\n")):
                 version += 1
-                client.text_document_did_change(types.DidChangeTextDocumentParams(
-                    text_document=types.VersionedTextDocumentIdentifier(uri=uri,
-                                                                        version=version),
-                    content_changes=[types.TextDocumentContentChangePartial(
-                        range=types.Range(types.Position(row, col), types.Position(row, col)),
-                        text=char)]))
+                type_at(client, uri, version, row, col, char)
                 pending.append(asyncio.create_task(ask(time.perf_counter(), row, col + 1)))
                 await asyncio.sleep(1 / cps)
             await asyncio.sleep(think)

@@ -19,11 +19,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from lsprotocol import types
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers.fake_openai import FakeOpenAI  # noqa: E402
-from helpers.lsp_client import inline_params, open_doc, start_client, stop_client  # noqa: E402
+from helpers.lsp_client import (  # noqa: E402
+    inline_params,
+    open_doc,
+    start_client,
+    stop_client,
+    type_at,
+)
 
 FIRST_LINE = 300
 
@@ -50,12 +54,7 @@ async def replay(lines: int, accuracy: float, seed: int = 0) -> dict:
         for row, line in enumerate(typed, start=FIRST_LINE):
             for col, char in enumerate(line):
                 version += 1
-                client.text_document_did_change(types.DidChangeTextDocumentParams(
-                    text_document=types.VersionedTextDocumentIdentifier(uri=uri,
-                                                                        version=version),
-                    content_changes=[types.TextDocumentContentChangePartial(
-                        range=types.Range(types.Position(row, col), types.Position(row, col)),
-                        text=char)]))
+                type_at(client, uri, version, row, col, char)
                 if char == "\n":
                     continue
                 keystrokes += 1

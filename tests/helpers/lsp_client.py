@@ -98,6 +98,16 @@ def open_doc(client: LanguageClient, uri: str, text: str, language: str = "pytho
         types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
 
 
+def type_at(client: LanguageClient, uri: str, version: int, line: int, character: int,
+            text: str) -> None:
+    """Send the ``didChange`` an editor sends when ``text`` is typed at (line, character)."""
+    at = types.Position(line, character)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(at, at),
+                                                                text=text)]))
+
+
 def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
     return types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character),
