@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import subprocess
 import time
 
 import click
 
-from covey_specialists import base_model, engine, model_registry, team
-from covey_specialists.table import TableError, load_table, shipped_specialists
-from covey_specialists.user_table import read_user_table, write_user_table
+from covey_specialists import base_model, base_switch, engine, model_registry, team
+from covey_specialists.table import TableError, load_table
 from covey_usage.output import echo_json
 
 
@@ -98,71 +96,13 @@ def models_use(name: str) -> None:
         covey models use qwen-coder-1.5b && covey engine down && covey engine up
     """
     try:
-        changes = switch_base(name)
+        changes = base_switch.switch_base(name, table_or_exit())
     except (base_model.ModelError, TableError) as exc:
         raise click.ClickException(str(exc)) from None
     for line in changes:
         click.echo(line)
     click.echo(f"specialists now use base {name}; restart the engine "
                "(`covey engine down && covey engine up`) to serve it")
-
-
-def switch_base(name: str) -> list[str]:
-    """Point every specialist of the user's table at the base ``name``; what changed, a
-    line each."""
-    if name == "default":
-        fmt = model_registry.LEARNED_FORMAT
-    else:
-        card = model_registry.registered(name)
-        if card is None:
-            raise base_model.ModelError(f"no base is registered as {name!r}; run `covey "
-                                        "models add PATH --name NAME` first")
-        fmt = card.fim_format
-    shipped = shipped_specialists()
-    current = table_or_exit()
-    user_file, data = read_user_table()
-    lines = []
-    for spec in current.specialists.values():
-        entry = data.setdefault("specialists", {}).setdefault(spec.key, {})
-        entry["base"] = name
-        if spec.task == "completion" and spec.prompt_format != fmt:
-            entry["prompt_format"] = fmt
-            lines.append(f"{spec.key}: prompt format {spec.prompt_format} -> {fmt}")
-        keep = _adapter_for(spec, name, shipped.get(spec.key))
-        if keep != spec.adapter:
-            entry["adapter"] = keep
-            untuned = f"(none: the untuned base, until `covey train {spec.task}`)"
-            lines.append(f"{spec.key}: adapter {spec.adapter or '(none)'} -> {keep or untuned}")
-            # a show threshold is calibrated on one adapter's answers: none for another
-            original = shipped.get(spec.key)
-            entry["min_show_logprob"] = (original.min_show_logprob if original and
-                                         keep == original.adapter else -math.inf)
-        if spec.workspaces:
-            entry["workspaces"] = [{"root": ws.root, "adapter": ws.adapter}
-                                   for ws in spec.workspaces if _fits(ws.adapter, spec, name)]
-            for ws in spec.workspaces:
-                if not _fits(ws.adapter, spec, name):
-                    lines.append(f"{spec.key}: the adapter for {ws.root} was trained on "
-                                 "another base; set aside")
-    write_user_table(user_file, data)
-    return lines
-
-
-def _adapter_for(spec, base: str, shipped) -> str:
-    """The adapter a specialist keeps on ``base``: its own if it was trained on that base,
-    else the shipped one if that was, else none."""
-    for candidate in (spec.adapter, shipped.adapter if shipped else ""):
-        if candidate and _fits(candidate, spec, base):
-            return candidate
-    return ""
-
-
-def _fits(adapter: str, spec, base: str) -> bool:
-    try:
-        engine.resolve_adapter(dataclasses.replace(spec, adapter=adapter, base=base))
-    except engine.EngineError:
-        return False
-    return True
 
 
 @models_group.command("list")
