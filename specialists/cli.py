@@ -9,7 +9,7 @@ import time
 import click
 
 from covey_specialists import base_model, base_switch, engine, model_registry, team
-from covey_specialists.table import TableError, load_table
+from covey_specialists.table import PARALLELISM, TableError, load_table
 from covey_usage.output import echo_json
 
 
@@ -174,10 +174,9 @@ def engine_up(port: int | None, no_wait: bool, all_cores: bool,
         covey engine up --tensor-parallel-size 2   # a model split over two GPUs
     """
     table = table_or_exit()
-    parallel = {name: value for name, value in (
-        ("tensor_parallel_size", tensor_parallel_size),
-        ("pipeline_parallel_size", pipeline_parallel_size),
-        ("data_parallel_size", data_parallel_size)) if value is not None}
+    given = (tensor_parallel_size, pipeline_parallel_size, data_parallel_size)
+    parallel = {name: value for name, value in zip(PARALLELISM, given, strict=True)
+                if value is not None}
     table = dataclasses.replace(table, engine=dataclasses.replace(table.engine, **parallel))
     started = time.perf_counter()
     try:

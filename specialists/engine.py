@@ -36,7 +36,7 @@ from covey_settings import home, tls
 from covey_specialists import model_registry, team, vllm_cpu_lora
 from covey_specialists.base_model import ModelError, resolve_base
 from covey_specialists.engine_guard import REQUEST_LOG_ENV, ROUTES_ENV, TEAM_KEYS_ENV
-from covey_specialists.table import EngineSettings, Specialist, SpecialistsTable
+from covey_specialists.table import PARALLELISM, EngineSettings, Specialist, SpecialistsTable
 from covey_usage import sessions
 from covey_usage.energy import energy_counter_now
 
@@ -357,7 +357,7 @@ def build_command(table: SpecialistsTable, model_path: str, port: int,
     settings = table.engine
     if settings.ssl_certfile:
         cmd += ["--ssl-certfile", settings.ssl_certfile, "--ssl-keyfile", settings.ssl_keyfile]
-    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+    for name in PARALLELISM:
         if getattr(settings, name) > 1:
             cmd += [f"--{name.replace('_', '-')}", str(getattr(settings, name))]
     return cmd + list(settings.extra_args)

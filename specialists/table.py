@@ -21,6 +21,8 @@ from covey_specialists.tasks import NAMES
 TASKS = NAMES
 """The tasks a specialist may serve: the registry's (:mod:`covey_specialists.tasks`)."""
 ROUTING_POLICIES = ("never", "on-failure", "on-low-confidence", "always-baseline")
+PARALLELISM = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
+"""The engine settings that are vLLM's parallelism flags of the same name."""
 
 
 class TableError(ValueError):
@@ -213,7 +215,7 @@ def load_table(user_file: Path | None = None) -> SpecialistsTable:
     if bool(engine.ssl_certfile) != bool(engine.ssl_keyfile):
         raise TableError(f"{' + '.join(layered.sources)}: engine.ssl_certfile and "
                          "engine.ssl_keyfile go together (TLS needs both)")
-    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+    for name in PARALLELISM:
         if getattr(engine, name) < 1:
             raise TableError(f"{layered.origin(('engine', name))}: engine.{name}: must be "
                              "1 or more")
