@@ -42,6 +42,9 @@ class ServerConfig:
     debounce_ms: int | None = None
     """Per-document debounce for completion requests, in milliseconds (0 disables); unset:
     automatic, by the client (:func:`debounce_s`)."""
+    adaptive_debounce: bool = True
+    """Wait longer while a shared engine is loaded, until the user pauses
+    (:mod:`covey_server.pacing`); off: always the debounce above."""
     languages: tuple[str, ...] = ("python", "javascript", "typescript")
     """Language ids the server completes in; other documents are ignored."""
     store_text: bool = False

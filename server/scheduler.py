@@ -4,7 +4,8 @@ A new request for a document supersedes the one before it: the older one's task 
 cancelled (which closes its engine stream) and its caller gets ``None`` — an empty answer,
 never silence. A request cancelled by the client (``$/cancelRequest``) propagates the
 cancellation, so pygls answers it with RequestCancelled. After the debounce the document
-version is checked again; a stale request gets ``None`` without calling the model.
+version is checked again; a stale request gets ``None`` without calling the model. The
+debounce is :class:`~covey_server.pacing.Pacing`'s: longer while the engine is loaded.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from covey_server.pacing import Pacing
+
 log = logging.getLogger("covey.scheduler")
 
 T = TypeVar("T")
 
 
 class Scheduler:
-    def __init__(self, debounce_s: float = 0.075):
-        self.debounce_s = debounce_s
+    def __init__(self, debounce_s: float = 0.075, adaptive: bool = True):
+        self.pacing = Pacing(debounce_s, adaptive)
         self._latest: dict[str, asyncio.Task] = {}
         self.superseded = 0
         """How many requests were answered empty because a newer one arrived."""
@@ -29,6 +32,7 @@ class Scheduler:
     async def run(self, key: str, work: Callable[[], Awaitable[T]],
                   still_current: Callable[[], bool] = lambda: True) -> T | None:
         """Debounce, then ``work()`` unless superseded or stale; ``None`` when dropped."""
+        self.pacing.request()
         previous = self._latest.get(key)
         if previous is not None and not previous.done():
             previous.cancel()
@@ -49,8 +53,12 @@ class Scheduler:
 
     async def _debounced(self, work: Callable[[], Awaitable[T]],
                          still_current: Callable[[], bool]) -> T | None:
-        if self.debounce_s > 0:
-            await asyncio.sleep(self.debounce_s)
+        wait = self.pacing.wait_s()
+        if wait > self.pacing.base_s:
+            log.debug("waiting %.0f ms: the engine is loaded (%.2f)", wait * 1000,
+                      self.pacing.load)
+        if wait > 0:
+            await asyncio.sleep(wait)
         if not still_current():
             log.debug("document changed during the debounce; not calling the model")
             return None

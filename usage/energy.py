@@ -378,8 +378,12 @@ class Meter:
             if self._failures in (1, 100):
                 log.warning("energy counter read failed: %s", exc)
         now = self._clock()
-        tokens = self._read_served(now) if served or (served is None and
-                                                      self._served_due(now)) else None
+        # the served tokens only share out energy or CPU time: with neither, reading them
+        # is a /metrics request for nothing (sixteen team members' servers on one host
+        # kept a third of a core busy with them)
+        wanted = served or (served is None and (energy is not None or cpu is not None)
+                            and self._served_due(now))
+        tokens = self._read_served(now) if wanted else None
         sample = Sample(t=now, energy_j=energy, cpu_s=cpu, served_tokens=tokens)
         self.timeline.add(sample)
         return sample

@@ -62,12 +62,13 @@ def test_served_tokens_are_read_with_the_key_and_unreadable_without_it():
     assert engine.requests == asked
 
 
-def meter_over(engine: FakeEngine, clock: list[float]) -> Meter:
+def meter_over(engine: FakeEngine, clock: list[float], cpu_known: bool = True,
+               **timing) -> Meter:
     class Cpu:
         def read(self):
-            return clock[0] * 1.5  # the engine keeps 1.5 cores busy
+            return clock[0] * 1.5 if cpu_known else None  # 1.5 cores busy; or no pid
 
-    return Meter(cpu=Cpu(), served=engine.counter(), clock=lambda: clock[0])
+    return Meter(cpu=Cpu(), served=engine.counter(), clock=lambda: clock[0], **timing)
 
 
 def sample_at(meter: Meter, engine: FakeEngine, t: float, tokens: float,
@@ -122,8 +123,7 @@ def test_a_call_to_another_engine_ignores_the_watched_one():
 
 def test_served_tokens_are_read_often_only_while_they_move():
     engine, clock = FakeEngine(), [0.0]
-    meter = Meter(served=engine.counter(), busy_served_s=0.25, idle_served_s=2.0,
-                  clock=lambda: clock[0])
+    meter = meter_over(engine, clock, busy_served_s=0.25, idle_served_s=2.0)
 
     def reads_at(*times: float) -> list[bool]:
         out = []
@@ -169,3 +169,12 @@ async def test_the_editors_client_makes_its_usage_log_watch_the_local_engine(tmp
     finally:
         log.close()
         meter.stop()
+
+
+def test_served_tokens_are_not_read_when_there_is_nothing_to_share():
+    engine, clock = FakeEngine(), [0.0]
+    meter = meter_over(engine, clock, cpu_known=False)  # no energy counter, no engine pid
+    for t in (0.0, 2.0, 4.0):
+        clock[0] = t
+        assert meter.sample().served_tokens is None
+    assert engine.requests == 0
