@@ -62,16 +62,18 @@ from covey_specialists.table import load_table  # noqa: E402
 
 
 def code_lines(path: Path) -> list[str]:
-    """The file's lines without docstrings, comments and blank lines: the server asks for
-    nothing inside a string or a comment, so typing them would measure nothing."""
+    """The file's lines without docstrings, multi-line strings, comments and blank lines:
+    the server asks for nothing inside a string or a comment, so typing them would measure
+    nothing."""
     source = path.read_text()
     skip: set[int] = set()
-    for node in ast.walk(ast.parse(source)):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
-            skip.update(range(body[0].lineno, body[0].end_lineno + 1))
+    for stmt in ast.walk(ast.parse(source)):
+        if not isinstance(stmt, ast.stmt) or hasattr(stmt, "body"):
+            continue  # compound statements: their simple statements are visited too
+        docstring = isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+        if docstring or any(isinstance(node, ast.Constant) and isinstance(node.value, str)
+                            and node.end_lineno > node.lineno for node in ast.walk(stmt)):
+            skip.update(range(stmt.lineno, stmt.end_lineno + 1))
     return [line for number, line in enumerate(source.splitlines(keepends=True), 1)
             if number not in skip and line.strip() and not line.lstrip().startswith("#")]
 
@@ -80,7 +82,7 @@ SOURCE = code_lines(Path(textwrap.__file__))
 ERROR_STATUSES = ("error", "timeout")
 """Calls the server logged as failed (``cancelled`` ones were superseded by a keystroke)."""
 FIRST_LINE = 10
-"""Where the first session's stretch starts; each next one starts 12 lines further."""
+"""Where the first session's stretch starts; each next one starts 11 lines further."""
 
 
 async def session(n: int, url: str, key: str, ca_file: str, start: asyncio.Barrier,
@@ -94,7 +96,7 @@ async def session(n: int, url: str, key: str, ca_file: str, start: asyncio.Barri
     except BaseException:
         await start.abort()  # the others stop waiting, and fail too
         raise
-    first = FIRST_LINE + 12 * n
+    first = FIRST_LINE + 11 * n
     uri = f"file:///bench/user{n}/textwrap.py"
     text = "".join(SOURCE[:first] + ["\n"] * 200 + SOURCE[first:])
     open_doc(client, uri, text)

@@ -29,10 +29,11 @@ def test_an_idle_engine_keeps_the_configured_debounce():
     assert pacing.wait_s() == BASE
 
 
-def test_answers_within_the_engines_own_spread_are_not_load():
+def test_first_tokens_within_one_gap_are_not_load():
     pacing = Pacing(BASE)
+    typing(pacing, 0.2)
     pacing.answered(0.12)
-    pacing.answered(0.17)  # a longer prompt, not a queue
+    pacing.answered(0.19)  # a longer prompt, still before the next keystroke
     assert pacing.load == 0
 
 
@@ -89,11 +90,12 @@ def test_quick_answers_bring_the_wait_back_step_by_step():
     assert waits[-1] == BASE
 
 
-def test_before_any_answer_only_a_long_silence_means_load():
+def test_a_call_superseded_within_one_gap_is_no_news_and_a_longer_silence_is():
     pacing = Pacing(BASE)
-    pacing.unanswered(0.5)
+    typing(pacing, 0.2)
+    pacing.unanswered(0.125)
     assert pacing.load == 0
-    pacing.unanswered(1.0)
+    pacing.unanswered(0.45)
     assert pacing.load == 1
 
 
