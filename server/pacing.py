@@ -78,6 +78,7 @@ class Pacing:
         return min(1.0, max(0.0, self._estimate / self.gap_s - 1.0))
 
     def wait_s(self) -> float:
+        """Seconds to wait before this request calls the model."""
         if not self.adaptive:
             return self.base_s
         pause = min(PAUSE_WAIT_MAX_S, PAUSE_FACTOR * self.gap_s)
