@@ -205,8 +205,8 @@ def summarise(results: list[dict], revoked: int | None) -> dict:
     every = [ms for r in results for ms in r["latencies"]]
     ends = [ms for r in results for ms in r["line_ends"]]
     answered_ends = [ms for ms in ends if ms is not None]
-    p95s = [_p95([ms for ms in r["line_ends"] if ms is not None]) for r in results]
-    p95s = [p for p in p95s if p == p]  # sessions with an answered line end
+    answered_by_session = [[ms for ms in r["line_ends"] if ms is not None] for r in results]
+    p95s = [_p95(answered) for answered in answered_by_session if answered]
     errors = Counter()
     for n, r in enumerate(results):
         errors += r["failed"] + Counter({k: v for k, v in r["statuses"].items()

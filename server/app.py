@@ -22,7 +22,6 @@ from covey_server import __version__, protocol
 from covey_server.completion_cache import CompletionCache
 from covey_server.config import ServerConfig, debounce_s, load_config
 from covey_server.feedback import Feedback
-from covey_server.pacing import Pacing
 from covey_server.scheduler import Scheduler
 from covey_server.workspace import WorkspaceService, WorkspaceState, roots_from
 from covey_specialists import engine
@@ -99,16 +98,6 @@ class NotifyingSink:
         close = getattr(self.inner, "close", None)
         if close is not None:
             close()
-
-
-def pace(pacing: Pacing, call: ModelCall) -> None:
-    """Tell the completion pacing how quickly the engine answered a completion call."""
-    if call.task != "completion" or call.source != "specialist":
-        return
-    if call.ttft_ms is not None:
-        pacing.answered(call.ttft_ms / 1000)
-    elif call.status in ("cancelled", "timeout"):
-        pacing.unanswered(call.latency_ms / 1000)
 
 
 NOTIFIED_FIELDS = ("task", "specialist", "status", "ttft_ms", "latency_ms", "prompt_tokens",
@@ -217,7 +206,7 @@ def start_session(ls: CoveyServer, init_options, client_name: str | None = None,
 
     def notify(call: ModelCall) -> None:
         ls.protocol.notify(protocol.CALL_FINISHED, call_payload(call))
-        pace(scheduler.pacing, call)
+        scheduler.pacing.observe(call)
         if call.status in ("error", "escalated") and "unreachable" in call.error:
             ls.notice("engine-down", f"Covey: the engine at {url} is not running; "
                       "start it with `covey engine up` (or the covey.engineStart command).")

@@ -22,6 +22,8 @@ import statistics
 import time
 from collections import deque
 
+from covey_usage.calls import ModelCall
+
 TYPING_GAP_MAX_S = 1.0
 """A longer gap between two requests is a pause, not typing."""
 PAUSE_FACTOR = 2.0
@@ -52,6 +54,15 @@ class Pacing:
         if self._last_request is not None and 0 < now - self._last_request < TYPING_GAP_MAX_S:
             self._gaps.append(now - self._last_request)
         self._last_request = now
+
+    def observe(self, call: ModelCall) -> None:
+        """A finished call: only completion calls to the engine say how it paces them."""
+        if call.task != "completion" or call.source != "specialist":
+            return
+        if call.ttft_ms is not None:
+            self.answered(call.ttft_ms / 1000)
+        elif call.status in ("cancelled", "timeout"):
+            self.unanswered(call.latency_ms / 1000)
 
     def answered(self, ttft_s: float) -> None:
         """A call's first token came after ``ttft_s``."""

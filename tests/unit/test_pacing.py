@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from covey_server.app import pace
 from covey_server.pacing import PAUSE_WAIT_MAX_S, Pacing
 from covey_server.scheduler import Scheduler
 from covey_usage.calls import ModelCall
@@ -106,11 +105,11 @@ def _call(**fields) -> ModelCall:
 
 def test_only_completion_calls_to_the_engine_pace_completions():
     pacing = Pacing(BASE)
-    pace(pacing, _call(status="ok", ttft_ms=100.0))
-    pace(pacing, _call(task="doc", status="ok", ttft_ms=5000.0))
-    pace(pacing, _call(status="ok", ttft_ms=5000.0, source="baseline"))
+    pacing.observe(_call(status="ok", ttft_ms=100.0))
+    pacing.observe(_call(task="doc", status="ok", ttft_ms=5000.0))
+    pacing.observe(_call(status="ok", ttft_ms=5000.0, source="baseline"))
     assert pacing.load == 0
-    pace(pacing, _call(status="timeout", latency_ms=10_000.0))
+    pacing.observe(_call(status="timeout", latency_ms=10_000.0))
     assert pacing.load == 1
 
 
