@@ -34,6 +34,11 @@ SUITES = {
               "Refactor held-out stdlib functions (behaviour checked by Lib/test)",
               stdlib.refactor_tasks,
               "parses, behaviour preserved (module tests), instruction satisfied, diff size"),
+        Suite("next-edit", "next-edit",
+              "Next edits in held-out stdlib modules (synthetic: renames, call arguments, "
+              "quotes, type hints, and negatives)",
+              stdlib.next_edit_tasks,
+              "exact match of the window, delta-chrF, no-change precision and recall"),
     )
 }
 

@@ -22,12 +22,14 @@ from covey_server import __version__, protocol
 from covey_server.completion_cache import CompletionCache
 from covey_server.config import ServerConfig, debounce_s, load_config
 from covey_server.feedback import Feedback
+from covey_server.next_edit_outcomes import NextEditOutcomes
 from covey_server.scheduler import Scheduler
 from covey_server.workspace import WorkspaceService, WorkspaceState, roots_from
 from covey_specialists import engine
 from covey_specialists.baseline import BaselineClient, BaselineConfig
 from covey_specialists.client import EngineClient
 from covey_specialists.document import DocumentStore
+from covey_specialists.edit_history import EditHistory
 from covey_specialists.engine import EngineTarget
 from covey_specialists.routing import Router
 from covey_specialists.table import SpecialistsTable, TableError, load_table
@@ -100,6 +102,10 @@ class NotifyingSink:
             close()
 
 
+NEXT_EDIT_PAUSE_S = 0.25
+"""The server's wait before it asks for a next edit (the editor waits its own pause first);
+a newer request for the document supersedes it."""
+
 NOTIFIED_FIELDS = ("task", "specialist", "status", "ttft_ms", "latency_ms", "prompt_tokens",
                    "completion_tokens", "local_cost_usd", "llm_cost_usd", "source")
 """The fields of a finished :class:`ModelCall` that ``covey/callFinished`` sends the editor."""
@@ -130,6 +136,12 @@ class Session:
     """The workspace index and the ring of recent chunks: repository context."""
     feedback: Feedback
     """What became of each suggestion shown, from the edits that follow it."""
+    next_edits: NextEditOutcomes
+    """What became of each next edit shown."""
+    edits: EditHistory = field(default_factory=EditHistory)
+    """The recent edits of each document: what the next-edit specialist reads."""
+    next_edit_scheduler: Scheduler = field(
+        default_factory=lambda: Scheduler(NEXT_EDIT_PAUSE_S, adaptive=False))
     cache: CompletionCache = field(default_factory=CompletionCache)
     """The suggestion last shown per document, reused while the user types into it."""
     notices_shown: set[str] = field(default_factory=set)
@@ -235,6 +247,7 @@ def start_session(ls: CoveyServer, init_options, client_name: str | None = None,
         feedback=Feedback(sink.mark_outcome, lambda uri: getattr(store.get(uri), "text", None),
                           dict(zip(RETENTION_COLUMNS, config.retention_horizons_s,
                                    strict=False))),
+        next_edits=NextEditOutcomes(sink.mark_outcome),
     )
     if problems:
         ls.pending_messages.append("Covey settings: " + "; ".join(problems))
@@ -247,6 +260,7 @@ def build_server() -> CoveyServer:
         features_commands,
         features_completion,
         features_engine,
+        features_next_edit,
         features_usage,
         workspace,
     )
@@ -280,18 +294,22 @@ def build_server() -> CoveyServer:
     def did_open(ls: CoveyServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         session = ls.require_session()
-        session.workspace.opened(session.store.open(doc.uri, doc.text, doc.language_id,
-                                                    doc.version))
+        opened = session.store.open(doc.uri, doc.text, doc.language_id, doc.version)
+        session.workspace.opened(opened)
+        session.edits.opened(doc.uri, session.workspace.state.key(doc.uri), opened.text)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CoveyServer, params: types.DidChangeTextDocumentParams) -> None:
         doc = params.text_document
         session = ls.require_session()
         def edited(span: tuple[int, int] | None, text: str) -> None:
+            session.edits.changed(doc.uri, span, text)
             if span is None:
                 session.feedback.replaced(doc.uri)
+                session.next_edits.closed(doc.uri)
             else:
                 session.feedback.edited(doc.uri, *span, text)
+                session.next_edits.edited(doc.uri, *span, text)
 
         changed = session.store.change(doc.uri, doc.version, params.content_changes, edited)
         if changed is not None:
@@ -305,6 +323,9 @@ def build_server() -> CoveyServer:
             session.scheduler.cancel(queue)
             session.cache.forget(queue)
         session.feedback.closed(params.text_document.uri)
+        session.next_edits.closed(params.text_document.uri)
+        session.next_edit_scheduler.cancel(f"next-edit:{params.text_document.uri}")
+        session.edits.closed(params.text_document.uri)
         session.store.close(params.text_document.uri)
         session.workspace.closed(params.text_document.uri)
 
@@ -313,5 +334,6 @@ def build_server() -> CoveyServer:
     features_commands.register(ls)
     features_engine.register(ls)
     features_usage.register(ls)
+    features_next_edit.register(ls)
     workspace.register(ls)
     return ls

@@ -45,6 +45,8 @@ class ServerConfig:
     adaptive_debounce: bool = True
     """Wait longer while a shared engine is loaded, until the user pauses
     (:mod:`covey_server.pacing`); off: always the debounce above."""
+    next_edit: bool = True
+    """Answer ``covey/nextEdit``: the edit the user's recent edits imply next."""
     languages: tuple[str, ...] = ("python", "javascript", "typescript")
     """Language ids the server completes in; other documents are ignored."""
     store_text: bool = False

@@ -126,4 +126,5 @@ def register(ls) -> None:
         session = ls.require_session()
         session.sink.mark_accepted(_arg(args, 0, str, "callId"), False)
         session.feedback.rejected(args[0])
+        session.next_edits.rejected(args[0])
         return {"callId": args[0], "accepted": False}

@@ -15,3 +15,4 @@ ENGINE_STATUS = "covey/engineStatus"
 
 # client → server requests
 USAGE_SUMMARY = "covey/usageSummary"
+NEXT_EDIT = "covey/nextEdit"

@@ -92,7 +92,8 @@ class DatasetInfo:
 
 
 def data_module(task: str) -> ModuleType:
-    """Training's part of ``task``: the module ``covey_training.data_<task>``, whose
+    """Training's part of ``task``: the module ``covey_training.data_<task>`` (the task's
+    :func:`identifier`), whose
     ``<task>_examples(src, rng, per_file, budget)`` picks the spans of a file (the task's
     module builds each prompt and target) and whose optional ``balance(examples, rng)``
     rebalances the training set across kinds of example (the card shows the mix). How many
@@ -100,14 +101,20 @@ def data_module(task: str) -> ModuleType:
     and ``TRAIN_BUDGET``. ValueError for a task that is not registered or has no builder."""
     task_module(task)  # an unknown task: ValueError naming the registered ones
     try:
-        return importlib.import_module(f"{__package__}.data_{task}")
+        return importlib.import_module(f"{__package__}.data_{identifier(task)}")
     except ModuleNotFoundError:
         raise ValueError(f"task {task!r} has no training data builder "
                          f"({__package__}.data_{task})") from None
 
 
-def _builder(task: str):
-    return getattr(data_module(task), f"{task}_examples")
+def identifier(task: str) -> str:
+    """``task`` as it appears in Python names (``next-edit`` → ``next_edit``)."""
+    return task.replace("-", "_")
+
+
+def builder(task: str):
+    """``task``'s ``<task>_examples`` (:func:`data_module`)."""
+    return getattr(data_module(task), f"{identifier(task)}_examples")
 
 
 def uses_context(task: str) -> bool:
@@ -141,7 +148,7 @@ def _offsets(ex: Example) -> tuple[int, int] | None:
 def raw_examples(task: str, sources, seed: int, per_file: int | None = None,
                  budget: int | None = None) -> Iterator[Example]:
     """Uncleaned examples from parsed ``sources`` (for tests and inspection)."""
-    build = _builder(task)
+    build = builder(task)
     per_file = per_file or task_module(task).TRAIN_PER_FILE
     budget = budget or task_module(task).TRAIN_BUDGET
     for src in sources:
@@ -186,7 +193,7 @@ def _file_job(job: tuple) -> tuple[int, _FileResult | None]:
     # the workspace's index is built in the worker, once per package (data module's cache)
     context = ({"workspace": data_module(task).workspace_for(src, package, split)}
                if package is not None else {})
-    built = _builder(task)(src, rng, per_file or module.TRAIN_PER_FILE, module.TRAIN_BUDGET,
+    built = builder(task)(src, rng, per_file or module.TRAIN_PER_FILE, module.TRAIN_BUDGET,
                            **context)
     # a builder may count what its rules kept and dropped (doc does)
     result.rules = dict(getattr(built, "stats", {}))

@@ -4,6 +4,8 @@ import { importProblem } from './diagnose';
 import { dismiss } from './dismiss';
 import { FailureReporter } from './faults';
 import { createLanguageClient } from './languageClient';
+import { ACCEPT_NEXT_EDIT, DISMISS_NEXT_EDIT, NextEdits } from './nextEdit';
+import { editorSnapshot, NextEditView } from './nextEditView';
 import { Methods, ServerCommands, UsageSummary } from './protocol';
 import { interpreterFromPythonExtension, PythonExtensionApi, resolveInterpreter } from './python';
 import { readSettings, SERVER_KEYS } from './settings';
@@ -68,6 +70,18 @@ export function activate(context: vscode.ExtensionContext): { controller: Server
   });
   controller = server;
 
+  const nextEditView = new NextEditView();
+  const nextEdits = new NextEdits(
+    {
+      activeEditor: () => editorSnapshot(vscode.window.activeTextEditor),
+      settings: () => readSettings(vscode.workspace.getConfiguration('covey')),
+      request: (params, token) => server.request(Methods.nextEdit, params, token),
+      notifyServer: (command, args) => server.notifyServer(command, args),
+      log: { warn: (m) => channel.warn(m) },
+    },
+    nextEditView,
+  );
+
   const usage = new UsagePanel((since, token) =>
     server.request<UsageSummary | null>(Methods.usageSummary, { since }, token),
   );
@@ -107,7 +121,22 @@ export function activate(context: vscode.ExtensionContext): { controller: Server
         server.shown,
       ),
     ),
+    nextEdits, // before its view: disposing it clears the view's decorations
+    nextEditView,
+    vscode.commands.registerCommand(ACCEPT_NEXT_EDIT, () => nextEdits.accept()),
+    vscode.commands.registerCommand(DISMISS_NEXT_EDIT, () => nextEdits.dismiss()),
+    vscode.workspace.onDidChangeTextDocument((event) => {
+      // No content changes: only the dirty state changed (a save).
+      if (event.contentChanges.length > 0) {
+        nextEdits.onDocumentChanged(event.document.uri.toString());
+      }
+    }),
+    vscode.window.onDidChangeActiveTextEditor(() => nextEdits.onActiveEditorChanged()),
+    vscode.workspace.onDidCloseTextDocument((document) => nextEdits.onDocumentClosed(document.uri.toString())),
     vscode.workspace.onDidChangeConfiguration((event) => {
+      if (['nextEdit', 'languages'].some((key) => event.affectsConfiguration(`covey.${key}`))) {
+        nextEdits.reset();
+      }
       if (SERVER_KEYS.some((key) => event.affectsConfiguration(`covey.${key}`))) {
         channel.info('settings changed; restarting the server');
         void server.restart();

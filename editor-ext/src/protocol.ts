@@ -1,9 +1,11 @@
 // Covey's own LSP messages (docs/lsp-protocol.md). Everything else is standard LSP.
+import type { Position, Range, WorkspaceEdit } from 'vscode-languageclient/node';
 
 export const Methods = {
   callFinished: 'covey/callFinished',
   engineStatus: 'covey/engineStatus',
   usageSummary: 'covey/usageSummary',
+  nextEdit: 'covey/nextEdit',
 } as const;
 
 export const ServerCommands = {
@@ -54,4 +56,22 @@ export interface UsageRow {
 export interface UsageSummary {
   rows: UsageRow[];
   total: Partial<UsageRow>;
+}
+
+export interface NextEditParams {
+  textDocument: { uri: string };
+  /** The cursor. */
+  position: Position;
+}
+
+/** The answer to `covey/nextEdit` (`null`: nothing to suggest). */
+export interface NextEdit {
+  callId: string;
+  uri: string;
+  /** Whole lines: from character 0 of the first line to change to character 0 of the
+   * line after the last one (or the document's end). Empty where lines are only inserted. */
+  range: Range;
+  newText: string;
+  /** The same change as a WorkspaceEdit, for editors that apply those as they come. */
+  edit: WorkspaceEdit;
 }

@@ -1,4 +1,4 @@
-// Settings → initializationOptions. Pure: reads through a tiny interface so tests need no VS Code.
+// Settings → initializationOptions, plus the few the extension keeps to itself. Pure: reads through a tiny interface so tests need no VS Code.
 
 export interface ConfigReader {
   get<T>(key: string): T | undefined;
@@ -13,6 +13,8 @@ export interface CoveySettings {
   storeText: boolean;
   baseline: { url: string | null; model: string | null; apiKeyEnv: string };
   specialists: Record<string, Record<string, unknown>>;
+  /** The extension's own: never sent to the server (see CLIENT_KEYS). */
+  nextEdit: { enabled: boolean };
 }
 
 export const DEFAULTS: CoveySettings = {
@@ -25,6 +27,7 @@ export const DEFAULTS: CoveySettings = {
   storeText: false,
   baseline: { url: null, model: null, apiKeyEnv: 'COVEY_BASELINE_API_KEY' },
   specialists: {},
+  nextEdit: { enabled: true },
 };
 
 /** Setting keys (under `covey.`) whose change needs a server restart. */
@@ -37,6 +40,10 @@ export const SERVER_KEYS = [
   'baseline',
   'specialists',
 ];
+
+/** Setting keys (under `covey.`) the extension reads alone: not sent, no restart on change
+ * (`trace.server` is read by the language client). */
+export const CLIENT_KEYS = ['nextEdit', 'trace'];
 
 function text(value: unknown): string | null {
   return typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
@@ -74,6 +81,7 @@ export function readSettings(config: ConfigReader): CoveySettings {
           Object.entries(specialists).filter(([, v]) => isRecord(v)),
         ) as Record<string, Record<string, unknown>>)
       : {},
+    nextEdit: { enabled: config.get<unknown>('nextEdit.enabled') !== false },
   };
 }
 

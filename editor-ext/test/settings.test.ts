@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, documentSelector, readSettings, SERVER_KEYS, toInitializationOptions } from '../src/settings';
+import {
+  CLIENT_KEYS,
+  DEFAULTS,
+  documentSelector,
+  readSettings,
+  SERVER_KEYS,
+  toInitializationOptions,
+} from '../src/settings';
 
 const reader = (values: Record<string, unknown>) => ({
   get: <T>(key: string) => values[key] as T | undefined,
@@ -22,6 +29,7 @@ describe('readSettings', () => {
         'baseline.url': 'https://llm.example/v1',
         'baseline.model': 'big',
         specialists: { completion: { maxTokens: 32 } },
+        'nextEdit.enabled': false,
       }),
     );
     expect(s.pythonPath).toBe('/venv/bin/python');
@@ -31,6 +39,7 @@ describe('readSettings', () => {
     expect(s.storeText).toBe(true);
     expect(s.baseline).toEqual({ url: 'https://llm.example/v1', model: 'big', apiKeyEnv: 'COVEY_BASELINE_API_KEY' });
     expect(s.specialists).toEqual({ completion: { maxTokens: 32 } });
+    expect(s.nextEdit).toEqual({ enabled: false });
   });
 
   it('falls back on values of the wrong type', () => {
@@ -60,6 +69,13 @@ describe('toInitializationOptions', () => {
     expect(toInitializationOptions(readSettings(reader({ debounceMs: null })))).not.toHaveProperty('debounceMs');
     expect(toInitializationOptions({ ...DEFAULTS, debounceMs: 0 }).debounceMs).toBe(0);
     expect(toInitializationOptions({ ...DEFAULTS, debounceMs: 30 }).debounceMs).toBe(30);
+  });
+
+  it("keeps the extension's own settings to itself", () => {
+    expect(toInitializationOptions({ ...DEFAULTS, nextEdit: { enabled: false } })).toEqual(
+      toInitializationOptions(DEFAULTS),
+    );
+    expect(toInitializationOptions(DEFAULTS)).not.toHaveProperty('nextEdit');
   });
 
   it('passes a remote engine URL through', () => {
@@ -92,9 +108,11 @@ describe('package.json', () => {
     expect(DEFAULTS.debounceMs).toBeUndefined();
   });
 
-  it('restarts the server for every setting it declares but the trace', () => {
+  it("restarts the server for every setting it declares but the extension's own", () => {
     const top = new Set(Object.keys(defaults).map((key) => key.split('.')[0]));
-    top.delete('trace');
+    for (const key of CLIENT_KEYS) {
+      expect(top.delete(key)).toBe(true);
+    }
     expect([...top].sort()).toEqual([...SERVER_KEYS].sort());
   });
 });

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from covey_specialists.tasks import completion, doc, refactor
+from covey_specialists.tasks import completion, doc, next_edit, refactor
 from covey_specialists.tasks.common import Prompt
 from covey_specialists.tasks.protocol import TaskModule, Where
 
 __all__ = ["TASKS", "NAMES", "FORMATS", "TaskModule", "Where", "task_module"]
 
-TASKS: dict[str, TaskModule] = {m.NAME: m for m in (completion, doc, refactor)}
+TASKS: dict[str, TaskModule] = {m.NAME: m for m in (completion, doc, refactor, next_edit)}
 NAMES = tuple(TASKS)
 FORMATS = frozenset(f for m in TASKS.values() for f in m.FORMATS)
 """Every prompt format some task can build."""

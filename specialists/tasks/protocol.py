@@ -29,7 +29,8 @@ class Where:
 
     Each task reads the fields it needs: completion the cursor (``offset``) and whether a
     block is wanted (``multiline``); doc a line inside the definition (``line``); refactor
-    the selected lines (``line`` to ``last_line``) and the ``instruction``."""
+    the selected lines (``line`` to ``last_line``) and the ``instruction``; next-edit the
+    cursor and the ``edits`` before it."""
 
     offset: int = 0
     """The cursor, as a string index of the document."""
@@ -39,6 +40,9 @@ class Where:
     """0-based, inclusive; None: the same as ``line``."""
     instruction: str = ""
     multiline: bool = False
+    edits: tuple = ()
+    """next-edit: the user's recent edits
+    (:class:`~covey_specialists.edit_history.RecentEdit`), most recent last."""
 
 
 class Plan(Protocol):

@@ -8,6 +8,8 @@ modules' scores (the eval's and the gate's alike).
 - ``bleu``: sentence BLEU-4, geometric mean of clipped n-gram precisions with add-one
   smoothing for n ≥ 2 (Lin & Och 2004, as CodeXGLUE's smooth-BLEU), times the brevity
   penalty.
+- ``chrf``: chrF (Popović 2015): the F-score (β = 2, recall weighted) of character n-grams,
+  n = 1…6, averaged over n, spaces removed as sacreBLEU does.
 """
 
 from __future__ import annotations
@@ -94,3 +96,20 @@ def bleu(prediction: str, reference: str, max_n: int = 4) -> float:
         log_sum += math.log(matches / total) / max_n
     brevity = 1.0 if len(pred) > len(ref) else math.exp(1 - len(ref) / len(pred))
     return brevity * math.exp(log_sum)
+
+
+def chrf(prediction: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
+    pred, ref = prediction.replace(" ", ""), reference.replace(" ", "")
+    if not pred or not ref:
+        return float(pred == ref)
+    precisions, recalls = [], []
+    for n in range(1, max_n + 1):
+        got = Counter(pred[i:i + n] for i in range(len(pred) - n + 1))
+        want = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
+        if not got or not want:
+            continue
+        common = sum((got & want).values())
+        precisions.append(common / sum(got.values()))
+        recalls.append(common / sum(want.values()))
+    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
+    return 0.0 if p + r == 0 else (1 + beta ** 2) * p * r / (beta ** 2 * p + r)

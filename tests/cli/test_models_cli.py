@@ -53,7 +53,7 @@ def test_engine_status_when_nothing_runs(covey_home):
     assert result.exit_code == 0
     status = json.loads(result.output)
     assert status["state"] == "down" and "covey engine up" in status["reason"]
-    assert set(status["specialists"]) == {"completion", "doc", "refactor"}
+    assert set(status["specialists"]) == {"completion", "doc", "refactor", "next-edit"}
 
 
 def test_engine_up_without_a_model_is_a_clear_error(covey_home):

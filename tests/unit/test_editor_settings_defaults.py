@@ -21,7 +21,7 @@ from covey_settings.layers import snake
 
 PACKAGE_JSON = Path(__file__).resolve().parents[2] / "editor-ext" / "package.json"
 
-EXTENSION_ONLY = {"pythonPath", "trace.server"}
+EXTENSION_ONLY = {"pythonPath", "trace.server", "nextEdit.enabled"}
 """Settings of the extension itself, never sent to the server."""
 
 def extension_defaults() -> dict:

@@ -8,6 +8,7 @@ import inspect
 import pytest
 
 from covey_specialists.document import Document
+from covey_specialists.edit_history import RecentEdit
 from covey_specialists.table import load_table
 from covey_specialists.tasks import TASKS, TaskModule, Where
 from covey_specialists.tasks.common import Edit, EditError
@@ -45,7 +46,9 @@ def test_a_module_missing_a_step_is_not_a_task():
 SOURCE = "def scale(values, factor):\n    out = []\n    for v in values:\n        out.append(v * factor)\n    return out\n"  # noqa: E501
 WHERE = {"completion": Where(offset=SOURCE.index("out = []"), multiline=False),
          "doc": Where(line=0),
-         "refactor": Where(line=1, last_line=4, instruction="comprehension")}
+         "refactor": Where(line=1, last_line=4, instruction="comprehension"),
+         "next-edit": Where(offset=0, edits=(RecentEdit(
+             "s.py", 0, "def scale(values, factor):\n", "def scale(values, size):\n"),))}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -65,6 +68,7 @@ def test_plan_then_finish_gives_an_edit_or_says_why_not(name):
     answer = {"completion": "result = []",
               "doc": "Scale each value by factor.\n\nArgs:\n    values: numbers\n"
                      "    factor: the multiplier",
-              "refactor": "    return [v * factor for v in values]\n"}[name]
+              "refactor": "    return [v * factor for v in values]\n",
+              "next-edit": "4|        out.append(v * size)"}[name]
     edit = module.finish(plan, answer)
     assert isinstance(edit, Edit) and edit.new_text.strip()

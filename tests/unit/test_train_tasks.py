@@ -12,7 +12,7 @@ from covey_training import dataset
 def test_every_registered_task_declares_its_training_settings(name):
     module = task_module(name)
     assert module.TRAIN_BUDGET > 0 and module.TRAIN_PER_FILE > 0
-    assert callable(getattr(dataset.data_module(name), f"{name}_examples"))
+    assert callable(dataset.builder(name))
 
 
 def test_an_unknown_task_is_refused_naming_the_registered_ones():

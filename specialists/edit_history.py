@@ -1,0 +1,173 @@
+"""The user's recent edits, as the next-edit specialist reads them: whole-line blocks, each
+the lines as they were (``before``) and as they are now (``after``), most recent last.
+
+Keystrokes are coalesced: a change that touches or borders the lines of the edit in
+progress in its document joins it; a change on any other line closes that edit and opens another.
+So renaming a parameter letter by letter is one edit, and the next use renamed a few lines
+down is the next. The history is bounded per document and in documents, and an edit over
+:data:`MAX_EDIT_CHARS` (a paste, a reformat) is not kept: it says nothing a small model
+can carry on.
+
+The same :class:`RecentEdit` is built by the language server (from ``didChange``), by the
+training data and by the eval suite, so the specialist is served what it learned from.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+MAX_EDITS_PER_DOCUMENT = 16
+MAX_DOCUMENTS = 32
+MAX_EDIT_CHARS = 2000
+"""An edit whose lines before or after are longer than this is dropped."""
+_sequence = itertools.count()
+
+
+@dataclass(frozen=True)
+class RecentEdit:
+    path: str
+    """The document's path relative to its workspace root (else its file name)."""
+    line: int
+    """0-based line of the document where the edit's lines start (now)."""
+    before: str
+    """The whole lines as they were, each ending in a newline (empty: lines inserted)."""
+    after: str
+    """The same lines as they are now (empty: lines deleted)."""
+    seq: int = 0
+    """Order across documents: a later edit has a higher number."""
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def implies_more(edit: RecentEdit) -> bool:
+    """Whether ``edit`` could imply another: not plain typing, where the lines only grew at
+    their end (text added at the end of a line, new lines after it); not a pure deletion of
+    whole lines either."""
+    if not edit.changed or not edit.after.strip():
+        return False
+    return not edit.after.startswith(edit.before.rstrip("\n"))
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
+    return starts
+
+
+def _lines(text: str, first: int, last: int) -> str:
+    """Lines ``first`` to ``last`` (0-based, exclusive) of ``text``, newlines kept."""
+    return "".join(text.splitlines(keepends=True)[first:last])
+
+
+@dataclass
+class _Open:
+    """The edit in progress in a document: lines ``first``..``last`` (exclusive) of its
+    current text, which were ``before``."""
+
+    first: int
+    last: int
+    before: str
+    seq: int
+
+
+class _DocumentEdits:
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.text = text
+        self.open: _Open | None = None
+        self.done: deque[RecentEdit] = deque(maxlen=MAX_EDITS_PER_DOCUMENT)
+
+    def change(self, start: int, end: int, new_text: str) -> None:
+        """``text[start:end]`` (offsets before the change) became ``new_text``."""
+        old = self.text
+        start, end = max(0, min(start, end, len(old))), max(0, min(max(start, end), len(old)))
+        first = old.count("\n", 0, start)
+        last = first + old.count("\n", start, end) + 1  # exclusive, in the old text
+        block = self.open
+        if block is not None and first < block.last and last > block.first:
+            # within the lines of the edit in progress: it grows by the unchanged lines it
+            # now covers, which are still as they were
+            grown_before = (_lines(old, min(first, block.first), block.first) + block.before
+                            + _lines(old, block.last, max(last, block.last)))
+            first, last = min(first, block.first), max(last, block.last)
+            block.before = grown_before
+        else:
+            self.close()
+            block = self.open = _Open(first, last, _lines(old, first, last), next(_sequence))
+        self.text = old[:start] + new_text + old[end:]
+        block.last = last + new_text.count("\n") - old.count("\n", start, end)
+        block.seq = next(_sequence)
+        if len(block.before) > MAX_EDIT_CHARS:
+            self.open = None  # a paste or a reformat: nothing to carry on
+
+    def current(self) -> RecentEdit | None:
+        block = self.open
+        if block is None:
+            return None
+        after = _lines(self.text, block.first, block.last)
+        if len(after) > MAX_EDIT_CHARS:
+            return None
+        return RecentEdit(self.path, block.first, block.before, after, block.seq)
+
+    def close(self) -> None:
+        edit = self.current()
+        self.open = None
+        if edit is not None and edit.changed:
+            self.done.append(edit)
+
+    def edits(self) -> list[RecentEdit]:
+        now = self.current()
+        return [*self.done, *([now] if now is not None and now.changed else [])]
+
+
+class EditHistory:
+    """Each open document's recent edits (per session, on the event loop)."""
+
+    def __init__(self, max_documents: int = MAX_DOCUMENTS):
+        self.max_documents = max_documents
+        self._docs: OrderedDict[str, _DocumentEdits] = OrderedDict()
+
+    def opened(self, uri: str, path: str, text: str) -> None:
+        """Start following ``uri``; edits it had before it was closed are kept."""
+        known = self._docs.get(uri)
+        if known is not None:
+            known.text, known.open = text, None
+            return
+        self._docs[uri] = _DocumentEdits(path, text)
+        while len(self._docs) > self.max_documents:
+            self._docs.popitem(last=False)
+
+    def changed(self, uri: str, span: tuple[int, int] | None, new_text: str) -> None:
+        """One content change of ``uri``: ``span`` of the text before it (None: the whole
+        text was replaced, which closes the edit in progress) became ``new_text``."""
+        doc = self._docs.get(uri)
+        if doc is None:
+            return
+        self._docs.move_to_end(uri)
+        if span is None:
+            doc.close()
+            doc.text = new_text
+        else:
+            doc.change(*span, new_text)
+
+    def last(self, uri: str) -> RecentEdit | None:
+        doc = self._docs.get(uri)
+        edits = doc.edits() if doc is not None else []
+        return edits[-1] if edits else None
+
+    def recent(self) -> tuple[RecentEdit, ...]:
+        """The edits of every followed document (those in progress too), most recent
+        last."""
+        every = [e for doc in self._docs.values() for e in doc.edits()]
+        return tuple(sorted(every, key=lambda e: e.seq))
+
+    def closed(self, uri: str) -> None:
+        """``uri`` was closed: its edits stay in the history, its text goes."""
+        doc = self._docs.get(uri)
+        if doc is not None:
+            doc.close()
+            doc.text = ""
