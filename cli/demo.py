@@ -1,6 +1,6 @@
 """``covey demo``: the README's main job, end to end on the embedded default model.
 
-Prepares the model, starts the engine, runs the three specialists on a sample file shipped
+Prepares the model, starts the engine, runs the four specialists on a sample file shipped
 with Covey, prints each result with its timing, then a quick eval and the usage summary.
 """
 
@@ -20,6 +20,7 @@ from covey_server.triggers import trigger_at
 from covey_specialists import base_model, engine
 from covey_specialists.cli import table_or_exit
 from covey_specialists.document import Document
+from covey_specialists.edit_history import RecentEdit
 from covey_specialists.tasks import Where
 from covey_specialists.tasks.common import EditError, unified_diff
 
@@ -43,8 +44,8 @@ def _line_of(doc: Document, needle: str) -> int:
 @click.option("--eval-limit", default=20, show_default=True,
               help="Tasks per suite in the closing quick eval (0 skips it).")
 def demo(eval_limit: int) -> None:
-    """Run the main job: model → engine → completion, docstring and refactor on a sample
-    file → quick eval → usage summary. The engine stays up (`covey engine down` stops it).
+    """Run the main job: model → engine → completion, docstring, refactor and next edit on
+    a sample file → quick eval → usage summary. The engine stays up (`covey engine down` stops it).
 
     Example:
 
@@ -75,7 +76,7 @@ def demo(eval_limit: int) -> None:
     try:
         sample = workdir / SAMPLE
         sample.write_text(resources.files("covey_server").joinpath("samples", SAMPLE).read_text())
-        timings = [_complete(sample), _doc(sample), _refactor(sample)]
+        timings = [_complete(sample), _doc(sample), _refactor(sample), _next_edit(sample)]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -126,6 +127,21 @@ def _refactor(sample: Path):
     return "refactor", served.call
 
 
+def _next_edit(sample: Path):
+    _step("6. Next edit: after renaming restock_list()'s `minimum` to `threshold`")
+    text = sample.read_text()
+    before = "def restock_list(items, minimum):\n"
+    after = before.replace("minimum", "threshold")
+    sample.write_text(text.replace(before, after, 1))
+    doc = read_document(str(sample))
+    line = _line_of(doc, after.strip())
+    edit = RecentEdit(SAMPLE, line, before, after)
+    served = serve("next-edit", doc, Where(offset=doc.offset_at(line, 0), edits=(edit,)))
+    _show_edit(doc, served)
+    sample.write_text(text)
+    return "next-edit", served.call
+
+
 def _show_edit(doc: Document, served) -> None:
     try:
         edit = served.edit()
@@ -152,5 +168,5 @@ def _quick_eval(limit: int) -> None:
     ctx = click.get_current_context()
     run = eval_group.get_command(ctx, "run")
     for suite in ("humaneval-sl", "stdlib-doc"):
-        _step(f"6. Quick eval on {suite}: specialist vs {against}, {limit} tasks")
+        _step(f"7. Quick eval on {suite}: specialist vs {against}, {limit} tasks")
         ctx.invoke(run, suite_name=suite, systems=("specialist", against), limit=limit)

@@ -17,10 +17,8 @@ deterministic for a given Python version (positions come from a hash, not a glob
 from __future__ import annotations
 
 import ast
-import dataclasses
 import functools
 import hashlib
-import random
 import textwrap
 from pathlib import Path
 
@@ -315,29 +313,3 @@ def behaviour_program(task: Task, new_code: str) -> str:
 def stdlib_file(rel: str) -> Path:
     return stdlib_root() / rel
 
-
-# ---------------------------------------------------------------- next edit
-
-NEXT_EDIT_PER_FILE = 4
-
-
-def next_edit_tasks() -> tuple[Task, ...]:
-    """Synthetic edit sequences in held-out modules (:mod:`next_edit_sequences`, as
-    training builds them from the training split), stratified by kind."""
-    from covey_specialists.tasks.next_edit_sequences import cases
-
-    out = []
-    for rel in heldout_files():
-        text = _source(rel)
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError):
-            continue
-        rng = random.Random(f"next-edit:{rel}")
-        for n, found in enumerate(cases(text, tree, rel, rng, NEXT_EDIT_PER_FILE)):
-            out.append(Task(
-                id=f"{rel}:{n}:{found.kind}", suite="next-edit", kind="next-edit",
-                stratum=found.kind, code=found.text, reference=found.expected,
-                meta={"path": rel, "cursor": found.cursor, "window": found.window,
-                      "edits": [dataclasses.asdict(e) for e in found.edits]}))
-    return tuple(out)

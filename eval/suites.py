@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from covey_eval import humaneval, stdlib
+from covey_eval import humaneval, next_edit, stdlib
 from covey_eval.tasks import Task
 
 
@@ -37,7 +37,12 @@ SUITES = {
         Suite("next-edit", "next-edit",
               "Next edits in held-out stdlib modules (synthetic: renames, call arguments, "
               "quotes, type hints, and negatives)",
-              stdlib.next_edit_tasks,
+              next_edit.synthetic,
+              "exact match of the window, delta-chrF, no-change precision and recall"),
+        Suite("next-edit-real", "next-edit",
+              "Next edits from the changes between released versions of 14 packages "
+              "(eval/data/next_edit_real_sources.json)",
+              next_edit.real,
               "exact match of the window, delta-chrF, no-change precision and recall"),
     )
 }

@@ -102,7 +102,7 @@ class NotifyingSink:
             close()
 
 
-NEXT_EDIT_PAUSE_S = 0.25
+NEXT_EDIT_PAUSE_S = 0.1
 """The server's wait before it asks for a next edit (the editor waits its own pause first);
 a newer request for the document supersedes it."""
 

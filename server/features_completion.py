@@ -46,6 +46,9 @@ async def suggest(ls, uri: str, position: types.Position, kind: str) -> Suggesti
         session.scheduler.cancel(queue)
         session.feedback.shown(uri, hit.call_id, offset, hit.text)
         return Suggestion(hit.text, hit.call_id, offset)
+    ahead = session.next_edits.insertion_at(uri, offset)
+    if ahead is not None:  # the next edit proposed is text at the cursor: show it here too
+        return Suggestion(*ahead, offset)
     trigger = trigger_at(doc, offset)
     if not trigger.call:
         log.debug("no completion at %s:%s: %s", position.line, position.character,

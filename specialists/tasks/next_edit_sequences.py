@@ -83,7 +83,7 @@ def case(seq: Sequence, lines: list[str], path: str, done: int) -> NextEditCase:
     after = _apply(now, [s for s in seq.steps[1 + done:] if first <= s[0] < last])
     window = "".join(line + "\n" for line in now[first:last])
     expected = "".join(line + "\n" for line in after[first:last])
-    kind = seq.kind if expected != window or seq.kind == "literal" else "done"
+    kind = seq.kind if expected != window or len(seq.steps) == 1 else "done"
     return NextEditCase(kind, path, "".join(line + "\n" for line in now), edits, cursor,
                         window, expected)
 

@@ -153,3 +153,28 @@ async def test_a_malformed_request_or_answer_gets_null_or_an_error_and_the_serve
             assert (await editor.ask()).newText.startswith("        out.append(p * size)")
         finally:
             await stop_client(client)
+
+
+async def test_a_next_edit_at_the_cursor_is_also_the_ghost_text_there():
+    with FakeOpenAI("unused") as fake:
+        fake.by_model[load_table().for_task(NEXT).served_name] = \
+            '4|    log("factor", factor, file=sys.stderr)'  # the window starts at line 2
+        client = await start_client({"engine": {"url": fake.url}, "specialists": {
+            NEXT: {"minShowLogprob": "-inf"}, "completion": {"minShowLogprob": "-inf"}}})
+        editor = Editor(client)
+        at = len('    log("scaled", len(out)')
+        editor.replace(4, at, at, ", file=sys.stderr")
+        found = await editor.ask(4, at)
+        assert (found.range.start.line, found.range.end.line) == (5, 6)
+        cursor = len('    log("factor", factor')
+        ghost = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(URI),
+            position=types.Position(5, cursor),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+        (item,) = ghost.items
+        assert item.insert_text == ", file=sys.stderr"
+        assert len(fake.completions()) == 1  # the next edit's call, not a completion's
+        editor.replace(5, cursor, cursor, item.insert_text)  # Tab on the ghost text
+        row = await outcome_row(client, found.callId)
+    assert (row["outcome"], row["accepted_chars"]) == ("accepted", len(found.newText))
