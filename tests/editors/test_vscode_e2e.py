@@ -134,3 +134,39 @@ def test_word_by_word_accepts_and_retention_reach_the_usage_log(code_server, vsi
     assert checks["dismissed"] is True
     assert [(r["outcome"], r["accepted_chars"]) for r in rows
             if r["outcome"] == "rejected"] == [("rejected", 0)], rows
+
+
+def test_a_next_edit_is_shown_and_applied_with_tab(code_server, vsix, tmp_path):
+    """Rename a parameter in VS Code: the server proposes its use (the engine is scripted:
+    it answers the numbered window line that holds the use), the extension shows it, Tab
+    applies it, and the usage log has the next-edit call as accepted."""
+    home = tmp_path / "covey-home"
+    home.mkdir()
+
+    def answer(body: dict) -> str:
+        prompt = body.get("prompt", "")
+        for line in prompt.splitlines():
+            number, _, text = line.partition("|")
+            if number.isdigit() and text == "    return math.pi * radius ** 2":
+                return f"{number}|    return math.pi * r ** 2"
+        return "<NO_CHANGE>"
+
+    from covey_specialists.table import load_table
+
+    name = load_table().for_task("next-edit").served_name
+    with FakeOpenAI("", by_model={name: answer}) as fake:
+        result = _drive(["--scenario", "next-edit", "--code-server", code_server, "--vsix", vsix,
+                         "--python", sys.executable, "--engine-url", fake.url],
+                        ARTIFACTS.with_name("vscode-e2e-next-edit"),
+                        {**os.environ, "COVEY_HOME": str(home), "COVEY_ENGINE_API_KEY": "k"})
+    checks = result["checks"]
+    assert checks["nextEditProposed"] == "    return math.pi * r ** 2\n"
+    assert checks["nextEditApplied"] is True
+    db = sqlite_utils.Database(home / "usage.db")
+    try:
+        row = db["suggestions"].get(checks["nextEditCallId"])
+        call = db["calls"].get(checks["nextEditCallId"])
+    finally:
+        db.close()
+    assert call["task"] == "next-edit"
+    assert (row["outcome"], row["accepted_chars"]) == ("accepted", len(checks["nextEditProposed"]))

@@ -14,7 +14,8 @@
 // key press to visible ghost text, each split into model, server and editor parts (see
 // latencyScenario). --scenario feedback accepts a scripted suggestion word by word and
 // another in full, then deletes it (the server's inferred outcomes land in the usage log,
-// which the Python side reads). Screenshots go to --artifacts.
+// which the Python side reads). --scenario next-edit renames a parameter, waits for the
+// next edit the server proposes, and applies it with Tab. Screenshots go to --artifacts.
 //
 //   node tests/editors/e2e_vscode/run.mjs --code-server BIN --vsix covey.vsix --python PY \
 //        --engine-url http://127.0.0.1:8733 [--artifacts artifacts/vscode-e2e] [--port 0]
@@ -59,8 +60,8 @@ for (const required of needed) {
     process.exit(2);
   }
 }
-if (!['editing', 'start-failure', 'engine-down', 'latency', 'feedback'].includes(opt.scenario)) {
-  console.error(`run.mjs: --scenario must be editing, start-failure, engine-down, latency or feedback, not ${opt.scenario}`);
+if (!['editing', 'start-failure', 'engine-down', 'latency', 'feedback', 'next-edit'].includes(opt.scenario)) {
+  console.error(`run.mjs: --scenario must be editing, start-failure, engine-down, latency, feedback or next-edit, not ${opt.scenario}`);
   process.exit(2);
 }
 
@@ -1019,9 +1020,56 @@ async function feedbackScenario(page, dirs, result) {
   await sleep(AFTER_DELETE_MS);  // past the next horizons
 }
 
+/** Non-null covey/nextEdit results in the LSP trace, in order. */
+function nextEditResults(text) {
+  const out = [];
+  const re = /Received response 'covey\/nextEdit - \((\d+)\)' in \d+ms\.\nResult: /g;
+  let m;
+  while ((m = re.exec(text))) {
+    const result = parseJsonAt(text, m.index + m[0].length);
+    if (result) out.push(result);
+  }
+  return out;
+}
+
+/** Rename circle_area's parameter `radius` to `r`; the server proposes the same in its body
+ * (a scripted engine), the decoration shows it, and Tab applies it. */
+async function nextEditScenario(page, dirs, result) {
+  await waitFor('the Covey status bar item to show a live engine', async () => {
+    const text = await statusText(page);
+    return /Engine: (up|remote)/.test(text) ? text : '';
+  });
+  const logFile = coveyLogFile(dirs);
+  check(logFile, 'no Covey output channel log file found');
+  await page.keyboard.press('Control+G');
+  await page.waitForSelector('.quick-input-widget input', { timeout: 20_000 });
+  await page.keyboard.type(String(CIRCLE_AREA_LINE + 1));
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('End');
+  await page.keyboard.press('ArrowLeft');
+  await page.keyboard.press('ArrowLeft');  // after `radius`, before `):`
+  for (let i = 0; i < 'radius'.length; i++) await page.keyboard.press('Backspace');
+  await page.keyboard.type('r', { delay: 40 });
+  const proposed = await waitFor('a next edit in the trace', async () =>
+    nextEditResults(fs.readFileSync(logFile, 'utf8')).at(-1));
+  log(`next edit proposed: ${JSON.stringify(proposed.newText)} (call ${proposed.callId})`);
+  result.checks.nextEditProposed = proposed.newText;
+  result.checks.nextEditCallId = proposed.callId;
+  await sleep(300);  // the decoration is drawn
+  await shot(page, 'next-edit-proposed');
+  await page.keyboard.press('Tab');
+  await waitFor('the next edit in the editor', async () =>
+    squash(await page.locator('.monaco-editor .view-lines').first().innerText())
+      .includes('return math.pi * r ** 2'), 20_000);
+  const text = await saveAndRead(page, dirs);
+  result.checks.nextEditApplied = text.includes('def circle_area(r):');
+  await shot(page, 'next-edit-applied');
+  await sleep(500);  // covey.accept and the outcome reach the server's log writer
+}
+
 const SCENARIOS = {
   editing: editingScenario, 'start-failure': startFailureScenario, 'engine-down': engineDownScenario,
-  latency: latencyScenario, feedback: feedbackScenario,
+  latency: latencyScenario, feedback: feedbackScenario, 'next-edit': nextEditScenario,
 };
 
 async function main() {
