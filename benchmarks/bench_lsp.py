@@ -4,8 +4,9 @@
    the server (inlineCompletion over stdio, debounce 0), interleaved so both see the same
    engine load: p50/p95 of each and their ratio. Target: the server adds ≤ 5 % at p50.
 2. Per keystroke on a 10,000-line file: apply the LSP change (text, line index, the edit
-   recorded on the syntax tree), then what a completion request does with it: bring the
-   tree up to date (incremental parse), decide the trigger, build the context.
+   recorded on the syntax tree, the edit history the next-edit specialist reads), then
+   what a completion request does with it: bring the tree up to date (incremental
+   parse), decide the trigger, build the context.
    Target: single-digit milliseconds.
 
     python benchmarks/bench_lsp.py -n 200 [--engine-url URL]
@@ -31,6 +32,7 @@ from pygls.lsp.client import LanguageClient
 from covey_server.triggers import trigger_at
 from covey_specialists.client import EngineClient
 from covey_specialists.document import Document, cursor_context
+from covey_specialists.edit_history import EditHistory
 from covey_specialists.table import load_table
 from covey_specialists.tasks import Where, completion
 from covey_specialists.tasks.completion import LINE_MAX_TOKENS
@@ -127,6 +129,8 @@ def bench_keystrokes(lines: int = 10_000, keystrokes: int = 1000) -> dict[str, l
     doc = Document("file:///bench/big.py", body, "python")
     budget = load_table().for_task("completion").max_prompt_chars
     rnd = random.Random(0)
+    history = EditHistory()
+    history.opened(doc.uri, "big.py", body)
     update, parse, context = [], [], []
     for _ in range(keystrokes):
         row = rnd.randrange(0, doc.line_count - 1, 4) + 1  # a "    value = ..." line
@@ -134,7 +138,8 @@ def bench_keystrokes(lines: int = 10_000, keystrokes: int = 1000) -> dict[str, l
         change = types.TextDocumentContentChangePartial(
             range=types.Range(types.Position(row, col), types.Position(row, col)), text="x")
         t0 = time.perf_counter()
-        doc.apply_change(change)
+        span = doc.apply_change(change)
+        history.changed(doc.uri, span, change.text)  # the next-edit history follows it
         t1 = time.perf_counter()
         offset = doc.offset_at(row, col + 1)
         doc.tree  # noqa: B018 - the incremental parse, timed on its own
@@ -146,7 +151,7 @@ def bench_keystrokes(lines: int = 10_000, keystrokes: int = 1000) -> dict[str, l
         parse.append((t2 - t1) * 1000)
         context.append((t3 - t2) * 1000)
     total = [u + p + c for u, p, c in zip(update, parse, context, strict=True)]
-    return {"apply LSP change": update, "incremental parse": parse,
+    return {"apply LSP change + edit history": update, "incremental parse": parse,
             "trigger + context": context, "keystroke total": total,
             "_lines": [float(doc.line_count)]}
 

@@ -23,11 +23,11 @@ HELD_OUT_PACKAGES = tuple(s["package"] for s in json.loads(REAL_SOURCES.read_tex
 
 
 def _task(suite: str, task_id: str, stratum: str, code: str, reference: str, path: str,
-          cursor: int, edits: list[dict]) -> Task:
+          cursor: int, edits: list[dict], **meta) -> Task:
     _, window = window_of(code, code.count("\n", 0, cursor))
     return Task(id=task_id, suite=suite, kind="next-edit", stratum=stratum, code=code,
                 reference=reference, meta={"path": path, "cursor": cursor, "window": window,
-                                           "edits": edits})
+                                           "edits": edits, **meta})
 
 
 def synthetic() -> tuple[Task, ...]:
@@ -50,11 +50,12 @@ def synthetic() -> tuple[Task, ...]:
 
 def real() -> tuple[Task, ...]:
     """Real changes between released versions (eval/data/next_edit_real_sources.json names
-    the packages, versions and licences); stratified by package and kind."""
+    the packages, versions and licences); stratified by kind: ``real`` (edits due) and
+    ``real-lone`` (a lone change: nothing due)."""
     out = []
     for line in REAL.read_text().splitlines():
         row = json.loads(line)
-        out.append(_task("next-edit-real", row["id"], f"{row['package']}:{row['kind']}",
-                         row["code"], row["reference"], row["path"], row["cursor"],
-                         row["edits"]))
+        out.append(_task("next-edit-real", row["id"], row["kind"], row["code"],
+                         row["reference"], row["path"], row["cursor"], row["edits"],
+                         package=row["package"]))
     return tuple(out)

@@ -8,7 +8,9 @@ from covey_eval.summary import QUALITY, STRATUM_AXES, headline_metric, stratum_a
 
 SHORT = {"pass@1": "pass@1", "success": "success", "behaviour_preserved": "behaviour",
          "exact_match": "EM",
-         "edit_similarity": "edit sim", "rouge_l": "ROUGE-L", "bleu": "BLEU",
+         "edit_similarity": "edit sim", "delta_chrf": "Δ-chrF",
+         "no_change_precision": "no-change prec.", "no_change_recall": "no-change recall",
+         "rouge_l": "ROUGE-L", "bleu": "BLEU",
          "parses": "parses", "params_documented": "params doc'd",
          "instruction_satisfied": "instr. ok", "diff_lines": "diff lines",
          "shown": "shown", "precision": "precision", "right_per_hole": "right/hole"}

@@ -16,6 +16,7 @@ from covey_usage.cost import Prices, load_prices
 from covey_usage.sessions import fully_loaded_total, uptime_cost
 
 QUALITY = ("pass@1", "success", "behaviour_preserved", "exact_match", "edit_similarity",
+           "delta_chrf", "no_change_precision", "no_change_recall",
            "rouge_l", "bleu", "parses", "params_documented", "instruction_satisfied",
            "diff_lines", "shown", "precision", "right_per_hole")
 """Scored over every answer, but the last three: what the editor shows (``shown``: the

@@ -324,7 +324,7 @@ def build_server() -> CoveyServer:
             session.cache.forget(queue)
         session.feedback.closed(params.text_document.uri)
         session.next_edits.closed(params.text_document.uri)
-        session.next_edit_scheduler.cancel(f"next-edit:{params.text_document.uri}")
+        session.next_edit_scheduler.cancel(features_next_edit.key(params.text_document.uri))
         session.edits.closed(params.text_document.uri)
         session.store.close(params.text_document.uri)
         session.workspace.closed(params.text_document.uri)

@@ -26,6 +26,11 @@ log = logging.getLogger("covey.next_edit")
 _converter = get_converter()
 
 
+def key(uri: str) -> str:
+    """Scheduler key: one latest-wins queue of next-edit requests per document."""
+    return f"next-edit:{uri}"
+
+
 def _position(params) -> tuple[str, int, int]:
     get = (lambda o, k: o.get(k)) if isinstance(params, dict) else getattr
     try:
@@ -50,7 +55,7 @@ async def next_edit(ls, uri: str, line: int, character: int) -> dict | None:
         return None  # plain typing, or nothing edited yet
     # the window is the one around the last edit (the cursor is usually in it)
     offset = doc.offset_at(last.line, 0)
-    queue = f"next-edit:{uri}"
+    queue = key(uri)
     version = doc.version
 
     def still_current() -> bool:

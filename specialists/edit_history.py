@@ -52,24 +52,13 @@ def implies_more(edit: RecentEdit) -> bool:
     return not edit.after.startswith(edit.before.rstrip("\n"))
 
 
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
-    return starts
-
-
-def _lines(text: str, first: int, last: int) -> str:
-    """Lines ``first`` to ``last`` (0-based, exclusive) of ``text``, newlines kept."""
-    return "".join(text.splitlines(keepends=True)[first:last])
-
-
 @dataclass
 class _Open:
-    """The edit in progress in a document: lines ``first``..``last`` (exclusive) of its
-    current text, which were ``before``."""
+    """The edit in progress in a document: the whole lines at ``start``..``end`` (offsets
+    in its current text), which were ``before``."""
 
-    first: int
-    last: int
+    start: int
+    end: int
     before: str
     seq: int
 
@@ -82,36 +71,34 @@ class _DocumentEdits:
         self.done: deque[RecentEdit] = deque(maxlen=MAX_EDITS_PER_DOCUMENT)
 
     def change(self, start: int, end: int, new_text: str) -> None:
-        """``text[start:end]`` (offsets before the change) became ``new_text``."""
+        """``text[start:end]`` (offsets before the change) became ``new_text``. Offsets and
+        ``str.find``, never a split of the whole text: this runs on every keystroke."""
         old = self.text
         start, end = max(0, min(start, end, len(old))), max(0, min(max(start, end), len(old)))
-        first = old.count("\n", 0, start)
-        last = first + old.count("\n", start, end) + 1  # exclusive, in the old text
+        first = old.rfind("\n", 0, start) + 1
+        newline = old.find("\n", end)
+        last = len(old) if newline < 0 else newline + 1  # the whole lines it touches
         block = self.open
-        if block is not None and first < block.last and last > block.first:
+        if block is not None and first < block.end and last > block.start:
             # within the lines of the edit in progress: it grows by the unchanged lines it
             # now covers, which are still as they were
-            grown_before = (_lines(old, min(first, block.first), block.first) + block.before
-                            + _lines(old, block.last, max(last, block.last)))
-            first, last = min(first, block.first), max(last, block.last)
-            block.before = grown_before
+            block.before = old[first:block.start] + block.before + old[block.end:last]
+            block.start, block.end = min(first, block.start), max(last, block.end)
         else:
             self.close()
-            block = self.open = _Open(first, last, _lines(old, first, last), next(_sequence))
+            block = self.open = _Open(first, last, old[first:last], next(_sequence))
         self.text = old[:start] + new_text + old[end:]
-        block.last = last + new_text.count("\n") - old.count("\n", start, end)
+        block.end += len(new_text) - (end - start)
         block.seq = next(_sequence)
         if len(block.before) > MAX_EDIT_CHARS:
             self.open = None  # a paste or a reformat: nothing to carry on
 
     def current(self) -> RecentEdit | None:
         block = self.open
-        if block is None:
+        if block is None or block.end - block.start > MAX_EDIT_CHARS:
             return None
-        after = _lines(self.text, block.first, block.last)
-        if len(after) > MAX_EDIT_CHARS:
-            return None
-        return RecentEdit(self.path, block.first, block.before, after, block.seq)
+        return RecentEdit(self.path, self.text.count("\n", 0, block.start), block.before,
+                          self.text[block.start:block.end], block.seq)
 
     def close(self) -> None:
         edit = self.current()

@@ -31,5 +31,6 @@ def test_the_real_suite_names_its_sources_and_their_packages_are_never_trained_o
         assert source["licence"] and source["tasks"] > 0
         assert (suites.REAL.parent / "licences" / f"{source['package']}.txt").read_text()
         assert source["package"] in DEFAULT_EXCLUDE
-    strata = {t.stratum.split(":")[0] for t in load("next-edit-real")}
-    assert strata == set(suites.HELD_OUT_PACKAGES)
+    tasks = load("next-edit-real")
+    assert {t.meta["package"] for t in tasks} == set(suites.HELD_OUT_PACKAGES)
+    assert {t.stratum for t in tasks} == {"real", "real-lone"}
