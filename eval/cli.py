@@ -424,14 +424,19 @@ def report_command(run_ref: str, output: str) -> None:
 @eval_group.command("compare")
 @click.argument("run_a")
 @click.argument("run_b")
+@click.option("--systems", nargs=2, default=None, metavar="A B",
+              help="Pair system A of RUN_A with system B of RUN_B (e.g. base specialist, "
+                   "with the same run twice) instead of each system with itself.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
-def compare_command(run_a: str, run_b: str, as_json: bool) -> None:
+def compare_command(run_a: str, run_b: str, systems: tuple[str, str] | None,
+                    as_json: bool) -> None:
     """Show B − A per system and metric on the tasks both runs share, with paired intervals.
     Each run is an id, a unique prefix of one, or 'last'.
 
     Example:
 
         covey eval compare 019a3c 019a4f
+        covey eval compare last last --systems base specialist
     """
     from covey_eval.compare import compare
 
@@ -439,7 +444,7 @@ def compare_command(run_a: str, run_b: str, as_json: bool) -> None:
         a, b = store.load_run(run_a), store.load_run(run_b)
     except store.RunNotFound as exc:
         raise click.ClickException(str(exc)) from None
-    comparison = compare(a, b)
+    comparison = compare(a, b, systems=systems)
     if not comparison["rows"]:
         raise click.ClickException("the runs share no system and task to compare")
     if as_json:

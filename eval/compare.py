@@ -6,12 +6,18 @@ from covey_eval import metrics
 from covey_eval.summary import QUALITY
 
 
-def compare(a: dict, b: dict, *, seed: int = 0) -> dict:
+def compare(a: dict, b: dict, *, seed: int = 0,
+            systems: tuple[str, str] | None = None) -> dict:
+    """B − A per system present in both runs; with ``systems`` (A's, B's), those two
+    systems paired instead (``specialist`` against ``base`` in one run, say), named
+    ``"B − A"``."""
     rows = []
     shared_tasks: set[str] = set()
-    for system in [s for s in a["summary"] if s in b["summary"]]:
-        a_rows = {r["task"]: r for r in a["rows"] if r["system"] == system}
-        b_rows = {r["task"]: r for r in b["rows"] if r["system"] == system}
+    pairs = [systems] if systems else [(s, s) for s in a["summary"] if s in b["summary"]]
+    for system_a, system_b in pairs:
+        system = system_a if system_a == system_b else f"{system_b} − {system_a}"
+        a_rows = {r["task"]: r for r in a["rows"] if r["system"] == system_a}
+        b_rows = {r["task"]: r for r in b["rows"] if r["system"] == system_b}
         shared = sorted(set(a_rows) & set(b_rows))
         shared_tasks.update(shared)
         for name in QUALITY:

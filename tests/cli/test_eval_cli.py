@@ -57,6 +57,22 @@ def test_small_runs_report_and_compare(covey_home, tmp_path):
     assert "difference" in table.output and "higher" not in table.output
 
 
+def test_two_systems_of_one_run_compare_paired_on_the_next_edit_suite(covey_home):
+    result = covey("run", "--suite", "next-edit", "--system", "oracle", "--system", "empty",
+                   "--limit", "30", "--seed", "3", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)["summary"]
+    due = 1 - summary["empty"]["metrics"]["exact_match"]["mean"]  # saying nothing is right
+    assert 0 < due < 1  # on the negatives only
+    assert summary["oracle"]["metrics"]["delta_chrf"]["mean"] == 1.0
+    assert summary["empty"]["metrics"]["no_change_recall"]["mean"] == 1.0
+    result = covey("compare", "last", "last", "--systems", "empty", "oracle", "--json")
+    rows = {r["metric"]: r for r in json.loads(result.output)["rows"]}
+    assert rows["exact_match"]["system"] == "oracle − empty"
+    assert rows["exact_match"]["diff"] == pytest.approx(due)
+    assert rows["exact_match"]["lo"] > 0
+
+
 def test_refactor_suite_oracle_preserves_behaviour(covey_home):
     result = covey("run", "--suite", "stdlib-refactor", "--system", "oracle", "--limit", "6",
                    "--json")
