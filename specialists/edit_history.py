@@ -146,10 +146,11 @@ class EditHistory:
         edits = doc.edits() if doc is not None else []
         return edits[-1] if edits else None
 
-    def recent(self) -> tuple[RecentEdit, ...]:
-        """The edits of every followed document (those in progress too), most recent
-        last."""
-        every = [e for doc in self._docs.values() for e in doc.edits()]
+    def recent(self, uri: str | None = None) -> tuple[RecentEdit, ...]:
+        """The edits (those in progress too), most recent last: of ``uri`` only, else of
+        every followed document."""
+        docs = [self._docs[uri]] if uri in self._docs else [] if uri else self._docs.values()
+        every = [e for doc in docs for e in doc.edits()]
         return tuple(sorted(every, key=lambda e: e.seq))
 
     def closed(self, uri: str) -> None:

@@ -81,7 +81,8 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 
 since_option = click.option("--since", metavar="WHEN",
                             help="Only calls since a duration ago (30m, 12h, 7d) or a UTC date.")
-task_option = click.option("--task", help="Only calls for this task (completion, doc, refactor, next-edit).")
+task_option = click.option("--task", help="Only calls for this task (completion, doc, refactor, "
+                                          "next-edit).")
 client_option = click.option("--client", help="Only calls from this client (editor, eval, cli).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 

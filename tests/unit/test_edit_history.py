@@ -60,6 +60,7 @@ def test_edits_of_other_documents_come_in_order_and_an_undone_edit_is_dropped():
     assert [e.path for e in history.recent()] == ["a.py", "b.py"]
     history.closed("file:///a.py")  # its edits outlive it
     assert [e.path for e in history.recent()] == ["a.py", "b.py"]
+    assert [e.path for e in history.recent("file:///b.py")] == ["b.py"]  # what is sent
 
 
 def test_a_paste_over_the_limit_is_not_kept_and_the_whole_text_replaced_closes_the_edit():
