@@ -8,6 +8,7 @@ import sys
 import tempfile
 import typing
 
+import sqlite_utils
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
@@ -90,6 +91,17 @@ async def start_client(init_options: dict, env: dict | None = None,
 async def stop_client(client: LanguageClient) -> None:
     await client.shutdown_session()
     await client.stop()
+
+
+async def suggestion_row(client: LanguageClient, call_id: str) -> dict:
+    """The usage log's ``suggestions`` row of a call, read after stopping the client (the
+    session's log is flushed when it shuts down)."""
+    await stop_client(client)
+    db = sqlite_utils.Database(os.path.join(client.covey_home, "usage.db"))
+    try:
+        return db["suggestions"].get(call_id)
+    finally:
+        db.close()
 
 
 def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python",

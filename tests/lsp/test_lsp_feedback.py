@@ -6,11 +6,16 @@ is a scripted fake, so the suggestion is known; the outcome is read from the usa
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import sqlite_utils
 from helpers.fake_openai import FakeOpenAI, Scripted
-from helpers.lsp_client import PY_SOURCE, end_of, inline_params, open_doc, start_client, stop_client
+from helpers.lsp_client import (
+    PY_SOURCE,
+    end_of,
+    inline_params,
+    open_doc,
+    start_client,
+    suggestion_row,
+)
 from lsprotocol import types
 
 ANSWER = ["fib", "onacci(n - 1)", " + fibonacci(n - 2)"]
@@ -46,15 +51,6 @@ class Editor:
 
     def type(self, text: str) -> None:
         self.change(self.char, self.char, text)
-
-
-async def suggestion_row(client, call_id: str) -> dict:
-    await stop_client(client)  # its usage log is flushed when the session shuts down
-    db = sqlite_utils.Database(Path(client.covey_home) / "usage.db")
-    try:
-        return db["suggestions"].get(call_id)
-    finally:
-        db.close()
 
 
 async def served(fake, horizons: list[float] | None = None):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 from helpers.fake_openai import FakeOpenAI
-from helpers.lsp_client import open_doc, start_client, stop_client
+from helpers.lsp_client import open_doc, start_client, stop_client, suggestion_row
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
@@ -63,15 +63,6 @@ async def session(fake):
     return client, Editor(client)
 
 
-async def outcome_row(client, call_id: str) -> dict:
-    await stop_client(client)  # the usage log is flushed when the session shuts down
-    db = sqlite_utils.Database(Path(client.covey_home) / "usage.db")
-    try:
-        return db["suggestions"].get(call_id)
-    finally:
-        db.close()
-
-
 async def test_a_renamed_parameter_gets_its_other_uses_proposed_and_the_accept_is_logged():
     with FakeOpenAI("unused") as fake:
         client, editor = await session(fake)
@@ -101,7 +92,7 @@ async def test_a_renamed_parameter_gets_its_other_uses_proposed_and_the_accept_i
                 text=found.newText)]))
         await client.workspace_execute_command_async(types.ExecuteCommandParams(
             command="covey.accept", arguments=[found.callId]))
-        row = await outcome_row(client, found.callId)
+        row = await suggestion_row(client, found.callId)
     assert (row["outcome"], row["accepted_chars"]) == ("accepted", len(found.newText))
 
 
@@ -176,5 +167,5 @@ async def test_a_next_edit_at_the_cursor_is_also_the_ghost_text_there():
         assert item.insert_text == ", file=sys.stderr"
         assert len(fake.completions()) == 1  # the next edit's call, not a completion's
         editor.replace(5, cursor, cursor, item.insert_text)  # Tab on the ghost text
-        row = await outcome_row(client, found.callId)
+        row = await suggestion_row(client, found.callId)
     assert (row["outcome"], row["accepted_chars"]) == ("accepted", len(found.newText))
