@@ -144,7 +144,7 @@ def test_an_adapter_trained_on_another_base_is_refused_with_the_base_it_was_trai
     (covey_home / "specialists.toml").write_text("".join(
         f'[specialists.{task}]\nbase = "mine"\nadapter = "{adapter}"\n'
         for task, adapter in (("completion", "builtin:completion"), ("doc", ""),
-                              ("refactor", ""))))
+                              ("refactor", ""), ("next-edit", ""))))
     spec = load_table().for_task("completion")
     with pytest.raises(engine.EngineError) as refused:
         engine.resolve_adapter(spec)
