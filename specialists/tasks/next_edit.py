@@ -241,7 +241,7 @@ def plan(doc: Document, where: Where, spec, *, fair_base: bool = False,
     first, window = window_of(doc.text, line)
     start = doc.offset_at(first, 0)
     end = start + len(window)
-    path = workspace.key if workspace is not None else doc.uri.rsplit("/", 1)[-1]
+    path = (workspace.key if workspace is not None else None) or doc.uri.rsplit("/", 1)[-1]
     budget = min(HISTORY_CHARS, spec.max_prompt_chars)
     prompt = next_edit_prompt(tuple(where.edits), path, window, first, line, budget)
     return NextEditPlan(prompt, doc, start, end, window)

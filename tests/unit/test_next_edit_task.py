@@ -5,6 +5,7 @@ import pytest
 
 from covey_specialists.document import Document
 from covey_specialists.edit_history import RecentEdit
+from covey_specialists.repo_context import Workspace
 from covey_specialists.table import load_table
 from covey_specialists.tasks import next_edit as ne
 from covey_specialists.tasks.common import EditError
@@ -36,6 +37,8 @@ def test_the_prompt_holds_the_edit_and_the_numbered_window():
     assert plan.window == doc.text[plan.start:plan.end]
     with pytest.raises(EditError, match="no recent edit"):
         ne.plan(doc, Where(offset=0), spec())
+    outside = ne.plan(doc, Where(offset=0, edits=(RENAME,)), spec(), workspace=Workspace())
+    assert "File m.py, lines 1-" in outside.prompt.text  # a file in no workspace root
 
 
 def test_history_keeps_the_latest_edits_within_its_budget():
