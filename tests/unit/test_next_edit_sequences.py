@@ -89,3 +89,15 @@ def test_a_file_gives_per_file_cases_spread_over_the_kinds():
         for c in found:
             assert c.text.splitlines()[c.cursor_line] + "\n" == c.edits[-1].after
     assert kinds == {"rename", "call-args", "quotes", "type-hint", "literal", "done"}
+
+
+def test_training_keeps_every_edit_due_and_a_quarter_of_the_set_negative():
+    from covey_training.data_next_edit import balance
+    from covey_training.examples import Example
+
+    kinds = ["rename"] * 30 + ["done"] * 40 + ["literal"] * 20
+    examples = [Example("next-edit", "p", "t", f"s{i}", {"kind": k}) for i, k in enumerate(kinds)]
+    kept, mix = balance(examples, random.Random(0))
+    assert sum(ex.meta["kind"] == "rename" for ex in kept) == 30
+    assert len(kept) == 40  # 10 negatives: a quarter
+    assert mix["rename"] == [30, 30] and mix["done"][0] + mix["literal"][0] == 60

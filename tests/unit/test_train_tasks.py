@@ -22,5 +22,6 @@ def test_an_unknown_task_is_refused_naming_the_registered_ones():
         dataset.build_dataset("lint", [])
 
 
-def test_refactor_alone_is_rebalanced():
-    assert [n for n in NAMES if hasattr(dataset.data_module(n), "balance")] == ["refactor"]
+def test_refactor_and_next_edit_alone_are_rebalanced():
+    assert [n for n in NAMES if hasattr(dataset.data_module(n), "balance")] == [
+        "refactor", "next-edit"]
