@@ -10,7 +10,7 @@ import json
 import random
 from pathlib import Path
 
-from covey_eval.stdlib import _source, heldout_files
+from covey_eval.stdlib import heldout_files, source_text
 from covey_eval.tasks import Task
 from covey_specialists.tasks.next_edit import window_of
 from covey_specialists.tasks.next_edit_sequences import cases
@@ -35,7 +35,7 @@ def synthetic() -> tuple[Task, ...]:
     training builds them from the training split; stratified by kind."""
     out = []
     for rel in heldout_files():
-        text = _source(rel)
+        text = source_text(rel)
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError):

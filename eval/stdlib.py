@@ -59,7 +59,7 @@ def heldout_files() -> tuple[str, ...]:
 
 
 @functools.cache
-def _source(rel: str) -> str:
+def source_text(rel: str) -> str:
     return (stdlib_root() / rel).read_text(encoding="utf-8")
 
 
@@ -67,7 +67,7 @@ def _source(rel: str) -> str:
 def _functions(rel: str) -> tuple[tuple[str, ast.FunctionDef], ...]:
     """(qualname, node) for every function and method in the file."""
     try:
-        tree = ast.parse(_source(rel))
+        tree = ast.parse(source_text(rel))
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return ()
     return tuple(_walk_functions(tree))
@@ -106,7 +106,7 @@ def _module_name(rel: str) -> str:
 def fim_tasks() -> tuple[Task, ...]:
     out = []
     for rel in heldout_files():
-        out.extend(fim_tasks_in(rel, _source(rel), "stdlib-fim", rel.split("/")[0]))
+        out.extend(fim_tasks_in(rel, source_text(rel), "stdlib-fim", rel.split("/")[0]))
     return tuple(out)
 
 
@@ -169,7 +169,7 @@ def _fim_task(suite: str, stratum: str, rel: str, qualname: str, text: str,
 def doc_tasks() -> tuple[Task, ...]:
     out = []
     for rel in heldout_files():
-        text = _source(rel)
+        text = source_text(rel)
         for qualname, fn in _functions(rel):
             doc = ast.get_docstring(fn)
             if not doc or len(doc) < 20 or len(fn.body) < 2:
@@ -254,7 +254,7 @@ def refactor_tasks() -> tuple[Task, ...]:
         test_module = _test_module(rel)
         if test_module is None:
             continue
-        text = _source(rel)
+        text = source_text(rel)
         for qualname, fn in _functions(rel):
             size = fn.end_lineno - fn.lineno + 1
             if not 5 <= size <= 40 or qualname.count(".") > 1 or _calls_super(fn):

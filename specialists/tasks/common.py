@@ -94,6 +94,12 @@ def chat_baseline_request(system: str, spec, prompt: Prompt, api: str) -> Baseli
     return BaselineRequest(None, prompt.text, spec.max_tokens, list(spec.stop) or None)
 
 
+def changed_diff_lines(before: list[str], after: list[str]) -> list[str]:
+    """The lines a unified diff removes (``-``) and adds (``+``), without its headers."""
+    diff = difflib.unified_diff(before, after, lineterm="", n=0)
+    return [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+
+
 def strip_markers(text: str) -> str:
     for marker in ALL_MARKERS:
         text = text.replace(marker, "")

@@ -34,6 +34,7 @@ from covey_specialists.tasks.common import (
     Prompt,
     Run,
     TrainingExample,
+    changed_diff_lines,
     chat_baseline_request,
     chatml,
     check_parses,
@@ -260,17 +261,12 @@ def problem(plan: NextEditPlan, raw: str) -> str | None:
     """Why an answer is unusable (routing's check): what :func:`finish` refuses, except
     "no change", which is an answer."""
     try:
-        finish(plan, raw)
+        rewritten = rewrite(plan.window, raw)
+        if rewritten != plan.window:
+            check_parses(plan.doc, Edit(plan.start, plan.end, rewritten))
     except EditError as exc:
-        return None if rewrite_is_unchanged(plan, raw) else str(exc)
+        return str(exc)
     return None
-
-
-def rewrite_is_unchanged(plan: NextEditPlan, raw: str) -> bool:
-    try:
-        return rewrite(plan.window, raw) == plan.window
-    except EditError:
-        return False
 
 
 def label(plan: NextEditPlan) -> str:
@@ -323,9 +319,7 @@ def delta_chrf(window: str, predicted: str, reference: str) -> float:
     """Zed's delta-chrF: chrF of the change (the lines removed and added) the prediction
     makes against the one the reference makes; 1.0 when both make none."""
     def change(new: str) -> str:
-        diff = difflib.unified_diff(lines_of(window), lines_of(new), lineterm="", n=0)
-        return "\n".join(line for line in diff
-                         if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+        return "\n".join(changed_diff_lines(lines_of(window), lines_of(new)))
 
     want, got = change(reference), change(predicted)
     if not want and not got:

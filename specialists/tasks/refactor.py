@@ -10,7 +10,6 @@ prompt too); the baseline LLM gets the same turn as chat messages, or the same t
 from __future__ import annotations
 
 import ast
-import difflib
 import textwrap
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from covey_specialists.tasks.common import (
     Prompt,
     Run,
     TrainingExample,
+    changed_diff_lines,
     chat_baseline_request,
     chatml,
     check_parses,
@@ -313,8 +313,7 @@ def instruction_satisfied(key: str, before: ast.Module, after: ast.Module) -> bo
 
 
 def diff_lines(before: str, after: str) -> int:
-    diff = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-    return sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+    return len(changed_diff_lines(before.splitlines(), after.splitlines()))
 
 
 def scores(task, answer: str) -> dict:
